@@ -1,0 +1,94 @@
+//! Errors about a user's repository, shown like a compiler's: `file:line:col: message`, the
+//! source line, a caret, and notes.
+
+use std::fmt::Write as _;
+
+use crate::snapshot::Snapshot;
+
+/// A place in a repository file; lines and columns count from 1.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// One problem with the user's input.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub message: String,
+    pub location: Option<Location>,
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            location: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, location: Option<Location>) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// `file:line:col: message`, then the source line with a caret under the column, then notes.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let mut out = String::new();
+        let Some(at) = &self.location else {
+            out.push_str(&self.message);
+            self.render_notes(&mut out, "");
+            return out;
+        };
+        let _ = write!(out, "{}:{}:{}: {}", snapshot.display_path(&at.file), at.line, at.column, self.message);
+        let line = snapshot
+            .text(&at.file)
+            .and_then(|text| text.lines().nth(at.line.saturating_sub(1) as usize));
+        let gutter = " ".repeat(at.line.to_string().len());
+        if let Some(line) = line {
+            let pad: String = line
+                .chars()
+                .take(at.column.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let _ = write!(out, "\n{gutter} |\n{} | {line}\n{gutter} | {pad}^", at.line);
+        }
+        self.render_notes(&mut out, &gutter);
+        out
+    }
+
+    fn render_notes(&self, out: &mut String, gutter: &str) {
+        for note in &self.notes {
+            let _ = write!(out, "\n{gutter} = note: {note}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_line_and_a_caret() {
+        let snapshot = Snapshot::from_files("repo", [(
+            "environments/production.ncl".to_owned(),
+            "{\n  apps.web.replicas = \"three\",\n}\n".to_owned(),
+        )]);
+        let diagnostic = Diagnostic {
+            message: "replicas: expected Number".to_owned(),
+            location: Some(Location {
+                file: "environments/production.ncl".to_owned(),
+                line: 2,
+                column: 23,
+            }),
+            notes: vec!["a hint".to_owned()],
+        };
+        assert_eq!(
+            diagnostic.render(&snapshot),
+            "repo/environments/production.ncl:2:23: replicas: expected Number\n  |\n2 |   apps.web.replicas = \"three\",\n  |                       ^\n  = note: a hint"
+        );
+    }
+}

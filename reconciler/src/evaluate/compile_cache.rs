@@ -1,0 +1,56 @@
+//! Compiled components on disk, keyed by the engine's compatibility hash and the component bytes,
+//! so that only the first run of a given spindle build pays for compilation.
+
+use std::{
+    fs,
+    hash::{Hash, Hasher},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, component::Component};
+
+/// Loads the compiled form of `wasm` from `dir`, or compiles it and stores it there.
+/// Without a `dir` (or when the cache cannot be written) it just compiles.
+pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Result<Component> {
+    let Some(dir) = dir else {
+        return Ok(Component::new(engine, wasm)?);
+    };
+    let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+    if path.exists() {
+        // SAFETY: the file was written by `Engine::precompile_component` of an engine with the
+        // same compatibility hash (it is in the file name) into spindle's own cache directory.
+        #[allow(unsafe_code)]
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok(component),
+            Err(err) => tracing::warn!(path = %path.display(), "ignoring unusable compiled component: {err:#}"),
+        }
+    }
+    let compiled = engine.precompile_component(wasm)?;
+    if let Err(err) = store(dir, &path, &compiled) {
+        tracing::warn!(path = %path.display(), "could not cache the compiled component: {err:#}");
+    }
+    // SAFETY: these bytes were produced just now by `precompile_component` of this engine.
+    #[allow(unsafe_code)]
+    unsafe {
+        Ok(Component::deserialize(engine, &compiled)?)
+    }
+}
+
+fn key(engine: &Engine, wasm: &[u8]) -> String {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    let mut digest = Sha256::new();
+    digest.update(engine_hash.finish().to_le_bytes());
+    digest.update(wasm);
+    hex::encode(&digest.finalize()[..16])
+}
+
+fn store(dir: &Path, path: &PathBuf, compiled: &[u8]) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&temp, compiled)?;
+    fs::rename(&temp, path)?;
+    Ok(())
+}

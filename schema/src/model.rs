@@ -1,0 +1,331 @@
+//! The spec types. Field names are camelCase, as in Kubernetes; unknown fields are errors.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Everything one environment of a repository declares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Platform {
+    /// Spin apps, keyed by name (a DNS-1123 label).
+    #[serde(default)]
+    pub apps: BTreeMap<String, App>,
+    /// Node runtimes (containerd shims), keyed by name.
+    #[serde(default)]
+    pub runtimes: BTreeMap<String, Runtime>,
+}
+
+/// A Spin app.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct App {
+    /// Namespace the app's objects go to.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// OCI reference of the app's Spin artifact: what a cluster runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Path of the app's `spin.toml`, relative to the repository: what `spindle up` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Fixed number of pods; ignored when `autoscaling` is set.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// Spin variables, by Spin variable name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, Variable>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_config: Option<RuntimeConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Run only these components of the app (Spin's selective deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<String>>,
+    /// Expose the app through an Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<HttpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<HttpCheck>,
+    /// The node runtime that runs the app; may be left out when the environment has exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// A Kubernetes affinity, passed through as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// Memory limit of one component instance, in bytes (SpinKube's `SPIN_MAX_INSTANCE_MEMORY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_memory_limit: Option<u64>,
+    /// The port the app listens on inside the pod.
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+fn default_port() -> u16 {
+    80
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Autoscaling {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    /// Average CPU utilisation to aim for, in percent of the request.
+    #[serde(default = "default_cpu_target")]
+    pub target_cpu_utilization: u32,
+}
+
+fn default_cpu_target() -> u32 {
+    80
+}
+
+/// A Spin variable's value: a literal, or a key of a Secret or ConfigMap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Variable {
+    Value(String),
+    From(VariableFrom),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum VariableFrom {
+    SecretKeyRef(KeyRef),
+    ConfigMapKeyRef(KeyRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+impl Variable {
+    /// The Secret or ConfigMap key this variable reads, if it is not a literal.
+    pub fn key_ref(&self) -> Option<(&'static str, &KeyRef)> {
+        match self {
+            Variable::Value(_) => None,
+            Variable::From(VariableFrom::SecretKeyRef(r)) => Some(("Secret", r)),
+            Variable::From(VariableFrom::ConfigMapKeyRef(r)) => Some(("ConfigMap", r)),
+        }
+    }
+}
+
+/// Backing stores of the app's key-value stores and SQLite databases (Spin's runtime config).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeConfig {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub key_value_stores: BTreeMap<String, KeyValueStore>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sqlite_databases: BTreeMap<String, SqliteDatabase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum KeyValueStore {
+    /// A SQLite file (Spin's default store), at `path` inside the pod or in memory when absent.
+    Spin {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+    Redis {
+        url: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum SqliteDatabase {
+    Spin {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+    Libsql {
+        url: String,
+        token: String,
+    },
+}
+
+/// Kubernetes resource quantities, as strings (`"100m"`, `"128Mi"`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ingress {
+    pub host: String,
+    #[serde(default = "default_ingress_path")]
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Secret holding the TLS certificate for `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
+}
+
+fn default_ingress_path() -> String {
+    "/".to_owned()
+}
+
+/// An HTTP GET check of the app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpCheck {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Toleration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+/// Extra labels and annotations for the objects an app becomes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "ObjectMetadata::is_empty")]
+    pub deployment: ObjectMetadata,
+    #[serde(default, skip_serializing_if = "ObjectMetadata::is_empty")]
+    pub pod: ObjectMetadata,
+    #[serde(default, skip_serializing_if = "ObjectMetadata::is_empty")]
+    pub service: ObjectMetadata,
+}
+
+impl Metadata {
+    pub fn is_empty(&self) -> bool {
+        self.deployment.is_empty() && self.pod.is_empty() && self.service.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ObjectMetadata {
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.annotations.is_empty()
+    }
+}
+
+/// A node runtime: a containerd shim installed on matching nodes, and the RuntimeClass that
+/// schedules pods onto the nodes where the install succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Runtime {
+    pub shim: Shim,
+    /// containerd's runtime handler name (the key under `containerd.runtimes`).
+    #[serde(default = "default_handler")]
+    pub handler: String,
+    /// containerd's runtime type, which names the shim binary.
+    #[serde(default = "default_runtime_type")]
+    pub runtime_type: String,
+    /// containerd runtime options for the handler.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, serde_json::Value>,
+    /// Nodes to install on; empty means every node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub rollout: Rollout,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class: Option<RuntimeClass>,
+}
+
+fn default_handler() -> String {
+    "spindle".to_owned()
+}
+
+fn default_runtime_type() -> String {
+    "io.containerd.spindle.v1".to_owned()
+}
+
+/// The shim artifact; exactly one of `image` and `url`, always with its sha256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Shim {
+    pub version: String,
+    /// Installer image that carries the shim binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// URL of the shim binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// sha256 of the shim binary, as 64 hex digits.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rollout {
+    /// Nodes installed at once.
+    #[serde(default = "default_max_unavailable")]
+    pub max_unavailable: u32,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            max_unavailable: default_max_unavailable(),
+        }
+    }
+}
+
+fn default_max_unavailable() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeClass {
+    /// Name of the RuntimeClass; defaults to the runtime's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
