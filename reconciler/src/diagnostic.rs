@@ -62,6 +62,7 @@ impl Diagnostic {
 
     fn render_notes(&self, out: &mut String, gutter: &str) {
         for note in &self.notes {
+            let note = note.replace('\n', &format!("\n{gutter}         "));
             let _ = write!(out, "\n{gutter} = note: {note}");
         }
     }

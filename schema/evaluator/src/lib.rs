@@ -104,23 +104,33 @@ fn diagnostics(ctx: &Context, err: Error) -> Vec<Diagnostic> {
 }
 
 fn convert(files: &Files, diagnostic: NickelDiagnostic<FileId>) -> Diagnostic {
-    let user_label = |primary: bool| {
-        diagnostic.labels.iter().find(|label| {
-            (label.style == LabelStyle::Primary) == primary && !files.is_stdlib(label.file_id)
-        })
+    // The user can act on a place in their repository; the library and stdlib are context.
+    let in_repo = |id: FileId| is_repo_file(files, id);
+    let pick = |primary: bool, wanted: &dyn Fn(FileId) -> bool| {
+        diagnostic
+            .labels
+            .iter()
+            .find(|label| (label.style == LabelStyle::Primary) == primary && wanted(label.file_id))
     };
-    let main = user_label(true).or_else(|| user_label(false));
-    let mut message = diagnostic.message.clone();
-    if let Some(label) = main.filter(|l| !l.message.is_empty()) {
-        message = format!("{message}: {}", label.message);
-    }
+    let anywhere = |id: FileId| !files.is_stdlib(id);
+    let main = pick(true, &in_repo)
+        .or_else(|| pick(false, &in_repo))
+        .or_else(|| pick(true, &anywhere));
+    let message = diagnostic
+        .message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace(&format!("{ROOT}/"), "");
     let location = main.and_then(|l| locate(files, l.file_id, l.range.start));
     let mut notes = Vec::new();
     for label in &diagnostic.labels {
         if Some(label) == main || label.message.is_empty() || files.is_stdlib(label.file_id) {
             continue;
         }
-        match locate(files, label.file_id, label.range.start) {
+        match locate(files, label.file_id, label.range.start).filter(|_| is_named(files, label.file_id)) {
             Some(at) => notes.push(format!(
                 "{} (at {}:{}:{})",
                 label.message, at.file, at.line, at.column
@@ -134,6 +144,17 @@ fn convert(files: &Files, diagnostic: NickelDiagnostic<FileId>) -> Diagnostic {
         location,
         notes,
     }
+}
+
+/// A file of the user's repository (not the library, the stdlib or generated code).
+fn is_repo_file(files: &Files, id: FileId) -> bool {
+    !files.is_stdlib(id) && Path::new(files.name(id)).starts_with(ROOT)
+}
+
+/// A file with a name a user can open (not code generated during evaluation).
+fn is_named(files: &Files, id: FileId) -> bool {
+    let name = Path::new(files.name(id));
+    name.starts_with(ROOT) || name.starts_with(LIBRARY)
 }
 
 fn locate(files: &Files, id: FileId, byte: usize) -> Option<Location> {
@@ -153,11 +174,6 @@ fn locate(files: &Files, id: FileId, byte: usize) -> Option<Location> {
         line: at.line.0 + 1,
         column: at.column.0 + 1,
     })
-}
-
-fn span_location(files: &Files, pos: TermPos) -> Option<Location> {
-    let span = pos.into_opt()?;
-    locate(files, span.src_id, span.start.to_usize())
 }
 
 /// Records where each record field and array element of the result was defined, keyed by JSON
@@ -182,7 +198,11 @@ fn walk(
             }
             pointer.push('/');
             pointer.push_str(&name.label().replace('~', "~0").replace('/', "~1"));
-            if let Some(location) = span_location(files, name.pos) {
+            let defined = [child.pos(table), name.pos]
+                .into_iter()
+                .filter_map(TermPos::into_opt)
+                .find(|span| is_repo_file(files, span.src_id));
+            if let Some(location) = defined.and_then(|span| locate(files, span.src_id, span.start.to_usize())) {
                 out.push(Origin {
                     pointer: pointer.clone(),
                     location,
@@ -195,7 +215,8 @@ fn walk(
         for (index, child) in array.array.iter().enumerate() {
             pointer.push('/');
             pointer.push_str(&index.to_string());
-            if let Some(location) = span_location(files, child.pos(table)) {
+            let defined = child.pos(table).into_opt().filter(|span| is_repo_file(files, span.src_id));
+            if let Some(location) = defined.and_then(|span| locate(files, span.src_id, span.start.to_usize())) {
                 out.push(Origin {
                     pointer: pointer.clone(),
                     location,
