@@ -12,7 +12,9 @@ use std::{
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir.parent().expect("reconciler/ sits in the workspace");
+    let workspace = manifest_dir
+        .parent()
+        .expect("reconciler/ sits in the workspace");
     let guest = workspace.join("schema/evaluator");
     for watched in ["Cargo.toml", "Cargo.lock", "src", "wit"] {
         println!("cargo:rerun-if-changed={}", guest.join(watched).display());
@@ -29,13 +31,28 @@ fn main() {
     let mut command = Command::new(cargo);
     command
         .current_dir(&guest)
-        .args(["build", "--release", "--locked", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy();
         let outer = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE";
-        if outer || ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTFLAGS", "RUSTDOC"].contains(&key.as_ref()) {
+        if outer
+            || [
+                "RUSTC",
+                "RUSTC_WRAPPER",
+                "RUSTC_WORKSPACE_WRAPPER",
+                "RUSTFLAGS",
+                "RUSTDOC",
+            ]
+            .contains(&key.as_ref())
+        {
             command.env_remove(key.as_ref());
         }
     }

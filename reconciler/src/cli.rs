@@ -190,7 +190,10 @@ fn describe(platform: &Platform) -> Vec<String> {
     let mut lines = Vec::new();
     for (name, app) in &platform.apps {
         let scale = match &app.autoscaling {
-            Some(a) => format!("replicas {}-{} (cpu {}%)", a.min_replicas, a.max_replicas, a.target_cpu_utilization),
+            Some(a) => format!(
+                "replicas {}-{} (cpu {}%)",
+                a.min_replicas, a.max_replicas, a.target_cpu_utilization
+            ),
             None => format!("replicas {}", app.replicas),
         };
         let from = match (&app.image, &app.source) {

@@ -43,7 +43,14 @@ impl Diagnostic {
             self.render_notes(&mut out, "");
             return out;
         };
-        let _ = write!(out, "{}:{}:{}: {}", snapshot.display_path(&at.file), at.line, at.column, self.message);
+        let _ = write!(
+            out,
+            "{}:{}:{}: {}",
+            snapshot.display_path(&at.file),
+            at.line,
+            at.column,
+            self.message
+        );
         let line = snapshot
             .text(&at.file)
             .and_then(|text| text.lines().nth(at.line.saturating_sub(1) as usize));
@@ -74,10 +81,13 @@ mod tests {
 
     #[test]
     fn renders_the_line_and_a_caret() {
-        let snapshot = Snapshot::from_files("repo", [(
-            "environments/production.ncl".to_owned(),
-            "{\n  apps.web.replicas = \"three\",\n}\n".to_owned(),
-        )]);
+        let snapshot = Snapshot::from_files(
+            "repo",
+            [(
+                "environments/production.ncl".to_owned(),
+                "{\n  apps.web.replicas = \"three\",\n}\n".to_owned(),
+            )],
+        );
         let diagnostic = Diagnostic {
             message: "replicas: expected Number".to_owned(),
             location: Some(Location {

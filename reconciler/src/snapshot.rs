@@ -46,7 +46,10 @@ impl Snapshot {
     }
 
     /// A snapshot from in-memory files (as read from a git tree, or in tests).
-    pub fn from_files(display_root: impl Into<PathBuf>, files: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub fn from_files(
+        display_root: impl Into<PathBuf>,
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
         let mut snapshot = Snapshot {
             display_root: display_root.into(),
             ..Snapshot::default()
@@ -74,10 +77,13 @@ impl Snapshot {
                 if is_config(&relative) {
                     let size = entry.metadata()?.len();
                     if size > MAX_CONFIG_FILE {
-                        bail!("{relative} is {size} bytes; configuration files are limited to {MAX_CONFIG_FILE}");
+                        bail!(
+                            "{relative} is {size} bytes; configuration files are limited to {MAX_CONFIG_FILE}"
+                        );
                     }
                     let path = entry.path();
-                    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let text = fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
                     self.config.insert(relative.clone(), text);
                 }
                 self.paths.insert(relative);
@@ -93,7 +99,10 @@ impl Snapshot {
     /// The path to show for a file of the snapshot.
     pub fn display_path(&self, relative: &str) -> String {
         let generated = relative.starts_with('<');
-        if generated || self.display_root.as_os_str().is_empty() || self.display_root == Path::new(".") {
+        if generated
+            || self.display_root.as_os_str().is_empty()
+            || self.display_root == Path::new(".")
+        {
             relative.to_owned()
         } else {
             self.display_root.join(relative).display().to_string()
@@ -111,7 +120,9 @@ impl Snapshot {
 
     /// Configuration files, for the evaluator.
     pub fn config_files(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.config.iter().map(|(path, text)| (path.as_str(), text.as_str()))
+        self.config
+            .iter()
+            .map(|(path, text)| (path.as_str(), text.as_str()))
     }
 
     /// Environments by name, with their entry files: `environments/NAME.{ncl,yaml,yml,json}`.
@@ -140,13 +151,16 @@ mod tests {
 
     #[test]
     fn finds_environments_by_file_name() {
-        let snapshot = Snapshot::from_files("repo", [
-            ("environments/production.ncl".to_owned(), String::new()),
-            ("environments/staging.yaml".to_owned(), String::new()),
-            ("environments/nested/x.ncl".to_owned(), String::new()),
-            ("environments/readme.md".to_owned(), String::new()),
-            ("apps.ncl".to_owned(), String::new()),
-        ]);
+        let snapshot = Snapshot::from_files(
+            "repo",
+            [
+                ("environments/production.ncl".to_owned(), String::new()),
+                ("environments/staging.yaml".to_owned(), String::new()),
+                ("environments/nested/x.ncl".to_owned(), String::new()),
+                ("environments/readme.md".to_owned(), String::new()),
+                ("apps.ncl".to_owned(), String::new()),
+            ],
+        );
         let names: Vec<_> = snapshot.environments().into_keys().collect();
         assert_eq!(names, ["production", "staging"]);
         assert!(snapshot.contains("environments/readme.md"));

@@ -46,7 +46,10 @@ impl SpecError {
 }
 
 /// Picks the environment to load: the one named, or the only one there is.
-pub fn environment(snapshot: &Snapshot, wanted: Option<&str>) -> Result<(String, String), SpecError> {
+pub fn environment(
+    snapshot: &Snapshot,
+    wanted: Option<&str>,
+) -> Result<(String, String), SpecError> {
     let environments = snapshot.environments();
     let names = || environments.keys().cloned().collect::<Vec<_>>().join(", ");
     if environments.is_empty() {
@@ -59,7 +62,9 @@ pub fn environment(snapshot: &Snapshot, wanted: Option<&str>) -> Result<(String,
         Some(name) => environments
             .get(name)
             .map(|entry| (name.to_owned(), entry.clone()))
-            .ok_or_else(|| SpecError::Usage(format!("no environment `{name}` (have: {})", names()))),
+            .ok_or_else(|| {
+                SpecError::Usage(format!("no environment `{name}` (have: {})", names()))
+            }),
         None if environments.len() == 1 => {
             let (name, entry) = environments.into_iter().next().expect("one environment");
             Ok((name, entry))
@@ -72,7 +77,11 @@ pub fn environment(snapshot: &Snapshot, wanted: Option<&str>) -> Result<(String,
 }
 
 /// Evaluates and validates one environment of `snapshot`.
-pub fn load(evaluator: &Evaluator, snapshot: &Snapshot, wanted: Option<&str>) -> Result<Spec, SpecError> {
+pub fn load(
+    evaluator: &Evaluator,
+    snapshot: &Snapshot,
+    wanted: Option<&str>,
+) -> Result<Spec, SpecError> {
     let (environment, entry) = environment(snapshot, wanted)?;
     let mut files: Vec<(String, String)> = snapshot
         .config_files()
@@ -85,7 +94,9 @@ pub fn load(evaluator: &Evaluator, snapshot: &Snapshot, wanted: Option<&str>) ->
     let library = [("spindle.ncl".to_owned(), NICKEL_LIBRARY.to_owned())];
     let output = evaluator
         .eval(ENTRY, &files, &library)
-        .map_err(|diagnostics| SpecError::Invalid(diagnostics.into_iter().map(from_guest).collect()))?;
+        .map_err(|diagnostics| {
+            SpecError::Invalid(diagnostics.into_iter().map(from_guest).collect())
+        })?;
     let origins = Origins(&output.origins);
 
     let platform: Platform = serde_path_to_error::deserialize(&output.value).map_err(|err| {
@@ -103,7 +114,10 @@ pub fn load(evaluator: &Evaluator, snapshot: &Snapshot, wanted: Option<&str>) ->
                 .collect(),
         ));
     }
-    Ok(Spec { environment, platform })
+    Ok(Spec {
+        environment,
+        platform,
+    })
 }
 
 fn from_guest(diagnostic: evaluate::Diagnostic) -> Diagnostic {
@@ -145,10 +159,16 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
             Segment::Map { key } => Some(key.replace('~', "~0").replace('/', "~1")),
             Segment::Enum { .. } | Segment::Unknown => None,
         })
-        .fold(String::new(), |pointer, segment| format!("{pointer}/{segment}"))
+        .fold(String::new(), |pointer, segment| {
+            format!("{pointer}/{segment}")
+        })
 }
 
 fn display_path(path: &serde_path_to_error::Path) -> String {
     let shown = path.to_string();
-    if shown == "." { "the environment".to_owned() } else { shown }
+    if shown == "." {
+        "the environment".to_owned()
+    } else {
+        shown
+    }
 }

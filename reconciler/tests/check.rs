@@ -11,12 +11,17 @@ fn the_example_repository_is_valid_in_every_environment() {
         let out = spindle(&["check", support::EXAMPLE, "--env", env]);
         assert_eq!(out.code, 0, "{env}: {}", out.stderr);
         assert!(
-            out.stdout.contains(&format!("environment {env} is valid: 3 apps, 1 runtime")),
+            out.stdout
+                .contains(&format!("environment {env} is valid: 3 apps, 1 runtime")),
             "{}",
             out.stdout
         );
         for app in ["hello", "counter", "greeter"] {
-            assert!(out.stdout.contains(&format!("app      {app}")), "{}", out.stdout);
+            assert!(
+                out.stdout.contains(&format!("app      {app}")),
+                "{}",
+                out.stdout
+            );
         }
     }
 }
@@ -24,16 +29,32 @@ fn the_example_repository_is_valid_in_every_environment() {
 #[test]
 fn environment_overrides_apply() {
     let out = spindle(&["check", support::EXAMPLE, "--env", "production"]);
-    assert!(out.stdout.contains("replicas 2-10 (cpu 70%)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("replicas 2-10 (cpu 70%)"),
+        "{}",
+        out.stdout
+    );
     let out = spindle(&["check", support::EXAMPLE, "--env", "staging"]);
-    assert!(out.stdout.contains("hello                staging"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("hello                staging"),
+        "{}",
+        out.stdout
+    );
 }
 
 const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// (case, entry file name, entry text, expected `file:line:col` or "", expected message part)
-fn broken_inputs() -> Vec<(&'static str, &'static str, String, &'static str, &'static str)> {
-    let runtime = format!(r#"runtimes.spin.shim = {{ version = "1", url = "https://example.com/shim", sha256 = "{SHA}" }}"#);
+fn broken_inputs() -> Vec<(
+    &'static str,
+    &'static str,
+    String,
+    &'static str,
+    &'static str,
+)> {
+    let runtime = format!(
+        r#"runtimes.spin.shim = {{ version = "1", url = "https://example.com/shim", sha256 = "{SHA}" }}"#
+    );
     vec![
         ("syntax error", "prod.ncl", r#"{ apps.web = { image = "a/b" "#.into(), "prod.ncl:1:29", "unexpected end of file when parsing environments/prod.ncl"),
         ("contract violation", "prod.ncl", r#"{ apps.web = { image = "a/b", replicas = "three" } }"#.into(), "prod.ncl:1:42", "`replicas`: expected a number"),
@@ -116,20 +137,43 @@ fn several_errors_are_reported_at_once() {
     );
     let out = spindle(&["check", repo.path_str()]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("`BAD` is not a valid OCI image reference"), "{}", out.stderr);
-    assert!(out.stderr.contains("runtime `nope` is not defined"), "{}", out.stderr);
-    assert!(out.stderr.contains("2 errors in environment"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`BAD` is not a valid OCI image reference"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("runtime `nope` is not defined"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("2 errors in environment"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let out = spindle(&["check", support::EXAMPLE]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("several environments (production, staging): choose one with --env NAME"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("several environments (production, staging): choose one with --env NAME"),
+        "{}",
+        out.stderr
+    );
 
     let out = spindle(&["check", support::EXAMPLE, "--env", "qa"]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("no environment `qa` (have: production, staging)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("no environment `qa` (have: production, staging)"),
+        "{}",
+        out.stderr
+    );
 
     let empty = Repo::new();
     let out = spindle(&["check", empty.path_str()]);
@@ -140,7 +184,10 @@ fn usage_errors_exit_2() {
 #[test]
 fn imports_between_repository_files_resolve() {
     let repo = Repo::new();
-    repo.write("shared/apps.ncl", r#"{ web = { image = "a/b", replicas = 2 } }"#);
+    repo.write(
+        "shared/apps.ncl",
+        r#"{ web = { image = "a/b", replicas = 2 } }"#,
+    );
     repo.write("shared/extra.yaml", "api:\n  image: a/c\n");
     repo.write(
         "environments/production.ncl",
@@ -158,8 +205,20 @@ fn json_schema_describes_the_model() {
     assert_eq!(out.code, 0);
     let schema: serde_json::Value = serde_json::from_str(&out.stdout).expect("schema is JSON");
     let app = &schema["$defs"]["App"]["properties"];
-    for field in ["image", "source", "replicas", "autoscaling", "variables", "runtimeConfig", "ingress", "runtime"] {
-        assert!(app.get(field).is_some(), "App.{field} missing from the schema");
+    for field in [
+        "image",
+        "source",
+        "replicas",
+        "autoscaling",
+        "variables",
+        "runtimeConfig",
+        "ingress",
+        "runtime",
+    ] {
+        assert!(
+            app.get(field).is_some(),
+            "App.{field} missing from the schema"
+        );
     }
     assert_eq!(schema["$defs"]["App"]["additionalProperties"], false);
 }

@@ -14,8 +14,7 @@ mod validate;
 pub use model::{
     App, Autoscaling, HttpCheck, Ingress, KeyRef, KeyValueStore, Metadata, ObjectMetadata,
     Platform, Resources, Rollout, Runtime, RuntimeClass, RuntimeConfig, Shim, SqliteDatabase,
-    VariableFrom,
-    Toleration, Variable,
+    Toleration, Variable, VariableFrom,
 };
 pub use names::{is_dns_label, is_image_reference, is_spin_variable_name};
 pub use validate::{Problem, validate};

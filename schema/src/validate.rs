@@ -58,9 +58,10 @@ fn check_app(
         ));
     }
     if !is_dns_label(&app.namespace) {
-        problems.push(format!("{at}/namespace"), format!(
-            "namespace `{}` is not a DNS-1123 label", app.namespace
-        ));
+        problems.push(
+            format!("{at}/namespace"),
+            format!("namespace `{}` is not a DNS-1123 label", app.namespace),
+        );
     }
     match (&app.image, &app.source) {
         (None, None) => problems.push(&at, format!(
@@ -81,14 +82,19 @@ fn check_app(
     }
     if let Some(scaling) = &app.autoscaling {
         if scaling.min_replicas == 0 || scaling.min_replicas > scaling.max_replicas {
-            problems.push(format!("{at}/autoscaling"), format!(
-                "autoscaling needs 1 <= minReplicas <= maxReplicas, got {}..{}",
-                scaling.min_replicas, scaling.max_replicas
-            ));
+            problems.push(
+                format!("{at}/autoscaling"),
+                format!(
+                    "autoscaling needs 1 <= minReplicas <= maxReplicas, got {}..{}",
+                    scaling.min_replicas, scaling.max_replicas
+                ),
+            );
         }
         if !(1..=100).contains(&scaling.target_cpu_utilization) {
-            problems.push(format!("{at}/autoscaling/targetCpuUtilization"),
-                "targetCpuUtilization is a percentage between 1 and 100");
+            problems.push(
+                format!("{at}/autoscaling/targetCpuUtilization"),
+                "targetCpuUtilization is a percentage between 1 and 100",
+            );
         }
     }
     for (variable, value) in &app.variables {
@@ -101,36 +107,63 @@ fn check_app(
         if let Some((kind, key)) = value.key_ref()
             && (!is_dns_subdomain(&key.name) || key.key.is_empty())
         {
-            problems.push(&vat, format!("{kind} reference needs a valid `name` and a non-empty `key`"));
+            problems.push(
+                &vat,
+                format!("{kind} reference needs a valid `name` and a non-empty `key`"),
+            );
         }
     }
     if let Some(components) = &app.components {
         if components.is_empty() {
-            problems.push(format!("{at}/components"), "an empty component list would run nothing; leave `components` out to run them all");
+            problems.push(
+                format!("{at}/components"),
+                "an empty component list would run nothing; leave `components` out to run them all",
+            );
         }
         let mut seen = BTreeSet::new();
         for component in components {
             if !seen.insert(component) {
-                problems.push(format!("{at}/components"), format!("component `{component}` is listed twice"));
+                problems.push(
+                    format!("{at}/components"),
+                    format!("component `{component}` is listed twice"),
+                );
             }
         }
     }
     match &app.runtime {
         Some(runtime) if !platform.runtimes.contains_key(runtime) => {
             let known: Vec<&str> = platform.runtimes.keys().map(String::as_str).collect();
-            problems.push(format!("{at}/runtime"), format!(
-                "runtime `{runtime}` is not defined (defined: {})",
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-            ));
+            problems.push(
+                format!("{at}/runtime"),
+                format!(
+                    "runtime `{runtime}` is not defined (defined: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
         }
-        None if platform.runtimes.len() > 1 => problems.push(&at, format!(
-            "app `{name}` must name its `runtime`: the environment defines {}",
-            platform.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
-        )),
+        None if platform.runtimes.len() > 1 => problems.push(
+            &at,
+            format!(
+                "app `{name}` must name its `runtime`: the environment defines {}",
+                platform
+                    .runtimes
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
         _ => {}
     }
     if app.instance_memory_limit == Some(0) {
-        problems.push(format!("{at}/instanceMemoryLimit"), "instanceMemoryLimit must be more than 0 bytes");
+        problems.push(
+            format!("{at}/instanceMemoryLimit"),
+            "instanceMemoryLimit must be more than 0 bytes",
+        );
     }
     if app.port == 0 {
         problems.push(format!("{at}/port"), "port 0 cannot be served");
@@ -138,62 +171,113 @@ fn check_app(
     if let Some(ingress) = &app.ingress {
         let host = ingress.host.strip_prefix("*.").unwrap_or(&ingress.host);
         if !is_dns_subdomain(host) {
-            problems.push(format!("{at}/ingress/host"), format!("`{}` is not a valid host name", ingress.host));
+            problems.push(
+                format!("{at}/ingress/host"),
+                format!("`{}` is not a valid host name", ingress.host),
+            );
         }
         if !ingress.path.starts_with('/') {
-            problems.push(format!("{at}/ingress/path"), "an ingress path starts with '/'");
+            problems.push(
+                format!("{at}/ingress/path"),
+                "an ingress path starts with '/'",
+            );
         }
     }
     if let Some(account) = &app.service_account
         && !is_dns_subdomain(account)
     {
-        problems.push(format!("{at}/serviceAccount"), format!("`{account}` is not a valid ServiceAccount name"));
+        problems.push(
+            format!("{at}/serviceAccount"),
+            format!("`{account}` is not a valid ServiceAccount name"),
+        );
     }
 }
 
 fn check_runtime(problems: &mut Problems, name: &str, runtime: &Runtime) {
     let at = format!("/runtimes/{}", escape(name));
     if !is_dns_label(name) {
-        problems.push(&at, format!("runtime name `{name}` is not a DNS-1123 label"));
+        problems.push(
+            &at,
+            format!("runtime name `{name}` is not a DNS-1123 label"),
+        );
     }
     let shim = &runtime.shim;
     match (&shim.image, &shim.url) {
-        (None, None) | (Some(_), Some(_)) => problems.push(format!("{at}/shim"),
-            "the shim needs exactly one source: `image` or `url`"),
-        (Some(image), None) if !is_image_reference(image) => problems.push(format!("{at}/shim/image"),
-            format!("`{image}` is not a valid OCI image reference")),
-        (None, Some(url)) if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file://")) =>
-            problems.push(format!("{at}/shim/url"), format!("`{url}` is not an http(s):// or file:// URL")),
+        (None, None) | (Some(_), Some(_)) => problems.push(
+            format!("{at}/shim"),
+            "the shim needs exactly one source: `image` or `url`",
+        ),
+        (Some(image), None) if !is_image_reference(image) => problems.push(
+            format!("{at}/shim/image"),
+            format!("`{image}` is not a valid OCI image reference"),
+        ),
+        (None, Some(url))
+            if !(url.starts_with("https://")
+                || url.starts_with("http://")
+                || url.starts_with("file://")) =>
+        {
+            problems.push(
+                format!("{at}/shim/url"),
+                format!("`{url}` is not an http(s):// or file:// URL"),
+            )
+        }
         _ => {}
     }
-    if shim.sha256.len() != 64 || !shim.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-        problems.push(format!("{at}/shim/sha256"), "sha256 must be 64 lower-case hex digits");
+    if shim.sha256.len() != 64
+        || !shim
+            .sha256
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        problems.push(
+            format!("{at}/shim/sha256"),
+            "sha256 must be 64 lower-case hex digits",
+        );
     }
     if shim.version.is_empty() {
-        problems.push(format!("{at}/shim/version"), "the shim version must not be empty");
+        problems.push(
+            format!("{at}/shim/version"),
+            "the shim version must not be empty",
+        );
     }
     if !is_dns_label(&runtime.handler) {
-        problems.push(format!("{at}/handler"), format!("handler `{}` is not a DNS-1123 label", runtime.handler));
+        problems.push(
+            format!("{at}/handler"),
+            format!("handler `{}` is not a DNS-1123 label", runtime.handler),
+        );
     }
     if !runtime.runtime_type.starts_with("io.containerd.") {
-        problems.push(format!("{at}/runtimeType"), format!(
-            "runtime type `{}` should look like io.containerd.NAME.vN", runtime.runtime_type
-        ));
+        problems.push(
+            format!("{at}/runtimeType"),
+            format!(
+                "runtime type `{}` should look like io.containerd.NAME.vN",
+                runtime.runtime_type
+            ),
+        );
     }
     if runtime.rollout.max_unavailable == 0 {
-        problems.push(format!("{at}/rollout/maxUnavailable"), "maxUnavailable 0 would never install a node");
+        problems.push(
+            format!("{at}/rollout/maxUnavailable"),
+            "maxUnavailable 0 would never install a node",
+        );
     }
 }
 
 fn check_route_collisions(problems: &mut Problems, platform: &Platform) {
     let mut routes: BTreeMap<(&str, &str), &str> = BTreeMap::new();
     for (name, app) in &platform.apps {
-        let Some(ingress) = &app.ingress else { continue };
+        let Some(ingress) = &app.ingress else {
+            continue;
+        };
         let path = ingress.path.trim_end_matches('/');
         if let Some(other) = routes.insert((ingress.host.as_str(), path), name) {
-            problems.push(format!("/apps/{}/ingress", escape(name)), format!(
-                "route {}{} is already taken by app `{other}`", ingress.host, ingress.path
-            ));
+            problems.push(
+                format!("/apps/{}/ingress", escape(name)),
+                format!(
+                    "route {}{} is already taken by app `{other}`",
+                    ingress.host, ingress.path
+                ),
+            );
         }
     }
 }
@@ -201,11 +285,16 @@ fn check_route_collisions(problems: &mut Problems, platform: &Platform) {
 fn check_runtime_collisions(problems: &mut Problems, platform: &Platform) {
     let mut classes: BTreeMap<&str, &str> = BTreeMap::new();
     for (name, runtime) in &platform.runtimes {
-        let class = runtime.runtime_class.as_ref().and_then(|c| c.name.as_deref()).unwrap_or(name);
+        let class = runtime
+            .runtime_class
+            .as_ref()
+            .and_then(|c| c.name.as_deref())
+            .unwrap_or(name);
         if let Some(other) = classes.insert(class, name) {
-            problems.push(format!("/runtimes/{}", escape(name)), format!(
-                "RuntimeClass `{class}` is also provided by runtime `{other}`"
-            ));
+            problems.push(
+                format!("/runtimes/{}", escape(name)),
+                format!("RuntimeClass `{class}` is also provided by runtime `{other}`"),
+            );
         }
     }
 }
@@ -252,17 +341,24 @@ mod tests {
             "runtimes": {"spin": {"shim": {"version": "1", "sha256": "abc"}}}
         }));
         let pointers: Vec<&str> = found.iter().map(|p| p.pointer.as_str()).collect();
-        assert_eq!(pointers, vec![
-            "/apps/Web",
-            "/apps/Web/image",
-            "/apps/api/source",
-            "/apps/api/variables/Bad-Name",
-            "/apps/api/runtime",
-            "/runtimes/spin/shim",
-            "/runtimes/spin/shim/sha256",
-            "/apps/api2/ingress",
-        ]);
-        assert!(found[4].message.contains("runtime `nope` is not defined (defined: spin)"));
+        assert_eq!(
+            pointers,
+            vec![
+                "/apps/Web",
+                "/apps/Web/image",
+                "/apps/api/source",
+                "/apps/api/variables/Bad-Name",
+                "/apps/api/runtime",
+                "/runtimes/spin/shim",
+                "/runtimes/spin/shim/sha256",
+                "/apps/api2/ingress",
+            ]
+        );
+        assert!(
+            found[4]
+                .message
+                .contains("runtime `nope` is not defined (defined: spin)")
+        );
         assert!(found[7].message.contains("already taken by app `api`"));
     }
 
@@ -276,6 +372,10 @@ mod tests {
         }));
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].message.contains("must name its `runtime`"));
-        assert!(found[1].message.contains("RuntimeClass `same` is also provided by runtime `one`"));
+        assert!(
+            found[1]
+                .message
+                .contains("RuntimeClass `same` is also provided by runtime `one`")
+        );
     }
 }

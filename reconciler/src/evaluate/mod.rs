@@ -31,8 +31,8 @@ mod bindings {
     });
 }
 
-pub use bindings::{Diagnostic, Location};
 use bindings::EvaluatorPre;
+pub use bindings::{Diagnostic, Location};
 
 /// The evaluator component, built by `build.rs`.
 const EVALUATOR_WASM: &[u8] = include_bytes!(env!("SPINDLE_EVALUATOR_WASM"));
@@ -66,8 +66,9 @@ impl Evaluator {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config)?;
-        let component = compile_cache::load_or_compile(&engine, EVALUATOR_WASM, cache_dir.as_deref())
-            .context("could not prepare the configuration evaluator")?;
+        let component =
+            compile_cache::load_or_compile(&engine, EVALUATOR_WASM, cache_dir.as_deref())
+                .context("could not prepare the configuration evaluator")?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         let pre = EvaluatorPre::new(linker.instantiate_pre(&component)?)?;

@@ -52,9 +52,10 @@ fn evaluate(
     let mut cache = CacheHub::new();
     for (name, text) in library {
         let format = InputFormat::from_path(&name).unwrap_or_default();
-        cache
-            .sources
-            .add_string(SourcePath::Path(Path::new(LIBRARY).join(name), format), text);
+        cache.sources.add_string(
+            SourcePath::Path(Path::new(LIBRARY).join(name), format),
+            text,
+        );
     }
     cache.sources.add_import_paths(std::iter::once(LIBRARY));
     let mut main_id = None;
@@ -130,7 +131,9 @@ fn convert(files: &Files, diagnostic: NickelDiagnostic<FileId>) -> Diagnostic {
         if Some(label) == main || label.message.is_empty() || files.is_stdlib(label.file_id) {
             continue;
         }
-        match locate(files, label.file_id, label.range.start).filter(|_| is_named(files, label.file_id)) {
+        match locate(files, label.file_id, label.range.start)
+            .filter(|_| is_named(files, label.file_id))
+        {
             Some(at) => notes.push(format!(
                 "{} (at {}:{}:{})",
                 label.message, at.file, at.line, at.column
@@ -168,7 +171,9 @@ fn locate(files: &Files, id: FileId, byte: usize) -> Option<Location> {
         _ => name.to_string_lossy().into_owned(),
     };
     let source_len = files.source(id).len();
-    let at = files.location(id, byte.min(source_len.saturating_sub(1) as usize) as u32).ok()?;
+    let at = files
+        .location(id, byte.min(source_len.saturating_sub(1) as usize) as u32)
+        .ok()?;
     Some(Location {
         file,
         line: at.line.0 + 1,
@@ -178,7 +183,12 @@ fn locate(files: &Files, id: FileId, byte: usize) -> Option<Location> {
 
 /// Records where each record field and array element of the result was defined, keyed by JSON
 /// pointer, so that errors found after evaluation can still point at a line.
-fn collect_origins(ctx: &Context, value: &NickelValue, pointer: &mut String, out: &mut Vec<Origin>) {
+fn collect_origins(
+    ctx: &Context,
+    value: &NickelValue,
+    pointer: &mut String,
+    out: &mut Vec<Origin>,
+) {
     walk(&files_of(ctx), &ctx.pos_table, value, pointer, out);
 }
 
@@ -202,7 +212,9 @@ fn walk(
                 .into_iter()
                 .filter_map(TermPos::into_opt)
                 .find(|span| is_repo_file(files, span.src_id));
-            if let Some(location) = defined.and_then(|span| locate(files, span.src_id, span.start.to_usize())) {
+            if let Some(location) =
+                defined.and_then(|span| locate(files, span.src_id, span.start.to_usize()))
+            {
                 out.push(Origin {
                     pointer: pointer.clone(),
                     location,
@@ -215,8 +227,13 @@ fn walk(
         for (index, child) in array.array.iter().enumerate() {
             pointer.push('/');
             pointer.push_str(&index.to_string());
-            let defined = child.pos(table).into_opt().filter(|span| is_repo_file(files, span.src_id));
-            if let Some(location) = defined.and_then(|span| locate(files, span.src_id, span.start.to_usize())) {
+            let defined = child
+                .pos(table)
+                .into_opt()
+                .filter(|span| is_repo_file(files, span.src_id));
+            if let Some(location) =
+                defined.and_then(|span| locate(files, span.src_id, span.start.to_usize()))
+            {
                 out.push(Origin {
                     pointer: pointer.clone(),
                     location,
