@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use spindle_schema::{NICKEL_LIBRARY, Platform, validate};
+use spindle_schema::{NICKEL_LIBRARY, Platform, pointer_segment, validate};
 
 use crate::{
     diagnostic::{Diagnostic, Location},
@@ -128,7 +128,7 @@ fn from_guest(diagnostic: evaluate::Diagnostic) -> Diagnostic {
     }
 }
 
-fn location(at: evaluate::SourceLocation) -> Location {
+fn location(at: evaluate::Location) -> Location {
     Location {
         file: at.file,
         line: at.line,
@@ -136,7 +136,7 @@ fn location(at: evaluate::SourceLocation) -> Location {
     }
 }
 
-struct Origins<'a>(&'a HashMap<String, evaluate::SourceLocation>);
+struct Origins<'a>(&'a HashMap<String, evaluate::Location>);
 
 impl Origins<'_> {
     /// The definition site of `pointer`, or of its nearest ancestor that has one.
@@ -156,7 +156,7 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
     path.iter()
         .filter_map(|segment| match segment {
             Segment::Seq { index } => Some(index.to_string()),
-            Segment::Map { key } => Some(key.replace('~', "~0").replace('/', "~1")),
+            Segment::Map { key } => Some(pointer_segment(key)),
             Segment::Enum { .. } | Segment::Unknown => None,
         })
         .fold(String::new(), |pointer, segment| {

@@ -137,48 +137,27 @@ fn several_errors_are_reported_at_once() {
     );
     let out = spindle(&["check", repo.path_str()]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("`BAD` is not a valid OCI image reference"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("runtime `nope` is not defined"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("2 errors in environment"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains("`BAD` is not a valid OCI image reference");
+    out.assert_stderr_contains("runtime `nope` is not defined");
+    out.assert_stderr_contains("2 errors in environment");
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let out = spindle(&["check", support::EXAMPLE]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("several environments (production, staging): choose one with --env NAME"),
-        "{}",
-        out.stderr
+    out.assert_stderr_contains(
+        "several environments (production, staging): choose one with --env NAME",
     );
 
     let out = spindle(&["check", support::EXAMPLE, "--env", "qa"]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("no environment `qa` (have: production, staging)"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains("no environment `qa` (have: production, staging)");
 
     let empty = Repo::new();
     let out = spindle(&["check", empty.path_str()]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("has no environments"), "{}", out.stderr);
+    out.assert_stderr_contains("has no environments");
 }
 
 #[test]

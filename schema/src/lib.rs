@@ -17,7 +17,7 @@ pub use model::{
     Toleration, Variable, VariableFrom,
 };
 pub use names::{is_dns_label, is_image_reference, is_spin_variable_name};
-pub use validate::{Problem, validate};
+pub use validate::{Problem, pointer_segment, validate};
 
 /// The Nickel library users import as `import "spindle.ncl"`: the same model as contracts, with
 /// defaults and documentation.

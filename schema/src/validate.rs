@@ -40,7 +40,8 @@ impl Problems {
     }
 }
 
-fn escape(segment: &str) -> String {
+/// Escapes one segment of a JSON pointer (RFC 6901).
+pub fn pointer_segment(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
@@ -51,7 +52,7 @@ fn check_app(
     app: &App,
     file_exists: &dyn Fn(&str) -> bool,
 ) {
-    let at = format!("/apps/{}", escape(name));
+    let at = format!("/apps/{}", pointer_segment(name));
     if !is_dns_label(name) {
         problems.push(&at, format!(
             "app name `{name}` is not a DNS-1123 label (lower-case letters, digits and '-', at most 63)"
@@ -98,7 +99,7 @@ fn check_app(
         }
     }
     for (variable, value) in &app.variables {
-        let vat = format!("{at}/variables/{}", escape(variable));
+        let vat = format!("{at}/variables/{}", pointer_segment(variable));
         if !is_spin_variable_name(variable) {
             problems.push(&vat, format!(
                 "`{variable}` is not a Spin variable name (lower-case letters, digits and single '_', starting with a letter)"
@@ -194,7 +195,7 @@ fn check_app(
 }
 
 fn check_runtime(problems: &mut Problems, name: &str, runtime: &Runtime) {
-    let at = format!("/runtimes/{}", escape(name));
+    let at = format!("/runtimes/{}", pointer_segment(name));
     if !is_dns_label(name) {
         problems.push(
             &at,
@@ -272,7 +273,7 @@ fn check_route_collisions(problems: &mut Problems, platform: &Platform) {
         let path = ingress.path.trim_end_matches('/');
         if let Some(other) = routes.insert((ingress.host.as_str(), path), name) {
             problems.push(
-                format!("/apps/{}/ingress", escape(name)),
+                format!("/apps/{}/ingress", pointer_segment(name)),
                 format!(
                     "route {}{} is already taken by app `{other}`",
                     ingress.host, ingress.path
@@ -292,7 +293,7 @@ fn check_runtime_collisions(problems: &mut Problems, platform: &Platform) {
             .unwrap_or(name);
         if let Some(other) = classes.insert(class, name) {
             problems.push(
-                format!("/runtimes/{}", escape(name)),
+                format!("/runtimes/{}", pointer_segment(name)),
                 format!("RuntimeClass `{class}` is also provided by runtime `{other}`"),
             );
         }

@@ -40,9 +40,6 @@ const EVALUATOR_WASM: &[u8] = include_bytes!(env!("SPINDLE_EVALUATOR_WASM"));
 /// How often the engine's epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// A location in an input file; lines and columns count from 1.
-pub type SourceLocation = Location;
-
 /// The outcome of one evaluation.
 #[derive(Debug, Clone)]
 pub struct Output {

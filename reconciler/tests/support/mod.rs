@@ -15,6 +15,17 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl Output {
+    /// Asserts that stderr contains `text`, showing stderr when it does not.
+    pub fn assert_stderr_contains(&self, text: &str) {
+        assert!(
+            self.stderr.contains(text),
+            "want `{text}` in stderr:\n{}",
+            self.stderr
+        );
+    }
+}
+
 /// Runs the `spindle` binary with a compile cache shared by all tests.
 pub fn spindle(args: &[&str]) -> Output {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");

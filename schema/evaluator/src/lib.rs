@@ -199,48 +199,58 @@ fn walk(
     pointer: &mut String,
     out: &mut Vec<Origin>,
 ) {
-    let len = pointer.len();
     if let Some(Container::Alloc(record)) = value.as_record() {
         for (name, field) in &record.fields {
             let Some(child) = &field.value else { continue };
             if field.metadata.not_exported() {
                 continue;
             }
-            pointer.push('/');
-            pointer.push_str(&name.label().replace('~', "~0").replace('/', "~1"));
-            let defined = [child.pos(table), name.pos]
-                .into_iter()
-                .filter_map(TermPos::into_opt)
-                .find(|span| is_repo_file(files, span.src_id));
-            if let Some(location) =
-                defined.and_then(|span| locate(files, span.src_id, span.start.to_usize()))
-            {
-                out.push(Origin {
-                    pointer: pointer.clone(),
-                    location,
-                });
-            }
-            walk(files, table, child, pointer, out);
-            pointer.truncate(len);
+            let segment = name.label().replace('~', "~0").replace('/', "~1");
+            let positions = [child.pos(table), name.pos];
+            visit(files, table, child, &segment, &positions, pointer, out);
         }
     } else if let Some(Container::Alloc(array)) = value.as_array() {
         for (index, child) in array.array.iter().enumerate() {
-            pointer.push('/');
-            pointer.push_str(&index.to_string());
-            let defined = child
-                .pos(table)
-                .into_opt()
-                .filter(|span| is_repo_file(files, span.src_id));
-            if let Some(location) =
-                defined.and_then(|span| locate(files, span.src_id, span.start.to_usize()))
-            {
-                out.push(Origin {
-                    pointer: pointer.clone(),
-                    location,
-                });
-            }
-            walk(files, table, child, pointer, out);
-            pointer.truncate(len);
+            let positions = [child.pos(table)];
+            visit(
+                files,
+                table,
+                child,
+                &index.to_string(),
+                &positions,
+                pointer,
+                out,
+            );
         }
     }
+}
+
+/// Records the origin of `child`, found at `pointer/segment`: the first of `positions` that lies in
+/// a repository file. Then walks into it.
+fn visit(
+    files: &Files,
+    table: &PosTable,
+    child: &NickelValue,
+    segment: &str,
+    positions: &[TermPos],
+    pointer: &mut String,
+    out: &mut Vec<Origin>,
+) {
+    let len = pointer.len();
+    pointer.push('/');
+    pointer.push_str(segment);
+    let defined = positions
+        .iter()
+        .filter_map(|pos| pos.into_opt())
+        .find(|span| is_repo_file(files, span.src_id));
+    if let Some(location) =
+        defined.and_then(|span| locate(files, span.src_id, span.start.to_usize()))
+    {
+        out.push(Origin {
+            pointer: pointer.clone(),
+            location,
+        });
+    }
+    walk(files, table, child, pointer, out);
+    pointer.truncate(len);
 }
