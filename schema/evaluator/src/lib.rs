@@ -44,7 +44,9 @@ impl Guest for Evaluator {
 
 type Context = VmContext<CacheHub, CacheImpl>;
 
-fn evaluate(
+/// Evaluates `entry` among `files`, with `library` on the import path. Public so that the same code
+/// can be run natively (`examples/native.rs`) to measure what the sandbox costs.
+pub fn evaluate(
     entry: &str,
     files: Vec<(String, String)>,
     library: Vec<(String, String)>,
