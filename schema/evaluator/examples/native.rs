@@ -24,13 +24,18 @@ fn main() {
     let mut times: Vec<_> = (0..runs)
         .map(|_| {
             let start = Instant::now();
-            spindle_evaluator::evaluate(&entry, files.clone(), library.clone())
-                .unwrap_or_else(|diagnostics| panic!("evaluation failed: {}", diagnostics[0].message));
+            spindle_evaluator::evaluate(&entry, files.clone(), library.clone()).unwrap_or_else(
+                |diagnostics| panic!("evaluation failed: {}", diagnostics[0].message),
+            );
             start.elapsed()
         })
         .collect();
     times.sort();
-    println!("native  {repo}: median {:.1?}, fastest {:.1?}", times[runs / 2], times[0]);
+    println!(
+        "native  {repo}: median {:.1?}, fastest {:.1?}",
+        times[runs / 2],
+        times[0]
+    );
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
