@@ -20,6 +20,16 @@ const ENTRY: &str = ".spindle-entry.ncl";
 pub struct Spec {
     pub environment: String,
     pub platform: Platform,
+    /// Where the platform's values were defined, by JSON pointer.
+    origins: HashMap<String, evaluate::Location>,
+}
+
+impl Spec {
+    /// An error about the value at `pointer`, located at its definition (or its nearest
+    /// ancestor's).
+    pub fn diagnostic(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(message).at(Origins(&self.origins).find(pointer))
+    }
 }
 
 /// Why a snapshot did not give a [`Spec`].
@@ -117,6 +127,7 @@ pub fn load(
     Ok(Spec {
         environment,
         platform,
+        origins: output.origins,
     })
 }
 
@@ -139,14 +150,29 @@ fn location(at: evaluate::Location) -> Location {
 struct Origins<'a>(&'a HashMap<String, evaluate::Location>);
 
 impl Origins<'_> {
-    /// The definition site of `pointer`, or of its nearest ancestor that has one.
+    /// The definition site of `pointer`; failing that, the first definition inside it (a record
+    /// that a contract rebuilt has lost its own position, not its fields'); failing that, the
+    /// nearest ancestor's.
     fn find(&self, pointer: &str) -> Option<Location> {
+        if let Some(at) = self.0.get(pointer) {
+            return Some(location(at.clone()));
+        }
+        let inside = format!("{pointer}/");
+        let first_inside = self
+            .0
+            .iter()
+            .filter(|(key, _)| key.starts_with(&inside))
+            .map(|(_, at)| at)
+            .min_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        if let Some(at) = first_inside {
+            return Some(location(at.clone()));
+        }
         let mut pointer = pointer;
         loop {
+            pointer = &pointer[..pointer.rfind('/')?];
             if let Some(at) = self.0.get(pointer) {
                 return Some(location(at.clone()));
             }
-            pointer = &pointer[..pointer.rfind('/')?];
         }
     }
 }

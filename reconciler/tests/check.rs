@@ -73,6 +73,7 @@ fn broken_inputs() -> Vec<(
         ("bad shim digest", "prod.ncl", r#"{ runtimes.spin.shim = { version = "1", url = "https://x", sha256 = "abc" } }"#.into(), "prod.ncl:1:", "expected 64 lower-case hex digits"),
         ("neither image nor source", "prod.ncl", r#"{ apps.web.replicas = 2 }"#.into(), "prod.ncl:1:", "has neither `image`"),
         ("type error", "prod.ncl", r#"{ apps.web.replicas = 1 + "a" }"#.into(), "prod.ncl:1:27", "dynamic type error"),
+        ("autoscaling without a CPU request", "prod.ncl", r#"{ apps.web = { image = "a/b", autoscaling = { minReplicas = 1, maxReplicas = 2 } } }"#.into(), "prod.ncl:1:", "needs `resources.requests.cpu`"),
         ("autoscaling bounds", "prod.ncl", r#"{ apps.web = { image = "a/b", autoscaling = { minReplicas = 5, maxReplicas = 2 } } }"#.into(), "prod.ncl:1:", "minReplicas <= maxReplicas"),
         ("runtime not chosen", "prod.ncl", format!("{{ apps.web.image = \"a/b\", {runtime}, runtimes.other = runtimes.spin & {{ runtimeClass.name = \"other\" }} }}"), "prod.ncl:1:", "must name its `runtime`"),
         ("yaml wrong type", "prod.yaml", "apps:\n  web:\n    image: a/b\n    replicas: three\n".into(), "prod.yaml:4:", "`replicas`: expected a number"),

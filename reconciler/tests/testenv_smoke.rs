@@ -11,21 +11,11 @@ use k8s_openapi::{
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
-    Api, Client, Config,
+    Api,
     api::{Patch, PatchParams},
-    config::{KubeConfigOptions, Kubeconfig},
 };
 use serde_json::json;
-use support::required_env;
-
-async fn client() -> Client {
-    let path = required_env("KUBECONFIG");
-    let kubeconfig = Kubeconfig::read_from(&path).expect("kubeconfig reads");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig is usable");
-    Client::try_from(config).expect("client builds")
-}
+use support::{kube_client as client, required_env};
 
 fn apply() -> PatchParams {
     PatchParams::apply("spindle").force()

@@ -17,6 +17,24 @@ pub struct Platform {
     pub runtimes: BTreeMap<String, Runtime>,
 }
 
+impl Platform {
+    /// The node runtime that runs `app`: the one it names, or the environment's only one.
+    pub fn runtime_of(&self, app: &App) -> Option<(&str, &Runtime)> {
+        match &app.runtime {
+            Some(name) => self
+                .runtimes
+                .get_key_value(name)
+                .map(|(name, runtime)| (name.as_str(), runtime)),
+            None if self.runtimes.len() == 1 => self
+                .runtimes
+                .iter()
+                .next()
+                .map(|(name, runtime)| (name.as_str(), runtime)),
+            None => None,
+        }
+    }
+}
+
 /// A Spin app.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -277,6 +295,16 @@ pub struct Runtime {
     pub rollout: Rollout,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_class: Option<RuntimeClass>,
+}
+
+impl Runtime {
+    /// The name of the RuntimeClass that runtime `name` provides.
+    pub fn class_name<'a>(&'a self, name: &'a str) -> &'a str {
+        self.runtime_class
+            .as_ref()
+            .and_then(|class| class.name.as_deref())
+            .unwrap_or(name)
+    }
 }
 
 fn default_handler() -> String {

@@ -91,6 +91,16 @@ fn check_app(
                 ),
             );
         }
+        let requests_cpu = app
+            .resources
+            .as_ref()
+            .is_some_and(|resources| resources.requests.contains_key("cpu"));
+        if !requests_cpu {
+            problems.push(
+                format!("{at}/autoscaling"),
+                "autoscaling on CPU needs `resources.requests.cpu`: utilisation is measured against the request",
+            );
+        }
         if !(1..=100).contains(&scaling.target_cpu_utilization) {
             problems.push(
                 format!("{at}/autoscaling/targetCpuUtilization"),
@@ -286,11 +296,7 @@ fn check_route_collisions(problems: &mut Problems, platform: &Platform) {
 fn check_runtime_collisions(problems: &mut Problems, platform: &Platform) {
     let mut classes: BTreeMap<&str, &str> = BTreeMap::new();
     for (name, runtime) in &platform.runtimes {
-        let class = runtime
-            .runtime_class
-            .as_ref()
-            .and_then(|c| c.name.as_deref())
-            .unwrap_or(name);
+        let class = runtime.class_name(name);
         if let Some(other) = classes.insert(class, name) {
             problems.push(
                 format!("/runtimes/{}", pointer_segment(name)),

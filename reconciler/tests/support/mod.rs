@@ -28,8 +28,14 @@ impl Output {
 
 /// Runs the `spindle` binary with a compile cache shared by all tests.
 pub fn spindle(args: &[&str]) -> Output {
+    spindle_in(Path::new("."), args)
+}
+
+/// Runs the `spindle` binary in `dir`.
+pub fn spindle_in(dir: &Path, args: &[&str]) -> Output {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
     let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .current_dir(dir)
         .args(args)
         .env("SPINDLE_CACHE", cache)
         .env_remove("SPINDLE_ENV")
@@ -78,4 +84,15 @@ pub fn required_env(name: &str) -> String {
              (or `scripts/testenv start` and `source target/testenv/env`)"
         )
     })
+}
+
+/// A client for the test apiserver named by `KUBECONFIG`.
+pub async fn kube_client() -> kube::Client {
+    use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+    let path = required_env("KUBECONFIG");
+    let kubeconfig = Kubeconfig::read_from(&path).expect("kubeconfig reads");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    kube::Client::try_from(config).expect("client builds")
 }

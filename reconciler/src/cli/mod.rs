@@ -1,16 +1,15 @@
-//! The `spindle` command line.
+//! The `spindle` command line: one module per command.
 
-use std::{
-    io::{IsTerminal as _, Write as _},
-    path::PathBuf,
-    time::Duration,
-};
+mod check;
+mod render;
+
+use std::{io::IsTerminal as _, path::PathBuf, time::Duration};
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use spindle_schema::Platform;
 
 use crate::{
+    diagnostic::Diagnostic,
     evaluate::{Evaluator, Limits},
     snapshot::Snapshot,
     spec::{self, Spec, SpecError},
@@ -55,6 +54,15 @@ enum Command {
     /// Exit status: 0 valid, 1 invalid (errors are printed as FILE:LINE:COL: MESSAGE), 2 usage or
     /// I/O error.
     Check(CheckArgs),
+    /// Print the Kubernetes objects an environment becomes, sorted and stable.
+    ///
+    /// The same input gives byte-identical output. API versions follow the cluster's Kubernetes
+    /// version (asked from the cluster in the current kubeconfig unless --kube-version or
+    /// --offline is given). Installer Jobs are planned for the nodes that the rollout's first wave
+    /// would install on, read from the cluster or from --nodes.
+    ///
+    /// Exit status: 0 rendered, 1 invalid, 2 usage or I/O error.
+    Render(render::RenderArgs),
     /// Print the JSON Schema of an environment's evaluated value, for editors.
     Schema,
 }
@@ -92,7 +100,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let outcome = match cli.command {
-        Command::Check(args) => check(&args),
+        Command::Check(args) => check::check(&args),
+        Command::Render(args) => render::render(&args),
         Command::Schema => schema(),
     };
     match outcome {
@@ -149,11 +158,7 @@ fn load(args: &RepoArgs) -> Result<Result<(Snapshot, Spec), i32>> {
             Ok(Err(match err {
                 SpecError::Usage(_) => exit::ERROR,
                 SpecError::Invalid(diagnostics) => {
-                    eprintln!(
-                        "\n{} error{} in environment",
-                        diagnostics.len(),
-                        if diagnostics.len() == 1 { "" } else { "s" }
-                    );
+                    report_count(diagnostics.len());
                     exit::INVALID
                 }
             }))
@@ -161,73 +166,19 @@ fn load(args: &RepoArgs) -> Result<Result<(Snapshot, Spec), i32>> {
     }
 }
 
-fn check(args: &CheckArgs) -> Result<i32> {
-    let (snapshot, spec) = match load(&args.repo)? {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", summary(&snapshot, &spec))?;
-    for line in describe(&spec.platform) {
-        writeln!(out, "{line}")?;
-    }
-    Ok(exit::OK)
+/// Prints errors found after loading (while rendering, say) and returns the exit code.
+fn report(snapshot: &Snapshot, diagnostics: &[Diagnostic]) -> i32 {
+    let rendered: Vec<String> = diagnostics.iter().map(|d| d.render(snapshot)).collect();
+    eprintln!("{}", rendered.join("\n\n"));
+    report_count(diagnostics.len());
+    exit::INVALID
 }
 
-fn summary(snapshot: &Snapshot, spec: &Spec) -> String {
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    format!(
-        "{}: environment {} is valid: {}, {}",
-        snapshot.display_root().display(),
-        spec.environment,
-        plural(spec.platform.apps.len(), "app"),
-        plural(spec.platform.runtimes.len(), "runtime"),
-    )
-}
-
-/// One line per app and runtime.
-fn describe(platform: &Platform) -> Vec<String> {
-    let mut lines = Vec::new();
-    for (name, app) in &platform.apps {
-        let scale = match &app.autoscaling {
-            Some(a) => format!(
-                "replicas {}-{} (cpu {}%)",
-                a.min_replicas, a.max_replicas, a.target_cpu_utilization
-            ),
-            None => format!("replicas {}", app.replicas),
-        };
-        let from = match (&app.image, &app.source) {
-            (Some(image), _) => format!("image {image}"),
-            (None, Some(source)) => format!("source {source}"),
-            (None, None) => String::new(),
-        };
-        let runtime = app
-            .runtime
-            .clone()
-            .or_else(|| platform.runtimes.keys().next().cloned())
-            .unwrap_or_else(|| "-".to_owned());
-        lines.push(format!(
-            "  app      {name:<20} {:<12} {scale:<24} runtime {runtime:<12} {from}",
-            app.namespace
-        ));
-    }
-    for (name, runtime) in &platform.runtimes {
-        let nodes = if runtime.node_selector.is_empty() {
-            "all nodes".to_owned()
-        } else {
-            runtime
-                .node_selector
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        lines.push(format!(
-            "  runtime  {name:<20} shim {:<10} handler {:<12} nodes {nodes} (maxUnavailable {})",
-            runtime.shim.version, runtime.handler, runtime.rollout.max_unavailable
-        ));
-    }
-    lines
+fn report_count(errors: usize) {
+    eprintln!(
+        "\n{errors} error{} in environment",
+        if errors == 1 { "" } else { "s" }
+    );
 }
 
 fn schema() -> Result<i32> {

@@ -1,0 +1,194 @@
+//! `spindle render`: print the objects an environment becomes.
+
+use std::{io::Write as _, path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use super::{RepoArgs, exit, load, report};
+use crate::{
+    cluster,
+    render::{self, Flavor, KubeVersion, Node, Object, Options},
+    revision,
+};
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Kubernetes version to render for (1.20 to 1.34); picks API versions such as
+    /// autoscaling/v2 or v2beta2. Default: the cluster's, or 1.34 without one.
+    #[arg(long, value_name = "X.Y", value_parser = parse_kube_version)]
+    kube_version: Option<KubeVersion>,
+    /// `native`: Deployments, Services, RuntimeClasses, installer Jobs. `spinkube`: SpinApp,
+    /// SpinAppExecutor and Shim resources for clusters that run spin-operator.
+    #[arg(long, value_enum, default_value = "native")]
+    flavor: Flavor,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "yaml")]
+    output: Format,
+    /// Write one file per object (`kind.namespace.name.yaml`) into DIR instead of printing.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Revision recorded on every object (`spindle.dev/revision`). Default: the commit checked
+    /// out in the repository, with `-dirty` when its files changed since.
+    #[arg(long, value_name = "REV")]
+    revision: Option<String>,
+    /// Plan installer Jobs for these nodes (what `kubectl get nodes -o yaml` prints) instead of
+    /// the cluster's.
+    #[arg(long, value_name = "FILE")]
+    nodes: Option<PathBuf>,
+    /// Never contact a cluster: render for --kube-version (or the newest) and, without --nodes,
+    /// plan no installer Jobs.
+    #[arg(long)]
+    offline: bool,
+    /// Namespace of spindle's own objects, such as installer Jobs.
+    #[arg(long, default_value = "spindle-system", value_name = "NAMESPACE")]
+    system_namespace: String,
+    /// Image that runs spindle-node-installer for runtimes whose shim comes from a URL.
+    #[arg(long, value_name = "IMAGE")]
+    installer_image: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// A stream of YAML documents.
+    Yaml,
+    /// A `v1` `List`.
+    Json,
+}
+
+fn parse_kube_version(text: &str) -> Result<KubeVersion, String> {
+    text.parse()
+}
+
+pub fn render(args: &RenderArgs) -> Result<i32> {
+    let (snapshot, spec) = match load(&args.repo)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let mut options = Options::new(spec.environment.clone());
+    options.flavor = args.flavor;
+    options.system_namespace = args.system_namespace.clone();
+    if let Some(image) = &args.installer_image {
+        options.installer_image = image.clone();
+    }
+    options.revision = match &args.revision {
+        Some(revision) => Some(revision.clone()),
+        None => revision::of_working_tree(&args.repo.repo),
+    };
+    if let Some(path) = &args.nodes {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        options.nodes = Some(
+            render::nodes::parse(&text)
+                .with_context(|| format!("{} holds no nodes", path.display()))?,
+        );
+    }
+    let wants_nodes = args.flavor == Flavor::Native
+        && options.nodes.is_none()
+        && !spec.platform.runtimes.is_empty();
+    let (version, nodes) =
+        if !args.offline && (args.kube_version.is_none() || wants_nodes) && cluster::configured() {
+            ask_cluster(wants_nodes)
+        } else {
+            (None, None)
+        };
+    options.kube = args.kube_version.or(version).unwrap_or(KubeVersion::NEWEST);
+    options.nodes = options.nodes.or(nodes);
+    let objects = match render::render(&spec.platform, &options) {
+        Ok(objects) => objects,
+        Err(problems) => {
+            let diagnostics: Vec<_> = problems
+                .into_iter()
+                .map(|problem| spec.diagnostic(&problem.pointer, problem.message))
+                .collect();
+            return Ok(report(&snapshot, &diagnostics));
+        }
+    };
+    if wants_nodes && options.nodes.is_none() {
+        eprintln!(
+            "note: no nodes known, so no installer Jobs are shown; give --nodes FILE or a cluster"
+        );
+    }
+    match &args.output_dir {
+        Some(dir) => write_dir(dir, &objects, args.output)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(print(&objects, args.output)?.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Asks the configured cluster for its version and, when wanted, its nodes. A cluster that
+/// cannot be reached is reported and rendering goes on without it.
+fn ask_cluster(nodes: bool) -> (Option<KubeVersion>, Option<Vec<Node>>) {
+    let asked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let client = cluster::client().await?;
+                let version = cluster::version(&client, Duration::from_secs(5)).await?;
+                let nodes = match nodes {
+                    true => Some(render::nodes::list(client).await?),
+                    false => None,
+                };
+                anyhow::Ok((version, nodes))
+            })
+        });
+    match asked {
+        Ok((version, nodes)) => (Some(version), nodes),
+        Err(err) => {
+            eprintln!(
+                "warning: {err:#}; rendering for Kubernetes {} without the cluster \
+                 (pass --kube-version or --offline to silence this)",
+                KubeVersion::NEWEST
+            );
+            (None, None)
+        }
+    }
+}
+
+/// The objects as one YAML stream or one JSON `List`.
+fn print(objects: &[Object], format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Yaml => {
+            let mut out = String::new();
+            for object in objects {
+                out.push_str("---\n");
+                out.push_str(&crate::yaml::to_string(object.value()));
+            }
+            out
+        }
+        Format::Json => {
+            let items: Vec<&serde_json::Value> = objects.iter().map(Object::value).collect();
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+            serde_json::to_string_pretty(&list)? + "\n"
+        }
+    })
+}
+
+fn write_dir(dir: &std::path::Path, objects: &[Object], format: Format) -> Result<()> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} is not empty: give a new or empty folder, so that no stale file is left beside the \
+             rendered ones",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    for object in objects {
+        let (text, extension) = match format {
+            Format::Yaml => (crate::yaml::to_string(object.value()), "yaml"),
+            Format::Json => (serde_json::to_string_pretty(object.value())? + "\n", "json"),
+        };
+        let path = dir.join(format!("{}.{extension}", object.file_stem()));
+        std::fs::write(&path, text)
+            .with_context(|| format!("could not write {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Connecting to the cluster of the current kubeconfig (or the one spindle runs in).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use kube::{
+    api::{DynamicObject, GroupVersionKind, Patch, PatchParams},
+    discovery::Scope,
+};
+
+use crate::render::{KubeVersion, MANAGER, Object};
+
+/// Whether a cluster is configured: `KUBECONFIG`, `~/.kube/config`, or running in a pod.
+pub fn configured() -> bool {
+    std::env::var_os("KUBECONFIG").is_some_and(|path| !path.is_empty())
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        || std::env::var_os("HOME")
+            .is_some_and(|home| std::path::Path::new(&home).join(".kube/config").is_file())
+}
+
+/// A client for the configured cluster.
+pub async fn client() -> Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("could not configure a Kubernetes client from the kubeconfig")
+}
+
+/// The cluster's Kubernetes version, asked within `timeout`.
+pub async fn version(client: &kube::Client, timeout: Duration) -> Result<KubeVersion> {
+    let info = tokio::time::timeout(timeout, client.apiserver_version())
+        .await
+        .context("the cluster did not answer")?
+        .context("could not ask the cluster for its version")?;
+    KubeVersion::from_server(&info.major, &info.minor).map_err(anyhow::Error::msg)
+}
+
+/// A connection to a cluster that knows which resources it serves.
+pub struct Cluster {
+    client: kube::Client,
+    discovery: kube::Discovery,
+}
+
+impl Cluster {
+    /// Discovers the resources that `client`'s cluster serves.
+    pub async fn connect(client: kube::Client) -> Result<Self> {
+        let discovery = kube::Discovery::new(client.clone())
+            .run()
+            .await
+            .context("could not discover the cluster's resources")?;
+        Ok(Cluster { client, discovery })
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The API of `object`'s resource, in its namespace when it is namespaced.
+    pub fn api(&self, object: &Object) -> Result<kube::Api<DynamicObject>> {
+        let (group, version) = match object.api_version().split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", object.api_version()),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, object.kind());
+        let (resource, capabilities) = self.discovery.resolve_gvk(&gvk).with_context(|| {
+            format!(
+                "the cluster does not serve {} {} (an API version of another Kubernetes release, \
+                 or a CustomResourceDefinition that is not installed)",
+                object.api_version(),
+                object.kind()
+            )
+        })?;
+        Ok(match (capabilities.scope, object.namespace()) {
+            (Scope::Namespaced, Some(namespace)) => {
+                kube::Api::namespaced_with(self.client.clone(), namespace, &resource)
+            }
+            (Scope::Namespaced, None) => bail!("{} needs a namespace", object.display_name()),
+            (Scope::Cluster, _) => kube::Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    /// Server-side applies `object` as spindle's field manager (only validated with `dry_run`),
+    /// returning the object as the server stores (or would store) it.
+    pub async fn apply(&self, object: &Object, dry_run: bool) -> Result<DynamicObject> {
+        let mut params = PatchParams::apply(MANAGER).force();
+        params.dry_run = dry_run;
+        self.api(object)?
+            .patch(object.name(), &params, &Patch::Apply(object.value()))
+            .await
+            .with_context(|| format!("could not apply {}", object.display_name()))
+    }
+}
