@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use kube::{
-    api::{DynamicObject, GroupVersionKind, Patch, PatchParams},
+    api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
     discovery::Scope,
 };
 
@@ -56,6 +56,23 @@ impl Cluster {
 
     /// The API of `object`'s resource, in its namespace when it is namespaced.
     pub fn api(&self, object: &Object) -> Result<kube::Api<DynamicObject>> {
+        let (resource, scope) = self.resolve(object)?;
+        Ok(match (scope, object.namespace()) {
+            (Scope::Namespaced, Some(namespace)) => {
+                kube::Api::namespaced_with(self.client.clone(), namespace, &resource)
+            }
+            (Scope::Namespaced, None) => bail!("{} needs a namespace", object.display_name()),
+            (Scope::Cluster, _) => kube::Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    /// The API of `object`'s resource across all namespaces, for listing.
+    pub fn api_all(&self, object: &Object) -> Result<kube::Api<DynamicObject>> {
+        let (resource, _) = self.resolve(object)?;
+        Ok(kube::Api::all_with(self.client.clone(), &resource))
+    }
+
+    fn resolve(&self, object: &Object) -> Result<(ApiResource, Scope)> {
         let (group, version) = match object.api_version().split_once('/') {
             Some((group, version)) => (group, version),
             None => ("", object.api_version()),
@@ -69,13 +86,7 @@ impl Cluster {
                 object.kind()
             )
         })?;
-        Ok(match (capabilities.scope, object.namespace()) {
-            (Scope::Namespaced, Some(namespace)) => {
-                kube::Api::namespaced_with(self.client.clone(), namespace, &resource)
-            }
-            (Scope::Namespaced, None) => bail!("{} needs a namespace", object.display_name()),
-            (Scope::Cluster, _) => kube::Api::all_with(self.client.clone(), &resource),
-        })
+        Ok((resource, capabilities.scope))
     }
 
     /// Server-side applies `object` as spindle's field manager (only validated with `dry_run`),

@@ -6,18 +6,19 @@
 //! 2. [`evaluate`]: the configuration language, run inside a wasm sandbox.
 //! 3. [`spec`]: the environment's evaluated value, deserialised into `spindle_schema` types and
 //!    validated; every error carries a file, line and column ([`diagnostic`]).
-//!
 //! 4. [`render`]: the Kubernetes objects an environment becomes, for a cluster's API versions.
+//! 5. [`diff`]: what changes between two revisions, or between a revision and the cluster.
 //!
-//! Around them: [`revision`] names where a snapshot came from, [`cluster`] connects to one.
-//! Diffing and applying come next. Start at [`spec::load`].
+//! Around them: [`git`] reads revisions and names where a working tree came from, [`cluster`]
+//! talks to a cluster, [`yaml`] writes objects. Applying comes next. Start at [`spec::load`].
 
 pub mod cli;
 pub mod cluster;
 pub mod diagnostic;
+pub mod diff;
 pub mod evaluate;
+pub mod git;
 pub mod render;
-pub mod revision;
 pub mod snapshot;
 pub mod spec;
 pub mod yaml;

@@ -37,10 +37,7 @@ impl Snapshot {
         if !root.is_dir() {
             bail!("{} is not a directory", root.display());
         }
-        let mut snapshot = Snapshot {
-            display_root: root.to_path_buf(),
-            ..Snapshot::default()
-        };
+        let mut snapshot = Snapshot::new(root);
         snapshot.read_dir(root, "")?;
         Ok(snapshot)
     }
@@ -50,10 +47,7 @@ impl Snapshot {
         display_root: impl Into<PathBuf>,
         files: impl IntoIterator<Item = (String, String)>,
     ) -> Self {
-        let mut snapshot = Snapshot {
-            display_root: display_root.into(),
-            ..Snapshot::default()
-        };
+        let mut snapshot = Snapshot::new(display_root);
         for (path, content) in files {
             snapshot.paths.insert(path.clone());
             if is_config(&path) {
@@ -61,6 +55,39 @@ impl Snapshot {
             }
         }
         snapshot
+    }
+
+    /// An empty snapshot, to be filled with [`Snapshot::add_file`].
+    pub fn new(display_root: impl Into<PathBuf>) -> Self {
+        Snapshot {
+            display_root: display_root.into(),
+            ..Snapshot::default()
+        }
+    }
+
+    /// Adds the regular file at `relative` (`/`-separated) of `size` bytes; `read` gives its text
+    /// and is called only for configuration files, which are limited in size.
+    pub fn add_file(
+        &mut self,
+        relative: String,
+        size: u64,
+        read: impl FnOnce() -> Result<String>,
+    ) -> Result<()> {
+        if is_config(&relative) {
+            if size > MAX_CONFIG_FILE {
+                bail!(
+                    "{relative} is {size} bytes; configuration files are limited to {MAX_CONFIG_FILE}"
+                );
+            }
+            self.config.insert(relative.clone(), read()?);
+        }
+        self.paths.insert(relative);
+        Ok(())
+    }
+
+    /// Whether a folder of this name is left out of snapshots.
+    pub fn skips_dir(name: &str) -> bool {
+        SKIPPED_DIRS.contains(&name)
     }
 
     fn read_dir(&mut self, dir: &Path, prefix: &str) -> Result<()> {
@@ -71,22 +98,13 @@ impl Snapshot {
             let Some(name) = name.to_str() else { continue };
             let relative = format!("{prefix}{name}");
             let kind = entry.file_type()?;
-            if kind.is_dir() && !SKIPPED_DIRS.contains(&name) {
+            if kind.is_dir() && !Self::skips_dir(name) {
                 self.read_dir(&entry.path(), &format!("{relative}/"))?;
             } else if kind.is_file() {
-                if is_config(&relative) {
-                    let size = entry.metadata()?.len();
-                    if size > MAX_CONFIG_FILE {
-                        bail!(
-                            "{relative} is {size} bytes; configuration files are limited to {MAX_CONFIG_FILE}"
-                        );
-                    }
-                    let path = entry.path();
-                    let text = fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    self.config.insert(relative.clone(), text);
-                }
-                self.paths.insert(relative);
+                let path = entry.path();
+                self.add_file(relative, entry.metadata()?.len(), || {
+                    fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+                })?;
             }
         }
         Ok(())

@@ -25,6 +25,14 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// Rendering problems as diagnostics at their definitions.
+    pub fn diagnostics(&self, problems: Vec<crate::render::Problem>) -> Vec<Diagnostic> {
+        problems
+            .into_iter()
+            .map(|problem| self.diagnostic(&problem.pointer, problem.message))
+            .collect()
+    }
+
     /// An error about the value at `pointer`, located at its definition (or its nearest
     /// ancestor's).
     pub fn diagnostic(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {

@@ -1,6 +1,7 @@
 //! The `spindle` command line: one module per command.
 
 mod check;
+mod diff;
 mod render;
 
 use std::{io::IsTerminal as _, path::PathBuf, time::Duration};
@@ -63,6 +64,16 @@ enum Command {
     ///
     /// Exit status: 0 rendered, 1 invalid, 2 usage or I/O error.
     Render(render::RenderArgs),
+    /// Show what a revision changes: against another revision (--base), or the live cluster
+    /// (--live).
+    ///
+    /// Both sides are rendered (revisions are read from Git's object database; the working tree is
+    /// never touched) and compared object by object: added, changed, renamed, removed, with a
+    /// unified diff of each. Secret values are never printed: a hash marker shows that a key
+    /// changed. Node runtime changes are called out with the nodes they reach.
+    ///
+    /// Exit status: 0 no changes, 1 changes, 2 error (including an invalid revision).
+    Diff(diff::DiffArgs),
     /// Print the JSON Schema of an environment's evaluated value, for editors.
     Schema,
 }
@@ -102,6 +113,7 @@ pub fn main() -> i32 {
     let outcome = match cli.command {
         Command::Check(args) => check::check(&args),
         Command::Render(args) => render::render(&args),
+        Command::Diff(args) => diff::diff(&args),
         Command::Schema => schema(),
     };
     match outcome {

@@ -7,23 +7,16 @@ use clap::Args;
 
 use super::{RepoArgs, exit, load, report};
 use crate::{
-    cluster,
+    cluster, git,
     render::{self, Flavor, KubeVersion, Node, Object, Options},
-    revision,
 };
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
     repo: RepoArgs,
-    /// Kubernetes version to render for (1.20 to 1.34); picks API versions such as
-    /// autoscaling/v2 or v2beta2. Default: the cluster's, or 1.34 without one.
-    #[arg(long, value_name = "X.Y", value_parser = parse_kube_version)]
-    kube_version: Option<KubeVersion>,
-    /// `native`: Deployments, Services, RuntimeClasses, installer Jobs. `spinkube`: SpinApp,
-    /// SpinAppExecutor and Shim resources for clusters that run spin-operator.
-    #[arg(long, value_enum, default_value = "native")]
-    flavor: Flavor,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "yaml")]
     output: Format,
@@ -34,6 +27,19 @@ pub struct RenderArgs {
     /// out in the repository, with `-dirty` when its files changed since.
     #[arg(long, value_name = "REV")]
     revision: Option<String>,
+}
+
+/// What the objects are rendered for: the cluster's version and nodes, the flavor.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Kubernetes version to render for (1.20 to 1.34); picks API versions such as
+    /// autoscaling/v2 or v2beta2. Default: the cluster's, or 1.34 without one.
+    #[arg(long, value_name = "X.Y", value_parser = parse_kube_version)]
+    kube_version: Option<KubeVersion>,
+    /// `native`: Deployments, Services, RuntimeClasses, installer Jobs. `spinkube`: SpinApp,
+    /// SpinAppExecutor and Shim resources for clusters that run spin-operator.
+    #[arg(long, value_enum, default_value = "native")]
+    flavor: Flavor,
     /// Plan installer Jobs for these nodes (what `kubectl get nodes -o yaml` prints) instead of
     /// the cluster's.
     #[arg(long, value_name = "FILE")]
@@ -67,50 +73,18 @@ pub fn render(args: &RenderArgs) -> Result<i32> {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
-    let mut options = Options::new(spec.environment.clone());
-    options.flavor = args.flavor;
-    options.system_namespace = args.system_namespace.clone();
-    if let Some(image) = &args.installer_image {
-        options.installer_image = image.clone();
-    }
+    let mut options = args
+        .target
+        .options(&spec.environment, !spec.platform.runtimes.is_empty())?;
     options.revision = match &args.revision {
         Some(revision) => Some(revision.clone()),
-        None => revision::of_working_tree(&args.repo.repo),
+        None => git::of_working_tree(&args.repo.repo),
     };
-    if let Some(path) = &args.nodes {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("could not read {}", path.display()))?;
-        options.nodes = Some(
-            render::nodes::parse(&text)
-                .with_context(|| format!("{} holds no nodes", path.display()))?,
-        );
-    }
-    let wants_nodes = args.flavor == Flavor::Native
-        && options.nodes.is_none()
-        && !spec.platform.runtimes.is_empty();
-    let (version, nodes) =
-        if !args.offline && (args.kube_version.is_none() || wants_nodes) && cluster::configured() {
-            ask_cluster(wants_nodes)
-        } else {
-            (None, None)
-        };
-    options.kube = args.kube_version.or(version).unwrap_or(KubeVersion::NEWEST);
-    options.nodes = options.nodes.or(nodes);
     let objects = match render::render(&spec.platform, &options) {
         Ok(objects) => objects,
-        Err(problems) => {
-            let diagnostics: Vec<_> = problems
-                .into_iter()
-                .map(|problem| spec.diagnostic(&problem.pointer, problem.message))
-                .collect();
-            return Ok(report(&snapshot, &diagnostics));
-        }
+        Err(problems) => return Ok(report(&snapshot, &spec.diagnostics(problems))),
     };
-    if wants_nodes && options.nodes.is_none() {
-        eprintln!(
-            "note: no nodes known, so no installer Jobs are shown; give --nodes FILE or a cluster"
-        );
-    }
+    args.target.note_missing_nodes(&options, &spec.platform);
     match &args.output_dir {
         Some(dir) => write_dir(dir, &objects, args.output)?,
         None => {
@@ -120,6 +94,49 @@ pub fn render(args: &RenderArgs) -> Result<i32> {
         }
     }
     Ok(exit::OK)
+}
+
+impl TargetArgs {
+    /// Rendering options for `environment`; asks the cluster what the flags leave open (its
+    /// version, and its nodes when there are runtimes to install).
+    pub fn options(&self, environment: &str, has_runtimes: bool) -> Result<Options> {
+        let mut options = Options::new(environment);
+        options.flavor = self.flavor;
+        options.system_namespace = self.system_namespace.clone();
+        if let Some(image) = &self.installer_image {
+            options.installer_image = image.clone();
+        }
+        if let Some(path) = &self.nodes {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("could not read {}", path.display()))?;
+            options.nodes = Some(
+                render::nodes::parse(&text)
+                    .with_context(|| format!("{} holds no nodes", path.display()))?,
+            );
+        }
+        let wants_nodes = self.flavor == Flavor::Native && options.nodes.is_none() && has_runtimes;
+        let (version, nodes) = if !self.offline
+            && (self.kube_version.is_none() || wants_nodes)
+            && cluster::configured()
+        {
+            ask_cluster(wants_nodes)
+        } else {
+            (None, None)
+        };
+        options.kube = self.kube_version.or(version).unwrap_or(KubeVersion::NEWEST);
+        options.nodes = options.nodes.or(nodes);
+        Ok(options)
+    }
+
+    /// Says on stderr that installer Jobs are missing because no nodes are known.
+    pub fn note_missing_nodes(&self, options: &Options, platform: &spindle_schema::Platform) {
+        if self.flavor == Flavor::Native && options.nodes.is_none() && !platform.runtimes.is_empty()
+        {
+            eprintln!(
+                "note: no nodes known, so no installer Jobs are shown; give --nodes FILE or a cluster"
+            );
+        }
+    }
 }
 
 /// Asks the configured cluster for its version and, when wanted, its nodes. A cluster that

@@ -28,6 +28,24 @@ pub const DOMAIN: &str = "spindle.dev";
 /// The field manager of spindle's server-side applies, and the `managed-by` label.
 pub const MANAGER: &str = "spindle";
 
+/// Every kind spindle renders, in each API version it may use: what a prune looks for.
+pub const KINDS: [(&str, &str); 14] = [
+    ("v1", "Namespace"),
+    ("v1", "Service"),
+    ("v1", "Secret"),
+    ("apps/v1", "Deployment"),
+    ("batch/v1", "Job"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("node.k8s.io/v1", "RuntimeClass"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("policy/v1beta1", "PodDisruptionBudget"),
+    ("core.spinkube.dev/v1alpha1", "SpinApp"),
+    ("core.spinkube.dev/v1alpha1", "SpinAppExecutor"),
+    ("runtime.spinkube.dev/v1alpha1", "Shim"),
+];
+
 /// What to render for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Flavor {

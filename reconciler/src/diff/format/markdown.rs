@@ -1,0 +1,118 @@
+//! A pull-request comment: what changes per app and runtime, the node rollouts, then one
+//! collapsible block per object with its diff. Long diffs are cut per object and the whole
+//! comment is kept under what code hosts accept (GitHub: 65,536 characters).
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use super::{COUNTED, summary, word};
+use crate::diff::{Action, Diff, Owner};
+
+/// Lines of one object's diff shown before the rest is cut.
+const MAX_LINES_PER_OBJECT: usize = 200;
+/// Characters the whole comment may use.
+const MAX_COMMENT: usize = 60_000;
+
+pub fn show(diffs: &[Diff]) -> String {
+    let mut out = String::new();
+    let mut cut_objects = 0;
+    for diff in diffs {
+        let _ = writeln!(
+            out,
+            "### spindle: environment `{}`\n\n`{}` → `{}`: {}\n",
+            diff.environment,
+            diff.before,
+            diff.after,
+            summary(diff)
+        );
+        if diff.is_empty() {
+            let _ = writeln!(out, "No changes.\n");
+            continue;
+        }
+        if !diff.runtimes.is_empty() {
+            let _ = writeln!(out, "**Node runtimes**\n");
+            for rollout in &diff.runtimes {
+                let _ = writeln!(out, "- {}", rollout.sentence());
+            }
+            out.push('\n');
+        }
+        table(&mut out, diff);
+        for change in &diff.changes {
+            let mut block = String::new();
+            let _ = writeln!(
+                block,
+                "<details><summary>{} <code>{}</code> (+{} −{})</summary>\n\n```diff",
+                word(change.action),
+                escape(&change.title()),
+                change.lines_added,
+                change.lines_removed
+            );
+            let lines: Vec<&str> = change.diff.lines().collect();
+            for line in lines.iter().take(MAX_LINES_PER_OBJECT) {
+                let _ = writeln!(block, "{}", line.replace("```", "``\u{200b}`"));
+            }
+            if lines.len() > MAX_LINES_PER_OBJECT {
+                let _ = writeln!(
+                    block,
+                    "# … {} more lines cut",
+                    lines.len() - MAX_LINES_PER_OBJECT
+                );
+            }
+            block.push_str("```\n\n</details>\n\n");
+            if out.len() + block.len() > MAX_COMMENT {
+                cut_objects += 1;
+                continue;
+            }
+            out.push_str(&block);
+        }
+    }
+    if cut_objects > 0 {
+        let _ = writeln!(
+            out,
+            "_{cut_objects} more object diffs cut to fit a comment; run `spindle diff` to see them._"
+        );
+    }
+    out
+}
+
+/// One row per app, runtime and the environment's shared objects, with a count per action.
+fn table(out: &mut String, diff: &Diff) {
+    let mut rows: BTreeMap<&Owner, [usize; COUNTED.len()]> = BTreeMap::new();
+    for change in &diff.changes {
+        let row = rows.entry(&change.owner).or_default();
+        let column = COUNTED
+            .iter()
+            .position(|&a| a == change.action)
+            .expect("every action is counted");
+        row[column] += 1;
+    }
+    let shown: Vec<(usize, Action)> = COUNTED
+        .iter()
+        .enumerate()
+        .filter(|(_, action)| diff.count(**action) > 0)
+        .map(|(i, a)| (i, *a))
+        .collect();
+    let _ = write!(out, "| |");
+    for (_, action) in &shown {
+        let _ = write!(out, " {} |", word(*action));
+    }
+    let _ = write!(out, "\n|---|");
+    for _ in &shown {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for (owner, counts) in rows {
+        let _ = write!(out, "| {} |", escape(&owner.to_string()));
+        for (i, _) in &shown {
+            let _ = write!(out, " {} |", counts[*i]);
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+}
