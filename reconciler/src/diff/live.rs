@@ -96,7 +96,10 @@ async fn owned_but_not_rendered(
             .await
             .with_context(|| format!("could not list {kind} objects"))?;
         for item in list.items {
-            let value = serde_json::to_value(item).expect("objects serialise");
+            let mut value = serde_json::to_value(item).expect("objects serialise");
+            // Items of a list do not repeat their apiVersion and kind.
+            value["apiVersion"] = json!(api_version);
+            value["kind"] = json!(kind);
             let object = Object::new(project_managed(&value, &value));
             let identity = (
                 object.kind().to_owned(),

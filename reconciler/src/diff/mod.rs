@@ -170,10 +170,18 @@ pub fn compare(before: &[Object], after: &[Object], gone: Action) -> (Vec<Object
         .filter(|(key, _)| !new.contains_key(*key))
         .map(|(_, object)| *object)
         .collect();
+    let app_renames = app_renames(&removed, &added);
     for object in added {
-        let twin = removed
-            .iter()
-            .position(|previous| is_rename(previous, object));
+        let owner = Owner::of(object.value());
+        let twin = removed.iter().position(|previous| {
+            let pairs = match (&owner, Owner::of(previous.value())) {
+                // An app's objects are renamed only along with the app itself.
+                (Owner::App(new), Owner::App(old)) => app_renames.get(&old) == Some(new),
+                (Owner::App(_), _) | (_, Owner::App(_)) => false,
+                _ => true,
+            };
+            pairs && is_rename(previous, object)
+        });
         match twin {
             Some(index) => {
                 let previous = removed.remove(index);
@@ -189,6 +197,32 @@ pub fn compare(before: &[Object], after: &[Object], gone: Action) -> (Vec<Object
         (&a.owner, &a.kind, &a.namespace, &a.name).cmp(&(&b.owner, &b.kind, &b.namespace, &b.name))
     });
     (changes, unchanged)
+}
+
+/// Kinds whose rename is an app's rename: a Deployment (or SpinApp) that only changed its name.
+const APP_ANCHORS: [&str; 2] = ["Deployment", "SpinApp"];
+
+/// Old app name to new, for apps whose workload was renamed and nothing else.
+fn app_renames(removed: &[&Object], added: &[&Object]) -> BTreeMap<String, String> {
+    fn anchors<'a>(objects: &[&'a Object]) -> Vec<(String, &'a Object)> {
+        objects
+            .iter()
+            .filter(|o| APP_ANCHORS.contains(&o.kind()))
+            .filter_map(|o| match Owner::of(o.value()) {
+                Owner::App(name) => Some((name, *o)),
+                _ => None,
+            })
+            .collect()
+    }
+    let mut renames = BTreeMap::new();
+    let mut targets = anchors(added);
+    for (old, previous) in anchors(removed) {
+        if let Some(index) = targets.iter().position(|(_, o)| is_rename(previous, o)) {
+            let (new, _) = targets.remove(index);
+            renames.insert(old, new);
+        }
+    }
+    renames
 }
 
 /// Same kind and namespace, and the same content once the old name is read as the new one.
