@@ -10,7 +10,7 @@
 //! 5. [`diff`]: what changes between two revisions, or between a revision and the cluster.
 //!
 //! Around them: [`git`] reads revisions and names where a working tree came from, [`cluster`]
-//! talks to a cluster, [`yaml`] writes objects. Applying comes next. Start at [`spec::load`].
+//! talks to a cluster, [`yaml`] writes objects, [`golden`] keeps them in folders. Applying comes next. Start at [`spec::load`].
 
 pub mod cli;
 pub mod cluster;
@@ -18,6 +18,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod evaluate;
 pub mod git;
+pub mod golden;
 pub mod render;
 pub mod snapshot;
 pub mod spec;

@@ -11,8 +11,10 @@ use anyhow::{Context as _, Result, bail};
 
 /// Extensions of the files handed to the evaluator.
 const CONFIG_EXTENSIONS: &[&str] = &["ncl", "yaml", "yml", "json", "toml", "txt"];
-/// Folders never read: version control, build output, spindle's own state.
-const SKIPPED_DIRS: &[&str] = &[".git", "target", ".spindle", "node_modules"];
+/// Folders never read: version control, build output, spindle's own state and golden files.
+const SKIPPED_DIRS: &[&str] = &[".git", "target", ".spindle", "node_modules", GOLDEN_DIR];
+/// Where `spindle test` keeps a repository's expected renders, one folder per environment.
+pub const GOLDEN_DIR: &str = "golden";
 /// Config files larger than this are refused rather than evaluated.
 const MAX_CONFIG_FILE: u64 = 8 << 20;
 /// Where environment entry files live.

@@ -14,6 +14,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use spindle::golden;
 use support::spindle_in;
 
 #[derive(serde::Deserialize)]
@@ -45,23 +46,6 @@ fn cases() -> Vec<PathBuf> {
     cases
 }
 
-fn read_tree(dir: &Path) -> BTreeMap<String, String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return BTreeMap::new();
-    };
-    entries
-        .map(|entry| entry.expect("dir entry").path())
-        .map(|path| {
-            let name = path
-                .file_name()
-                .expect("a file")
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read_to_string(&path).expect("a text file"))
-        })
-        .collect()
-}
-
 /// Runs one case; returns what differs from its expected files.
 fn run(case_dir: &Path, update: bool) -> Vec<String> {
     let case: Case = toml::from_str(
@@ -90,38 +74,17 @@ fn run(case_dir: &Path, update: bool) -> Vec<String> {
         output.stderr
     );
     let actual = if case.exit == 0 {
-        read_tree(&out_path)
+        golden::read(&out_path).expect("rendered files")
     } else {
         BTreeMap::from([("stderr.txt".to_owned(), output.stderr)])
     };
 
     let expected_dir = case_dir.join("expected");
     if update {
-        let _ = std::fs::remove_dir_all(&expected_dir);
-        std::fs::create_dir_all(&expected_dir).expect("mkdir expected");
-        for (name, text) in &actual {
-            std::fs::write(expected_dir.join(name), text).expect("write golden file");
-        }
+        golden::write(&expected_dir, &actual).expect("write golden files");
         return Vec::new();
     }
-    let expected = read_tree(&expected_dir);
-    let mut differences = Vec::new();
-    for name in expected.keys().chain(actual.keys()) {
-        match (expected.get(name), actual.get(name)) {
-            (Some(want), Some(got)) if want == got => {}
-            (Some(want), Some(got)) => differences.push(format!(
-                "{name} differs:\n{}",
-                similar::TextDiff::from_lines(want, got)
-                    .unified_diff()
-                    .header("expected", "rendered")
-            )),
-            (Some(_), None) => differences.push(format!("{name} is no longer rendered")),
-            (None, Some(_)) => differences.push(format!("{name} is rendered but not expected")),
-            (None, None) => unreachable!(),
-        }
-    }
-    differences.dedup();
-    differences
+    golden::compare(&golden::read(&expected_dir).expect("golden files"), &actual)
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod check;
 mod diff;
 mod render;
+mod test;
 
 use std::{io::IsTerminal as _, path::PathBuf, time::Duration};
 
@@ -74,6 +75,14 @@ enum Command {
     ///
     /// Exit status: 0 no changes, 1 changes, 2 error (including an invalid revision).
     Diff(diff::DiffArgs),
+    /// Compare each environment's render with the repository's golden files (`golden/ENV/`).
+    ///
+    /// Gives a repository the reviewed, diffable record of what it produces: commit the files,
+    /// run `spindle test` in CI, and `spindle test --update` after an intended change. Renders for
+    /// a fixed Kubernetes version, without revision labels or nodes.
+    ///
+    /// Exit status: 0 all match, 1 differences (or an environment that fails), 2 usage error.
+    Test(test::TestArgs),
     /// Print the JSON Schema of an environment's evaluated value, for editors.
     Schema,
 }
@@ -114,6 +123,7 @@ pub fn main() -> i32 {
         Command::Check(args) => check::check(&args),
         Command::Render(args) => render::render(&args),
         Command::Diff(args) => diff::diff(&args),
+        Command::Test(args) => test::test(&args),
         Command::Schema => schema(),
     };
     match outcome {

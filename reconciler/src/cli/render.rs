@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{RepoArgs, exit, load, report};
 use crate::{
-    cluster, git,
+    cluster, git, golden,
     render::{self, Flavor, KubeVersion, Node, Object, Options},
 };
 
@@ -197,15 +197,5 @@ fn write_dir(dir: &std::path::Path, objects: &[Object], format: Format) -> Resul
             dir.display()
         );
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    for object in objects {
-        let (text, extension) = match format {
-            Format::Yaml => (crate::yaml::to_string(object.value()), "yaml"),
-            Format::Json => (serde_json::to_string_pretty(object.value())? + "\n", "json"),
-        };
-        let path = dir.join(format!("{}.{extension}", object.file_stem()));
-        std::fs::write(&path, text)
-            .with_context(|| format!("could not write {}", path.display()))?;
-    }
-    Ok(())
+    golden::write(dir, &golden::files(objects, format == Format::Json))
 }
