@@ -92,13 +92,24 @@ pub fn diff(args: &DiffArgs) -> Result<i32> {
             environment: environment.clone(),
             ..target.clone()
         };
-        let after = match load(&evaluator, &head.snapshot, &options)? {
+        // Both revisions are evaluated and rendered at once.
+        let (after, before) = std::thread::scope(|scope| {
+            let before = base
+                .as_ref()
+                .map(|base| scope.spawn(|| load(&evaluator, &base.snapshot, &options)));
+            let after = load(&evaluator, &head.snapshot, &options);
+            (
+                after,
+                before.map(|handle| handle.join().expect("the base side does not panic")),
+            )
+        });
+        let after = match after? {
             Ok(rendered) => rendered,
             Err(code) => return Ok(code),
         };
-        let diff = match &base {
-            Some(base) => {
-                let before = match load(&evaluator, &base.snapshot, &options)? {
+        let diff = match (&base, before) {
+            (Some(base), Some(before)) => {
+                let before = match before? {
                     Ok(rendered) => rendered,
                     Err(code) => return Ok(code),
                 };
@@ -117,7 +128,7 @@ pub fn diff(args: &DiffArgs) -> Result<i32> {
                     ),
                 }
             }
-            None => live_diff(environment, &head.label, &after)?,
+            _ => live_diff(environment, &head.label, &after)?,
         };
         diffs.push(diff);
     }

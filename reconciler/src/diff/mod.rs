@@ -242,16 +242,20 @@ fn change(before: Option<&Object>, after: Option<&Object>, action: Action) -> Op
         before.map(|o| canonical::comparable(o.value())).as_ref(),
         after.map(|o| canonical::comparable(o.value())).as_ref(),
     );
+    let renamed = match (before, after) {
+        (Some(b), Some(a)) => b.name() != a.name(),
+        _ => false,
+    };
+    // Maps compare regardless of key order: most objects are unchanged, and need no text.
+    if old == new && !renamed {
+        return None;
+    }
     let text = |value: Option<Value>| {
         value
             .map(|v| yaml::to_string(&canonical::sorted(&v)))
             .unwrap_or_default()
     };
     let (old_text, new_text) = (text(old), text(new));
-    let renamed = match (before, after) {
-        (Some(b), Some(a)) => b.name() != a.name(),
-        _ => false,
-    };
     if old_text == new_text && !renamed {
         return None;
     }

@@ -1,0 +1,112 @@
+//! `spindle diff` between two commits of a 1,000-app repository where one app changed (the
+//! binary, end to end: Git reads, two evaluations, two renders, comparison, text output), and
+//! comparing + printing 10,000 changed objects.
+//!
+//! `cargo bench -p spindle --bench diff --profile dev`
+
+use std::{path::Path, process::Command};
+
+use serde_json::json;
+use spindle::{
+    diff::{self, Action, Diff, format::Format},
+    render::Object,
+};
+use support::{ENTRY, median_and_fastest, repository};
+
+mod support;
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=b@b",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let snapshot = repository(1000);
+    for (path, text) in snapshot.config_files() {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "base"]);
+    let entry = dir.path().join(ENTRY);
+    let text = std::fs::read_to_string(&entry).unwrap();
+    std::fs::write(
+        &entry,
+        text.replace("replicas | force = 5", "replicas | force = 6"),
+    )
+    .unwrap();
+    git(dir.path(), &["commit", "-qam", "scale app-0"]);
+
+    let cache = std::env::temp_dir().join("spindle-bench-cache");
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args([
+                "diff",
+                dir.path().to_str().unwrap(),
+                "--base",
+                "HEAD~1",
+                "--head",
+                "HEAD",
+            ])
+            .args(["--offline", "--no-color"])
+            .env("SPINDLE_CACHE", &cache)
+            .output()
+            .expect("spindle runs");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("1 changed"), "{stdout}");
+    };
+    run();
+    let (median, fastest) = median_and_fastest(7, run);
+    println!("spindle diff, 1,000 apps, one changed: median {median:.1?}, fastest {fastest:.1?}");
+
+    let objects = |replicas: u32| -> Vec<Object> {
+        (0..10_000)
+            .map(|i| {
+                Object::new(json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": format!("app-{i}"), "namespace": "web",
+                                 "labels": {"spindle.dev/app": format!("app-{i}")}},
+                    "spec": {"replicas": replicas, "selector": {"matchLabels": {"spindle.dev/app": format!("app-{i}")}},
+                             "template": {"spec": {"containers": [{"name": "app", "image": format!("r/app-{i}:1")}]}}},
+                }))
+            })
+            .collect()
+    };
+    let (before, after) = (objects(1), objects(2));
+    let (median, fastest) = median_and_fastest(5, || {
+        let (changes, unchanged) = diff::compare(&before, &after, Action::Removed);
+        assert_eq!((changes.len(), unchanged), (10_000, 0));
+        let report = Diff {
+            environment: "bench".into(),
+            changes,
+            unchanged,
+            ..Diff::default()
+        };
+        let text = diff::format::show(&[report], Format::Text, false);
+        assert!(text.len() > 10_000);
+    });
+    println!(
+        "compare + text for 10,000 changed objects: median {median:.1?}, fastest {fastest:.1?}"
+    );
+}
