@@ -1,4 +1,25 @@
-//! spindle's Spin runtime (wasmtime, the HTTP trigger and Spin's host interfaces).
+//! spindle's Spin runtime: loads a `spin.toml` app and serves its HTTP trigger on wasmtime, with
+//! Spin's host interfaces. Used by `spindle run`, `spindle up` and the containerd shim.
 //!
-//! Not written yet: see the runtime issue. The containerd shim, `spindle up` and `spindle run`
-//! will all serve apps through this crate.
+//! - [`app`]: the manifest ([`manifest`]) checked and resolved: components, routes, variables,
+//!   files ([`files`]).
+//! - [`runtime`]: the app prepared to serve: one engine, components compiled once (and cached,
+//!   [`compile_cache`]), stores ([`stores`]) and variables ([`variables`]) resolved at start.
+//! - [`server`]: the HTTP trigger: [`routes`], `spin-*` headers, an instance per request, the
+//!   outbound allow-list ([`outbound`]).
+//! - [`host`]: Spin's platform interfaces for guests.
+
+pub mod app;
+pub mod compile_cache;
+pub mod files;
+mod host;
+pub mod manifest;
+pub mod outbound;
+pub mod routes;
+pub mod runtime;
+pub mod server;
+pub mod stores;
+pub mod variables;
+
+pub use app::App;
+pub use runtime::{Options, Runtime};

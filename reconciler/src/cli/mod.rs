@@ -3,6 +3,7 @@
 mod check;
 mod diff;
 mod render;
+mod run;
 mod test;
 
 use std::{io::IsTerminal as _, path::PathBuf, time::Duration};
@@ -83,6 +84,13 @@ enum Command {
     ///
     /// Exit status: 0 all match, 1 differences (or an environment that fails), 2 usage error.
     Test(test::TestArgs),
+    /// Serve one Spin app (a `spin.toml`) on spindle's runtime, like `spin up`.
+    ///
+    /// Prints the routes with their URLs, logs every request (method, path, status, duration)
+    /// and serves until Ctrl-C or SIGTERM, letting in-flight requests finish.
+    ///
+    /// Exit status: 0 after a clean stop, 1 invalid manifest, 2 the app cannot start.
+    Run(run::RunArgs),
     /// Print the JSON Schema of an environment's evaluated value, for editors.
     Schema,
 }
@@ -124,6 +132,7 @@ pub fn main() -> i32 {
         Command::Render(args) => render::render(&args),
         Command::Diff(args) => diff::diff(&args),
         Command::Test(args) => test::test(&args),
+        Command::Run(args) => run::run(&args),
         Command::Schema => schema(),
     };
     match outcome {
@@ -137,7 +146,7 @@ pub fn main() -> i32 {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPINDLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,spindle::request=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -2,11 +2,10 @@
 //!
 //! The evaluator is a WebAssembly component (`schema/evaluator`, Nickel) that implements the
 //! `spindle:evaluator` WIT world. It is compiled once per process (and cached on disk, see
-//! [`compile_cache`]) and every evaluation gets a fresh [`sandbox`]: no filesystem, network or real
+//! [`spindle_shim::compile_cache`]) and every evaluation gets a fresh [`sandbox`]: no filesystem, network or real
 //! clock, an epoch deadline and a memory cap. Another language can be plugged in by building
 //! another component against the same world.
 
-mod compile_cache;
 mod sandbox;
 
 use std::{
@@ -20,6 +19,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use spindle_shim::compile_cache;
 use wasmtime::{Config, Engine, component::Linker};
 
 pub use sandbox::Limits;

@@ -96,3 +96,180 @@ pub async fn kube_client() -> kube::Client {
         .expect("kubeconfig is usable");
     kube::Client::try_from(config).expect("client builds")
 }
+
+/// Builds the Spin test apps of `tests/apps` (once per test binary) and returns their folder.
+pub fn test_apps() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/apps");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .current_dir(&dir);
+        // The outer build's settings are not the guests'.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key.starts_with("RUST") {
+                cargo.env_remove(key);
+            }
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "building tests/apps failed");
+        dir
+    })
+}
+
+/// A `spindle run` in the background, stopped (SIGTERM) when dropped.
+pub struct Served {
+    child: std::process::Child,
+    pub address: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `spindle run ARGS --listen 127.0.0.1:0` and waits until it serves.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Served {
+        use std::io::{BufRead, BufReader, Read};
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .arg("run")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("SPINDLE_CACHE", cache)
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spindle runs");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("reads stdout");
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stdout.read_to_string(&mut rest);
+        });
+        let address = first
+            .trim()
+            .rsplit("http://")
+            .next()
+            .filter(|_| first.starts_with("Serving"))
+            .unwrap_or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                panic!(
+                    "spindle run did not start: {first}\n{}",
+                    stderr.lock().unwrap()
+                )
+            })
+            .to_owned();
+        Served {
+            child,
+            address,
+            stderr,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("spindle exits")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request on a new connection (`Connection: close`).
+pub fn http(address: &str, method: &str, path: &str, body: &str) -> HttpResponse {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connects");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("writes");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("reads");
+    parse_response(&String::from_utf8_lossy(&raw))
+}
+
+/// Parses one response (chunked or with a length).
+pub fn parse_response(raw: &str) -> HttpResponse {
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size.min(rest.len())]);
+        body = rest.get(size + 2..).unwrap_or("");
+    }
+    out
+}

@@ -1,0 +1,344 @@
+//! A Spin app prepared to serve: one engine, every component compiled (or loaded from the compile
+//! cache) and pre-instantiated once, stores opened, variables resolved. Each request then gets a
+//! fresh instance (Spin's isolation model) with its own deadline and memory cap.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, UpdateDeadline,
+    component::{Linker, ResourceTable},
+};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView, p2::bindings::ProxyPre};
+
+use crate::{
+    app::App,
+    compile_cache,
+    host::{self, ComponentHost, SpinView},
+    outbound::{AllowList, Outbound},
+    stores::{RuntimeConfig, StateDir, Stores},
+    variables::{self, EnvProvider, Provider},
+};
+
+/// How often the engine's epoch advances: the granularity of deadlines and of yielding.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How an app is run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where `default` stores live.
+    pub state: StateDir,
+    /// Spin's `runtime-config.toml`.
+    pub runtime_config: Option<PathBuf>,
+    /// Values for application variables, before `SPIN_VARIABLE_*` and the defaults.
+    pub variables: BTreeMap<String, String>,
+    /// Read `SPIN_VARIABLE_*` from the process environment (as SpinKube sets them).
+    pub variables_from_env: bool,
+    /// Environment variables given to every component, besides their manifest's.
+    pub environment: Vec<(String, String)>,
+    /// Serve only these components (SpinKube's `SPIN_COMPONENTS_TO_RETAIN`).
+    pub retain: Option<Vec<String>>,
+    /// Memory one component instance may use, in bytes.
+    pub instance_memory: u64,
+    /// How long one request may run.
+    pub request_timeout: Duration,
+    /// Where compiled components are cached.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            state: StateDir::Ephemeral,
+            runtime_config: None,
+            variables: BTreeMap::new(),
+            variables_from_env: true,
+            environment: Vec::new(),
+            retain: None,
+            instance_memory: 256 << 20,
+            request_timeout: Duration::from_secs(30),
+            cache_dir: None,
+        }
+    }
+}
+
+/// One component, ready for requests.
+pub struct Prepared {
+    pub(crate) pre: ProxyPre<State>,
+    host: Arc<ComponentHost>,
+    environment: Vec<(String, String)>,
+    /// The component's `files`, assembled read-only under one folder.
+    files: Option<tempfile::TempDir>,
+    allow: AllowList,
+}
+
+/// An app ready to serve.
+pub struct Runtime {
+    pub app: App,
+    engine: Engine,
+    pub(crate) components: BTreeMap<String, Prepared>,
+    options: Options,
+    ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The state of one request's store.
+pub struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    outbound: Outbound,
+    host: Arc<ComponentHost>,
+    limits: StoreLimits,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+fn spin_view(state: &mut State) -> SpinView<'_> {
+    SpinView {
+        table: &mut state.table,
+        component: &state.host,
+    }
+}
+
+/// An engine for serving: async, epoch deadlines, the pooling allocator.
+pub fn engine(instance_memory: u64) -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(1000)
+        .total_core_instances(4000)
+        .total_memories(2000)
+        .total_tables(4000)
+        .max_memory_size(instance_memory as usize)
+        .max_core_instances_per_component(50)
+        .max_memories_per_component(20)
+        .max_tables_per_component(50)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(8 << 20);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_reservation(instance_memory.max(64 << 20))
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(Engine::new(&config)?)
+}
+
+impl Runtime {
+    /// Prepares `app`: compiles its components, opens its stores, resolves its variables. Every
+    /// problem a request would meet later (a missing required variable, an undeclared store) is
+    /// reported here.
+    pub fn new(mut app: App, options: Options) -> Result<Runtime> {
+        if let Some(retain) = &options.retain {
+            app.retain(retain).map_err(anyhow::Error::msg)?;
+        }
+        let engine = engine(options.instance_memory)?;
+        let config = match &options.runtime_config {
+            Some(path) => RuntimeConfig::load(path)?,
+            None => RuntimeConfig::default(),
+        };
+        let stores = Stores::open(
+            &config,
+            &options.state,
+            app.components.values().flat_map(|c| &c.key_value_stores),
+            app.components.values().flat_map(|c| &c.sqlite_databases),
+        )?;
+        let env = EnvProvider(|key: &str| std::env::var(key).ok());
+        let mut providers: Vec<&dyn Provider> = vec![&options.variables];
+        if options.variables_from_env {
+            providers.push(&env);
+        }
+        let mut resolved = variables::resolve(&app, &providers).map_err(anyhow::Error::msg)?;
+
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        host::add_to_linker(&mut linker, spin_view)?;
+
+        let mut components = BTreeMap::new();
+        for (id, spec) in &app.components {
+            let wasm = std::fs::read(&spec.source).with_context(|| {
+                format!("component `{id}`: cannot read {}", spec.source.display())
+            })?;
+            let component =
+                compile_cache::load_or_compile(&engine, &wasm, options.cache_dir.as_deref())
+                    .with_context(|| {
+                        format!(
+                            "component `{id}` ({}) is not a valid Wasm component",
+                            spec.source.display()
+                        )
+                    })?;
+            let pre = ProxyPre::new(
+                linker
+                    .instantiate_pre(&component)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!("component `{id}` imports what spindle does not provide")
+                    })?,
+            )
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!("component `{id}` does not export wasi:http/incoming-handler@0.2.x")
+            })?;
+            let host = ComponentHost {
+                id: id.clone(),
+                variables: resolved.remove(id).unwrap_or_default(),
+                key_value: spec
+                    .key_value_stores
+                    .iter()
+                    .map(|label| (label.clone(), stores.key_value[label].clone()))
+                    .collect(),
+                sqlite: spec
+                    .sqlite_databases
+                    .iter()
+                    .map(|label| (label.clone(), stores.sqlite[label].clone()))
+                    .collect(),
+            };
+            let mut environment: Vec<(String, String)> =
+                spec.environment.clone().into_iter().collect();
+            environment.extend(options.environment.iter().cloned());
+            components.insert(
+                id.clone(),
+                Prepared {
+                    pre,
+                    host: Arc::new(host),
+                    environment,
+                    files: assemble_files(&spec.files)?,
+                    allow: AllowList::parse(&spec.allowed_outbound_hosts)
+                        .map_err(anyhow::Error::msg)?,
+                },
+            );
+        }
+        if components.is_empty() {
+            bail!("the app has no components to serve");
+        }
+        let ticker = Arc::new(AtomicBool::new(false));
+        let (tick_engine, stop) = (engine.clone(), ticker.clone());
+        std::thread::Builder::new()
+            .name("spindle-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    tick_engine.increment_epoch();
+                }
+            })?;
+        Ok(Runtime {
+            app,
+            engine,
+            components,
+            options,
+            ticker,
+        })
+    }
+
+    /// A store for one request to `component`: its WASI context, files, stores and limits, and
+    /// a deadline after which the guest is stopped.
+    pub(crate) fn store(&self, component: &Prepared) -> Result<Store<State>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout()
+            .inherit_stderr()
+            .envs(&component.environment);
+        if let Some(files) = &component.files {
+            wasi.preopened_dir(files.path(), "/", FsPerms::ReadOnly)?;
+        }
+        let state = State {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound: Outbound::new(component.allow.clone()),
+            host: component.host.clone(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.options.instance_memory as usize)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        let deadline = Instant::now() + self.options.request_timeout;
+        let timeout = self.options.request_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded(timeout)))
+            } else {
+                // Let other requests on this thread run, then check again.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+
+    pub(crate) fn component(&self, id: &str) -> Option<&Prepared> {
+        self.components.get(id)
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.options.request_timeout
+    }
+}
+
+/// A request ran past its deadline.
+#[derive(Debug)]
+pub struct DeadlineExceeded(pub Duration);
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the request ran longer than {:?} and was stopped",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// Copies a component's files into a folder of their own, laid out as the guest sees them.
+fn assemble_files(files: &[(PathBuf, String)]) -> Result<Option<tempfile::TempDir>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("spindle-files-")
+        .tempdir()?;
+    for (host, guest) in files {
+        let target = dir.path().join(guest.trim_start_matches('/'));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(host, &target)
+            .with_context(|| format!("cannot copy {} for the guest", host.display()))?;
+    }
+    Ok(Some(dir))
+}

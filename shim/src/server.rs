@@ -1,0 +1,213 @@
+//! The HTTP trigger: route each request to a component, give it Spin's `spin-*` headers, run it in
+//! a fresh instance and stream its response back. HTTP/1.1 with keep-alive; a shutdown stops
+//! accepting and lets in-flight requests finish.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::Result;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, Response, StatusCode, body::Incoming, header::HeaderValue};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::{
+    WasiHttpView as _,
+    p2::{bindings::http::types::Scheme, body::HyperOutgoingBody},
+};
+
+use crate::{
+    routes::{self, spin_headers},
+    runtime::{DeadlineExceeded, Runtime},
+};
+
+/// Paths Spin answers itself.
+const WELL_KNOWN: &str = "/.well-known/spin/";
+
+/// Serves `runtime` on `listener` until `shutdown` resolves, then waits for in-flight requests.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!("accept failed: {err}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let runtime = runtime.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let runtime = runtime.clone();
+            async move { Ok::<_, Infallible>(handle(&runtime, request, client).await) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%client, "connection ended: {err}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Answers one request.
+pub async fn handle(
+    runtime: &Runtime,
+    request: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<HyperOutgoingBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let (response, component) = route(runtime, request, client).await;
+    tracing::info!(
+        target: "spindle::request",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        component = component.unwrap_or("-"),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+async fn route(
+    runtime: &Runtime,
+    mut request: Request<Incoming>,
+    client: SocketAddr,
+) -> (Response<HyperOutgoingBody>, Option<&str>) {
+    let path = request.uri().path().to_owned();
+    if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
+        return (well_known(runtime, reserved), None);
+    }
+    let Some((pattern, id, matched)) = routes::best(&runtime.app.routes, &path) else {
+        return (text(StatusCode::NOT_FOUND, "Not Found\n"), None);
+    };
+    let Some(component) = runtime.component(id) else {
+        return (text(StatusCode::NOT_FOUND, "Not Found\n"), None);
+    };
+    let host = request
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or(path.clone(), |pq| pq.to_string());
+    let full_url = format!("http://{host}{path_and_query}");
+    let headers = request.headers_mut();
+    // A client may not pose as the router.
+    let spoofed: Vec<_> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    for (name, value) in spin_headers(pattern, &matched, &full_url, &client.to_string()) {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::try_from(name),
+            HeaderValue::try_from(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    // wasi:http wants an absolute URI.
+    if request.uri().authority().is_none()
+        && let Ok(uri) = format!("http://{host}{path_and_query}").parse()
+    {
+        *request.uri_mut() = uri;
+    }
+    let response = match invoke(runtime, component, request).await {
+        Ok(response) => response,
+        Err(err) if err.downcast_ref::<DeadlineExceeded>().is_some() => {
+            tracing::warn!(component = %id, "{err:#}");
+            text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
+        }
+        Err(err) => {
+            tracing::error!(component = %id, "request failed: {err:?}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+        }
+    };
+    (response, Some(id.as_str()))
+}
+
+/// Runs the component on the request in a fresh instance.
+async fn invoke(
+    runtime: &Runtime,
+    component: &crate::runtime::Prepared,
+    request: Request<Incoming>,
+) -> Result<Response<HyperOutgoingBody>> {
+    let mut store = runtime.store(component)?;
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let incoming = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)?;
+    let outparam = store.data_mut().http().new_response_outparam(sender)?;
+    let pre = component.pre.clone();
+    // The guest may keep running after it sent the response head (streaming the body).
+    let task = tokio::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, incoming, outparam)
+            .await
+    });
+    match receiver.await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(code)) => anyhow::bail!("the guest answered with an error: {code:?}"),
+        Err(_) => match task.await {
+            Ok(Ok(())) => anyhow::bail!("the guest returned without sending a response"),
+            Ok(Err(err)) if err.is::<DeadlineExceeded>() => Err(anyhow::Error::new(
+                DeadlineExceeded(runtime.request_timeout()),
+            )),
+            Ok(Err(err)) => Err(anyhow::anyhow!("{err:?}")),
+            Err(join) => Err(join.into()),
+        },
+    }
+}
+
+fn well_known(runtime: &Runtime, path: &str) -> Response<HyperOutgoingBody> {
+    match path {
+        "health" => text(StatusCode::OK, "OK"),
+        "info" => {
+            let info = serde_json::json!({
+                "name": runtime.app.name,
+                "runtime": "spindle",
+                "version": env!("CARGO_PKG_VERSION"),
+            });
+            let mut response = text(StatusCode::OK, &info.to_string());
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            response
+        }
+        _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from(body.to_owned()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
