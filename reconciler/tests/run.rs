@@ -270,3 +270,16 @@ fn private_components_have_no_route_and_bad_manifests_name_their_line() {
     assert_eq!(out.code, 1);
     out.assert_stderr_contains("spin.toml:7:13: trigger refers to component `missing`");
 }
+
+#[test]
+fn a_python_sdk_app_serves() {
+    let app = support::python_app().to_str().unwrap().to_owned();
+    let served = Served::start(&[app.as_str(), "--ephemeral"], &[]);
+    let answer = http(&served.address, "GET", "/hello/python?x=1", "");
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", served.stderr());
+    assert!(
+        answer.body.starts_with("Hello from Python! GET"),
+        "{answer:?}"
+    );
+    assert!(answer.body.contains("via /..."), "{answer:?}");
+}

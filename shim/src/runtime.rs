@@ -199,6 +199,8 @@ impl Runtime {
                             spec.source.display()
                         )
                     })?;
+            let mut linker = linker.clone();
+            stub_unprovided(&mut linker, &component)?;
             let pre = ProxyPre::new(
                 linker
                     .instantiate_pre(&component)
@@ -306,6 +308,52 @@ impl Runtime {
     pub(crate) fn request_timeout(&self) -> Duration {
         self.options.request_timeout
     }
+}
+
+/// Interfaces spindle provides: WASI 0.2 (but not its keyvalue and config proposals) and
+/// `fermyon:spin`. Everything else a component imports (newer Spin packages such as
+/// `spin:postgres@4.0.0`) is linked to functions that fail when called, so that the app still
+/// starts, as it does on Spin with those features unused.
+fn provided(import: &str) -> bool {
+    (import.starts_with("wasi:")
+        && !import.starts_with("wasi:keyvalue/")
+        && !import.starts_with("wasi:config/"))
+        || import.starts_with("fermyon:spin/")
+}
+
+/// The resource type of every resource of an interface spindle does not provide.
+struct Unprovided;
+
+fn stub_unprovided(
+    linker: &mut Linker<State>,
+    component: &wasmtime::component::Component,
+) -> Result<()> {
+    use wasmtime::component::{ResourceType, types::ComponentItem};
+    let engine = linker.engine().clone();
+    for (name, item) in component.component_type().imports(&engine) {
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        if provided(name) {
+            continue;
+        }
+        let mut stubs = linker.instance(name)?;
+        for (export, item) in instance.exports(&engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let what = format!("{name}#{export}");
+                    stubs.func_new(export, move |_, _, _, _| {
+                        wasmtime::bail!("`{what}` is not supported by spindle's runtime yet")
+                    })?;
+                }
+                ComponentItem::Resource(_) => {
+                    stubs.resource(export, ResourceType::host::<Unprovided>(), |_, _| Ok(()))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A request ran past its deadline.

@@ -273,3 +273,36 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// Builds the Python SDK app of `tests/apps/python` (componentize-py and spin-sdk from PyPI, in a
+/// virtualenv under `target/`) and returns its folder.
+pub fn python_app() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let app = root.join("tests/apps/python");
+        let venv = root.join("target/py-venv");
+        let run = |command: &mut Command| {
+            let status = command.status().expect("the command runs");
+            assert!(status.success(), "{command:?} failed");
+        };
+        if !venv.join("bin/componentize-py").exists() {
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            run(Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "-r"])
+                .arg(app.join("requirements.txt")));
+        }
+        // componentize-py finds spin-sdk's WIT through the Python on PATH.
+        let path = format!(
+            "{}:{}",
+            venv.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        run(Command::new(venv.join("bin/componentize-py"))
+            .args(["-w", "spin-http", "componentize", "app", "-o", "app.wasm"])
+            .env("PATH", path)
+            .env("VIRTUAL_ENV", &venv)
+            .current_dir(&app));
+        app
+    })
+}
