@@ -42,6 +42,20 @@ impl Folder {
         })
     }
 
+    /// The repository's `.git` folder.
+    pub fn git_dir(&self) -> &Path {
+        self.repo.path()
+    }
+
+    /// The branch checked out (`main`), or `None` on a detached HEAD.
+    pub fn current_branch(&self) -> Option<String> {
+        let head = self.repo.head().ok()?;
+        if !head.is_branch() {
+            return None;
+        }
+        head.shorthand().ok().map(str::to_owned)
+    }
+
     /// The full commit id that `revision` (a branch, tag, commit or expression like `HEAD~1`)
     /// names.
     pub fn resolve(&self, revision: &str) -> Result<String> {

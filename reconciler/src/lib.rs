@@ -22,4 +22,5 @@ pub mod golden;
 pub mod render;
 pub mod snapshot;
 pub mod spec;
+pub mod up;
 pub mod yaml;

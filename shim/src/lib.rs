@@ -22,4 +22,4 @@ pub mod stores;
 pub mod variables;
 
 pub use app::App;
-pub use runtime::{Options, Runtime};
+pub use runtime::{Options, Runtime, ServingEngine};

@@ -85,15 +85,46 @@ pub struct Prepared {
 /// An app ready to serve.
 pub struct Runtime {
     pub app: App,
-    engine: Engine,
+    engine: ServingEngine,
     pub(crate) components: BTreeMap<String, Prepared>,
     options: Options,
-    ticker: Arc<AtomicBool>,
 }
 
-impl Drop for Runtime {
+/// A wasmtime engine for serving, with the thread that advances its epoch; shared by every app
+/// of a process (one pool of instances, one compile configuration).
+#[derive(Clone)]
+pub struct ServingEngine(Arc<EngineInner>);
+
+struct EngineInner {
+    engine: Engine,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EngineInner {
     fn drop(&mut self) {
-        self.ticker.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl ServingEngine {
+    /// An engine whose instances may each use `instance_memory` bytes.
+    pub fn new(instance_memory: u64) -> Result<Self> {
+        let engine = engine(instance_memory)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tick_engine, tick_stop) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("spindle-epoch".into())
+            .spawn(move || {
+                while !tick_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    tick_engine.increment_epoch();
+                }
+            })?;
+        Ok(ServingEngine(Arc::new(EngineInner { engine, stop })))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
     }
 }
 
@@ -134,7 +165,7 @@ fn spin_view(state: &mut State) -> SpinView<'_> {
 }
 
 /// An engine for serving: async, epoch deadlines, the pooling allocator.
-pub fn engine(instance_memory: u64) -> Result<Engine> {
+fn engine(instance_memory: u64) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(1000)
         .total_core_instances(4000)
@@ -156,18 +187,34 @@ pub fn engine(instance_memory: u64) -> Result<Engine> {
 }
 
 impl Runtime {
-    /// Prepares `app`: compiles its components, opens its stores, resolves its variables. Every
-    /// problem a request would meet later (a missing required variable, an undeclared store) is
-    /// reported here.
-    pub fn new(mut app: App, options: Options) -> Result<Runtime> {
-        if let Some(retain) = &options.retain {
-            app.retain(retain).map_err(anyhow::Error::msg)?;
-        }
-        let engine = engine(options.instance_memory)?;
+    /// Prepares `app` on an engine of its own.
+    pub fn new(app: App, options: Options) -> Result<Runtime> {
+        let engine = ServingEngine::new(options.instance_memory)?;
+        Self::on(&engine, app, options)
+    }
+
+    /// Prepares `app` on `shared`: compiles its components, opens its stores, resolves its
+    /// variables. Every problem a request would meet later (a missing required variable, an
+    /// undeclared store) is reported here.
+    pub fn on(shared: &ServingEngine, app: App, options: Options) -> Result<Runtime> {
         let config = match &options.runtime_config {
             Some(path) => RuntimeConfig::load(path)?,
             None => RuntimeConfig::default(),
         };
+        Self::on_with_config(shared, app, options, config)
+    }
+
+    /// Like [`Runtime::on`], with the runtime config given rather than read from a file.
+    pub fn on_with_config(
+        shared: &ServingEngine,
+        mut app: App,
+        options: Options,
+        config: RuntimeConfig,
+    ) -> Result<Runtime> {
+        if let Some(retain) = &options.retain {
+            app.retain(retain).map_err(anyhow::Error::msg)?;
+        }
+        let engine = shared.engine();
         let stores = Stores::open(
             &config,
             &options.state,
@@ -181,7 +228,7 @@ impl Runtime {
         }
         let mut resolved = variables::resolve(&app, &providers).map_err(anyhow::Error::msg)?;
 
-        let mut linker: Linker<State> = Linker::new(&engine);
+        let mut linker: Linker<State> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         host::add_to_linker(&mut linker, spin_view)?;
@@ -192,7 +239,7 @@ impl Runtime {
                 format!("component `{id}`: cannot read {}", spec.source.display())
             })?;
             let component =
-                compile_cache::load_or_compile(&engine, &wasm, options.cache_dir.as_deref())
+                compile_cache::load_or_compile(engine, &wasm, options.cache_dir.as_deref())
                     .with_context(|| {
                         format!(
                             "component `{id}` ({}) is not a valid Wasm component",
@@ -245,22 +292,11 @@ impl Runtime {
         if components.is_empty() {
             bail!("the app has no components to serve");
         }
-        let ticker = Arc::new(AtomicBool::new(false));
-        let (tick_engine, stop) = (engine.clone(), ticker.clone());
-        std::thread::Builder::new()
-            .name("spindle-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    tick_engine.increment_epoch();
-                }
-            })?;
         Ok(Runtime {
             app,
-            engine,
+            engine: shared.clone(),
             components,
             options,
-            ticker,
         })
     }
 
@@ -285,7 +321,7 @@ impl Runtime {
                 .trap_on_grow_failure(true)
                 .build(),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.limits);
         let deadline = Instant::now() + self.options.request_timeout;
         let timeout = self.options.request_timeout;

@@ -23,9 +23,35 @@ use crate::{
 /// Paths Spin answers itself.
 const WELL_KNOWN: &str = "/.well-known/spin/";
 
-/// Serves `runtime` on `listener` until `shutdown` resolves, then waits for in-flight requests.
+/// The runtime a listener serves, replaceable while it serves: each request takes the current
+/// one and keeps it to the end, so a replacement drains the old runtime without failing a request.
+pub struct Slot(std::sync::RwLock<Arc<Runtime>>);
+
+impl Slot {
+    pub fn new(runtime: Runtime) -> Arc<Slot> {
+        Arc::new(Slot(std::sync::RwLock::new(Arc::new(runtime))))
+    }
+
+    pub fn current(&self) -> Arc<Runtime> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Puts `runtime` in place for the next requests.
+    pub fn replace(&self, runtime: Runtime) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(runtime);
+    }
+}
+
+/// Serves the runtime in `slot` on `listener` until `shutdown` resolves, then waits for in-flight
+/// requests.
 pub async fn serve(
-    runtime: Arc<Runtime>,
+    slot: Arc<Slot>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
@@ -42,9 +68,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let runtime = runtime.clone();
+        let slot = slot.clone();
         let service = hyper::service::service_fn(move |request| {
-            let runtime = runtime.clone();
+            let runtime = slot.current();
             async move { Ok::<_, Infallible>(handle(&runtime, request, client).await) }
         });
         let connection = hyper::server::conn::http1::Builder::new()
@@ -77,7 +103,7 @@ pub async fn handle(
         %method,
         %path,
         status = response.status().as_u16(),
-        component = component.unwrap_or("-"),
+        component = %component.unwrap_or("-"),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );

@@ -5,6 +5,7 @@ mod diff;
 mod render;
 mod run;
 mod test;
+mod up;
 
 use std::{io::IsTerminal as _, path::PathBuf, time::Duration};
 
@@ -91,6 +92,14 @@ enum Command {
     ///
     /// Exit status: 0 after a clean stop, 1 invalid manifest, 2 the app cannot start.
     Run(run::RunArgs),
+    /// Run an environment's apps on this machine and follow the repository, with no cluster.
+    ///
+    /// Reads the tip of the checked-out branch (or the working tree with --dirty, or a plain
+    /// folder), serves every app with a `source` on its own port, and on each new commit prints
+    /// the diff and switches only the apps that changed, without failing a request. A revision
+    /// that does not evaluate is reported and changes nothing. Key-value and SQLite data live in
+    /// `.spindle/` in the repository's folder.
+    Up(up::UpArgs),
     /// Print the JSON Schema of an environment's evaluated value, for editors.
     Schema,
 }
@@ -133,6 +142,7 @@ pub fn main() -> i32 {
         Command::Diff(args) => diff::diff(&args),
         Command::Test(args) => test::test(&args),
         Command::Run(args) => run::run(&args),
+        Command::Up(args) => up::up(&args),
         Command::Schema => schema(),
     };
     match outcome {

@@ -1,6 +1,6 @@
 //! `spindle run`: serve one Spin app on the embedded runtime, like `spin up`.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
@@ -106,7 +106,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         for id in private {
             println!("  {id:<20} (private: no route)");
         }
-        server::serve(Arc::new(loaded), listener, shutdown_signal()).await?;
+        server::serve(server::Slot::new(loaded), listener, shutdown_signal()).await?;
         eprintln!("stopped: in-flight requests finished");
         anyhow::Ok(())
     })?;
@@ -114,7 +114,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler can be installed");
     tokio::select! {
@@ -124,7 +124,7 @@ async fn shutdown_signal() {
 }
 
 /// Runs every component's build commands, in manifest order, stopping at the first failure.
-fn build(app: &App) -> Result<()> {
+pub(super) fn build(app: &App) -> Result<()> {
     for (id, component) in &app.components {
         let Some((commands, workdir)) = &component.build else {
             continue;

@@ -100,8 +100,21 @@ pub async fn kube_client() -> kube::Client {
 /// Builds the Spin test apps of `tests/apps` (once per test binary) and returns their folder.
 pub fn test_apps() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/apps");
+    BUILT.get_or_init(|| build_guests("tests/apps"))
+}
+
+/// Builds the example repository's apps (once per test binary); returns their Cargo folder.
+pub fn example_apps() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build_guests("examples/gitops-repo/apps"))
+}
+
+/// `cargo build --release --target wasm32-wasip2` in `folder` of the workspace.
+fn build_guests(folder: &str) -> PathBuf {
+    {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(folder);
         let mut cargo = Command::new(env!("CARGO"));
         cargo
             .args([
@@ -120,9 +133,9 @@ pub fn test_apps() -> &'static Path {
             }
         }
         let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "building tests/apps failed");
+        assert!(status.success(), "building {folder} failed");
         dir
-    })
+    }
 }
 
 /// A `spindle run` in the background, stopped (SIGTERM) when dropped.

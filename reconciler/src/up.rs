@@ -1,0 +1,418 @@
+//! `spindle up`: the GitOps loop on one machine. An environment's apps run in this process on
+//! spindle's runtime, one port each; a new commit (or, for a plain folder, a saved file) is
+//! evaluated, its diff printed, and only the apps that changed are switched: the new version is
+//! prepared beside the old, then swapped in, and the old drains.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use sha2::{Digest as _, Sha256};
+use spindle_schema::{App as AppSpec, KeyValueStore, Platform, SqliteDatabase, Variable};
+use spindle_shim::{
+    App, Options, Runtime, ServingEngine,
+    server::{self, Slot},
+    stores::{RuntimeConfig, StateDir, StoreConfig},
+};
+use tokio::sync::oneshot;
+
+use crate::{
+    diff::{self, Action, Diff, format::Format},
+    evaluate::Evaluator,
+    git::Folder,
+    render::{self, Object, Options as RenderOptions},
+    snapshot::Snapshot,
+    spec::{self, Spec},
+};
+
+/// Where a repository's revisions come from.
+pub enum Source {
+    /// The tip of a branch of a Git repository (REPO may be a folder inside it).
+    Branch {
+        folder: Folder,
+        branch: String,
+        path: PathBuf,
+    },
+    /// The files as they are.
+    WorkingTree { path: PathBuf },
+}
+
+impl Source {
+    /// The branch tip of the repository holding `path` (the checked-out branch unless `branch`
+    /// is given), or its working tree when `dirty` or when it is not in a repository.
+    pub fn new(path: &Path, branch: Option<String>, dirty: bool) -> Result<Source> {
+        if dirty {
+            return Ok(Source::WorkingTree {
+                path: path.to_path_buf(),
+            });
+        }
+        match Folder::open(path) {
+            Ok(folder) => {
+                let branch = match branch.or_else(|| folder.current_branch()) {
+                    Some(branch) => branch,
+                    None => anyhow::bail!(
+                        "HEAD is detached: name a branch with --branch, or use --dirty"
+                    ),
+                };
+                folder.resolve(&branch)?;
+                Ok(Source::Branch {
+                    folder,
+                    branch,
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(_) => Ok(Source::WorkingTree {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+
+    /// The current revision: its files and a name for it.
+    pub fn read(&self) -> Result<(Snapshot, String)> {
+        match self {
+            Source::Branch { folder, branch, .. } => {
+                let (snapshot, commit) = folder.snapshot(branch)?;
+                Ok((snapshot, commit[..12].to_owned()))
+            }
+            Source::WorkingTree { path } => {
+                let snapshot = Snapshot::from_dir(path)?;
+                let mut digest = Sha256::new();
+                for (file, text) in snapshot.config_files() {
+                    digest.update(file.as_bytes());
+                    digest.update(text.as_bytes());
+                }
+                Ok((
+                    snapshot,
+                    format!("files {}", &hex::encode(digest.finalize())[..12]),
+                ))
+            }
+        }
+    }
+
+    /// The repository folder on disk (apps' `spin.toml` and Wasm files are read from here).
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Branch { path, .. } | Source::WorkingTree { path } => path,
+        }
+    }
+
+    /// What to watch for changes: the Git folder (refs), or the files.
+    pub fn watched(&self) -> PathBuf {
+        match self {
+            Source::Branch { folder, .. } => folder.git_dir().to_path_buf(),
+            Source::WorkingTree { path } => path.clone(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Branch { branch, path, .. } => format!("{} (branch {branch})", path.display()),
+            Source::WorkingTree { path } => format!("{} (working tree)", path.display()),
+        }
+    }
+}
+
+/// A revision of the repository, evaluated: its spec, or its errors rendered for people.
+pub struct Revision {
+    pub name: String,
+    pub spec: Result<Spec, String>,
+}
+
+/// One served app.
+struct Served {
+    slot: Arc<Slot>,
+    address: SocketAddr,
+    fingerprint: String,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// The apps of an environment, served.
+pub struct Up {
+    source: Source,
+    environment: String,
+    engine: ServingEngine,
+    first_port: u16,
+    cache_dir: Option<PathBuf>,
+    apps: BTreeMap<String, Served>,
+    ports: BTreeMap<String, u16>,
+    revision: String,
+    objects: Vec<Object>,
+}
+
+impl Up {
+    pub fn new(
+        source: Source,
+        environment: String,
+        listen: SocketAddr,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Up> {
+        Ok(Up {
+            source,
+            environment,
+            engine: ServingEngine::new(256 << 20)?,
+            first_port: listen.port(),
+            cache_dir,
+            apps: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            revision: String::new(),
+            objects: Vec::new(),
+        })
+    }
+
+    /// Evaluates the current revision; `Ok(None)` when it is the one already served.
+    pub fn load(&self, evaluator: &Evaluator) -> Result<Option<Revision>> {
+        let (snapshot, name) = self.source.read()?;
+        if name == self.revision {
+            return Ok(None);
+        }
+        let spec = spec::load(evaluator, &snapshot, Some(&self.environment))
+            .map_err(|err| err.render(&snapshot));
+        Ok(Some(Revision { name, spec }))
+    }
+
+    /// Brings the served apps to `spec`: starts new ones, switches changed ones, stops removed
+    /// ones. An app that fails to prepare is reported and its running version kept.
+    pub async fn apply(&mut self, revision: String, spec: &Spec) -> Result<()> {
+        let objects = render::render(
+            &spec.platform,
+            &RenderOptions::new(self.environment.clone()),
+        )
+        .unwrap_or_default();
+        if !self.revision.is_empty() {
+            let (changes, unchanged) = diff::compare(&self.objects, &objects, Action::Removed);
+            let report = Diff {
+                environment: self.environment.clone(),
+                before: self.revision.clone(),
+                after: revision.clone(),
+                changes,
+                unchanged,
+                runtimes: Vec::new(),
+            };
+            print!("{}", diff::format::show(&[report], Format::Text, false));
+        }
+        let wanted = local_apps(&spec.platform);
+        let removed: Vec<String> = self
+            .apps
+            .keys()
+            .filter(|name| !wanted.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in removed {
+            let served = self.apps.remove(&name).expect("listed");
+            let _ = served.stop.send(());
+            let _ = served.task.await;
+            println!("stopped {name}");
+        }
+        for (name, app) in &wanted {
+            let fingerprint = match fingerprint(self.source.path(), app) {
+                Ok(fingerprint) => fingerprint,
+                Err(err) => {
+                    eprintln!("{name}: {err:#}");
+                    continue;
+                }
+            };
+            if self
+                .apps
+                .get(name)
+                .is_some_and(|served| served.fingerprint == fingerprint)
+            {
+                continue;
+            }
+            let started = Instant::now();
+            let prepared = self.prepare(name, app).await;
+            let runtime = match prepared {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("{name}: cannot start this version: {err:#}");
+                    if self.apps.contains_key(name) {
+                        eprintln!("{name}: keeping the running version");
+                    }
+                    continue;
+                }
+            };
+            match self.apps.get_mut(name) {
+                Some(served) => {
+                    served.slot.replace(runtime);
+                    served.fingerprint = fingerprint;
+                    println!("switched {name} ({:.1?})", started.elapsed());
+                }
+                None => {
+                    let served = self.start(name, runtime, fingerprint).await?;
+                    println!(
+                        "started  {name:<16} http://{} ({:.1?})",
+                        served.address,
+                        started.elapsed()
+                    );
+                    self.apps.insert(name.clone(), served);
+                }
+            }
+        }
+        self.revision = revision;
+        self.objects = objects;
+        Ok(())
+    }
+
+    async fn prepare(&self, name: &str, spec: &AppSpec) -> Result<Runtime> {
+        let source = spec.source.as_deref().expect("local apps have a source");
+        let app = App::load(&self.source.path().join(source)).map_err(anyhow::Error::new)?;
+        let state = self.source.path().join(".spindle").join(name);
+        let options = Options {
+            state: StateDir::Folder(state),
+            variables: spec
+                .variables
+                .iter()
+                .filter_map(|(key, variable)| match variable {
+                    Variable::Value(value) => Some((key.clone(), value.clone())),
+                    Variable::From(_) => None,
+                })
+                .collect(),
+            retain: spec.components.clone(),
+            cache_dir: self.cache_dir.clone(),
+            ..Options::default()
+        };
+        let engine = self.engine.clone();
+        let config = runtime_config(spec);
+        tokio::task::spawn_blocking(move || Runtime::on_with_config(&engine, app, options, config))
+            .await
+            .context("preparing the app panicked")?
+    }
+
+    async fn start(&mut self, name: &str, runtime: Runtime, fingerprint: String) -> Result<Served> {
+        // Port 0 asks for any free port per app; otherwise apps take the next ports in turn and
+        // keep them across restarts of the app.
+        let port = match self.ports.get(name) {
+            Some(port) => *port,
+            None if self.first_port == 0 => 0,
+            None => {
+                let used: Vec<u16> = self.ports.values().copied().collect();
+                (self.first_port..)
+                    .find(|p| !used.contains(p))
+                    .expect("a free port")
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("{name}: cannot listen on 127.0.0.1:{port}"))?;
+        let address = listener.local_addr()?;
+        self.ports.insert(name.to_owned(), address.port());
+        let slot = Slot::new(runtime);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(slot.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Served {
+            slot,
+            address,
+            fingerprint,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops every app, letting in-flight requests finish.
+    pub async fn shutdown(self) {
+        for (_, served) in self.apps {
+            let _ = served.stop.send(());
+            let _ = served.task.await;
+        }
+    }
+
+    /// The served apps and their addresses.
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.apps
+            .iter()
+            .map(|(name, served)| (name.clone(), served.address))
+            .collect()
+    }
+}
+
+/// The apps that can run here: those with a `source`.
+fn local_apps(platform: &Platform) -> BTreeMap<String, AppSpec> {
+    platform
+        .apps
+        .iter()
+        .filter(|(_, app)| app.source.is_some())
+        .map(|(name, app)| (name.clone(), app.clone()))
+        .collect()
+}
+
+/// The stores of the app's runtime config, kept in its state folder (paths meant for pods are
+/// not used on this machine).
+fn runtime_config(spec: &AppSpec) -> RuntimeConfig {
+    let mut config = RuntimeConfig::default();
+    let store = |kind: &str| StoreConfig {
+        kind: kind.to_owned(),
+        path: None,
+        options: BTreeMap::new(),
+    };
+    if let Some(runtime_config) = &spec.runtime_config {
+        for (label, kv) in &runtime_config.key_value_stores {
+            let kind = match kv {
+                KeyValueStore::Spin { .. } => "spin",
+                KeyValueStore::Redis { .. } => "redis",
+            };
+            config.key_value_store.insert(label.clone(), store(kind));
+        }
+        for (label, db) in &runtime_config.sqlite_databases {
+            let kind = match db {
+                SqliteDatabase::Spin { .. } => "spin",
+                SqliteDatabase::Libsql { .. } => "libsql",
+            };
+            config.sqlite_database.insert(label.clone(), store(kind));
+        }
+    }
+    config
+}
+
+/// What decides whether an app must be switched: its spec, its manifest, and its Wasm files.
+fn fingerprint(repo: &Path, spec: &AppSpec) -> Result<String> {
+    let mut digest = Sha256::new();
+    digest.update(serde_json::to_vec(spec)?);
+    let source = repo.join(spec.source.as_deref().unwrap_or_default());
+    let app = App::load(&source).map_err(anyhow::Error::new)?;
+    digest.update(std::fs::read(&app.manifest_path)?);
+    for component in app.components.values() {
+        let modified = std::fs::metadata(&component.source)
+            .and_then(|m| m.modified())
+            .with_context(|| format!("cannot read {}", component.source.display()))?;
+        digest.update(format!("{}:{modified:?}", component.source.display()));
+    }
+    Ok(hex::encode(digest.finalize()))
+}
+
+/// Signals each change of what `up` follows: a moved branch ref, or a saved file.
+pub fn watch_source(
+    up: &Up,
+) -> Result<(notify::RecommendedWatcher, tokio::sync::mpsc::Receiver<()>)> {
+    let source = &up.source;
+    use notify::Watcher as _;
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    let git = matches!(source, Source::Branch { .. });
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let relevant = event.paths.iter().any(|path| {
+            let text = path.to_string_lossy();
+            if git {
+                text.contains("/refs/") || text.ends_with("HEAD") || text.ends_with("packed-refs")
+            } else {
+                !(text.contains("/.git/")
+                    || text.contains("/.spindle/")
+                    || text.contains("/target/"))
+            }
+        });
+        if relevant {
+            let _ = sender.try_send(());
+        }
+    })?;
+    watcher.watch(&source.watched(), notify::RecursiveMode::Recursive)?;
+    Ok((watcher, receiver))
+}
+
+/// How long to wait for more events after one, so that a commit's several writes count once.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
