@@ -74,12 +74,17 @@ fn get(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<bool> {
         buffer.extend_from_slice(&chunk[..n]);
         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buffer.len() >= end + 4 + length {
+            let complete = if head.contains("transfer-encoding: chunked") {
+                buffer.ends_with(b"0\r\n\r\n")
+            } else {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                buffer.len() >= end + 4 + length
+            };
+            if complete {
                 return Ok(head.starts_with("http/1.1 200"));
             }
         }
