@@ -151,6 +151,36 @@ fn each_kind_of_commit_gives_its_own_diff_in_every_format() {
     let repo = history();
     let step = |n: usize| (format!("HEAD~{}", 6 - n + 1), format!("HEAD~{}", 6 - n));
 
+    // Every step shows, in text and markdown too, each object the JSON names, or the rollout.
+    for n in 1..=6 {
+        let (base, head) = step(n);
+        let document = json(&repo.diff(&base, &head, "json"));
+        let text = repo.diff(&base, &head, "text");
+        let markdown = repo.diff(&base, &head, "markdown");
+        assert_eq!((text.code, markdown.code), (1, 1), "step {n}");
+        for object in document["environments"][0]["objects"].as_array().unwrap() {
+            let title = format!("{} shop/", object["kind"].as_str().unwrap());
+            let name = object["name"].as_str().unwrap();
+            assert!(
+                text.stdout.contains(&title) && text.stdout.contains(name),
+                "step {n} text:\n{}",
+                text.stdout
+            );
+            assert!(
+                markdown.stdout.contains(&format!("<code>{title}")),
+                "step {n} markdown:\n{}",
+                markdown.stdout
+            );
+        }
+        for rollout in document["environments"][0]["runtimes"].as_array().unwrap() {
+            let message = rollout["message"].as_str().unwrap();
+            assert!(
+                text.stdout.contains(message) && markdown.stdout.contains(message),
+                "step {n}"
+            );
+        }
+    }
+
     // 1: an app is added: its Deployment and Service.
     let (base, head) = step(1);
     let added = json(&repo.diff(&base, &head, "json"));
