@@ -239,7 +239,10 @@ fn a_misbehaving_guest_fails_its_own_request_only() {
         "fine"
     );
     let log = served.stderr();
-    assert!(log.contains("this guest traps on purpose"), "{log}");
+    assert!(
+        log.contains("[misbehave] ") && log.contains("this guest traps on purpose"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@
 pub mod app;
 pub mod compile_cache;
 pub mod files;
+mod guest_log;
 mod host;
 pub mod manifest;
 pub mod outbound;

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView, p2::binding
 use crate::{
     app::App,
     compile_cache,
+    guest_log::GuestLog,
     host::{self, ComponentHost, SpinView},
     outbound::{AllowList, Outbound},
     stores::{RuntimeConfig, StateDir, Stores},
@@ -304,8 +305,8 @@ impl Runtime {
     /// a deadline after which the guest is stopped.
     pub(crate) fn store(&self, component: &Prepared) -> Result<Store<State>> {
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout()
-            .inherit_stderr()
+        wasi.stdout(GuestLog::stdout(&component.host.id))
+            .stderr(GuestLog::stderr(&component.host.id))
             .envs(&component.environment);
         if let Some(files) = &component.files {
             wasi.preopened_dir(files.path(), "/", FsPerms::ReadOnly)?;
