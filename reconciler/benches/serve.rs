@@ -42,7 +42,11 @@ fn hello() -> PathBuf {
         .current_dir(&apps);
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key.starts_with("RUST") {
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+            || key == "RUSTDOC"
+        {
             cargo.env_remove(key);
         }
     }

@@ -125,12 +125,22 @@ fn build_guests(folder: &str) -> PathBuf {
                 "wasm32-wasip2",
             ])
             .current_dir(&dir);
-        // The outer build's settings are not the guests'.
+        // The outer build's settings are not the guests' (RUSTUP_TOOLCHAIN stays: it keeps the
+        // toolchain of rust-toolchain.toml for every rustc the nested cargo runs).
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().into_owned();
-            if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key.starts_with("RUST") {
+            if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+                || key.starts_with("RUSTC")
+                || key == "RUSTFLAGS"
+                || key == "RUSTDOC"
+            {
                 cargo.env_remove(key);
             }
+        }
+        // The compiler beside this cargo, whatever directory rustc is started in.
+        let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
+        if rustc.exists() {
+            cargo.env("RUSTC", rustc);
         }
         let status = cargo.status().expect("cargo runs");
         assert!(status.success(), "building {folder} failed");
