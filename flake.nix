@@ -23,7 +23,7 @@
         # What scripts/test installs with apt on Debian.
         buildInputs = with pkgs; [ openssl libseccomp ];
         nativeBuildInputs = with pkgs; [ rust pkg-config protobuf git ];
-        testServers = with pkgs; [ containerd runc etcd_3_5 distribution go rsync curl openssl ];
+        testServers = with pkgs; [ containerd runc etcd_3_5 distribution go rsync curl openssl python3 ];
       in
       {
         devShells.default = pkgs.mkShell {
