@@ -210,8 +210,8 @@ impl Up {
             println!("stopped {name}");
         }
         for (name, app) in &wanted {
-            let fingerprint = match fingerprint(self.source.path(), app) {
-                Ok(fingerprint) => fingerprint,
+            let (loaded, fingerprint) = match load_local(self.source.path(), app) {
+                Ok(found) => found,
                 Err(err) => {
                     eprintln!("{name}: {err:#}");
                     continue;
@@ -225,7 +225,7 @@ impl Up {
                 continue;
             }
             let started = Instant::now();
-            let prepared = self.prepare(name, app).await;
+            let prepared = self.prepare(name, app, loaded).await;
             let runtime = match prepared {
                 Ok(runtime) => runtime,
                 Err(err) => {
@@ -258,9 +258,7 @@ impl Up {
         Ok(())
     }
 
-    async fn prepare(&self, name: &str, spec: &AppSpec) -> Result<Runtime> {
-        let source = spec.source.as_deref().expect("local apps have a source");
-        let app = App::load(&self.source.path().join(source)).map_err(anyhow::Error::new)?;
+    async fn prepare(&self, name: &str, spec: &AppSpec, app: App) -> Result<Runtime> {
         let state = self.source.path().join(".spindle").join(name);
         let options = Options {
             state: StateDir::Folder(state),
@@ -370,8 +368,9 @@ fn runtime_config(spec: &AppSpec) -> RuntimeConfig {
     config
 }
 
-/// What decides whether an app must be switched: its spec, its manifest, and its Wasm files.
-fn fingerprint(repo: &Path, spec: &AppSpec) -> Result<String> {
+/// Loads a local app's `spin.toml`, with what decides whether the app must be switched: a digest
+/// of its spec, its manifest, and its Wasm files.
+fn load_local(repo: &Path, spec: &AppSpec) -> Result<(App, String)> {
     let mut digest = Sha256::new();
     digest.update(serde_json::to_vec(spec)?);
     let source = repo.join(spec.source.as_deref().unwrap_or_default());
@@ -383,7 +382,7 @@ fn fingerprint(repo: &Path, spec: &AppSpec) -> Result<String> {
             .with_context(|| format!("cannot read {}", component.source.display()))?;
         digest.update(format!("{}:{modified:?}", component.source.display()));
     }
-    Ok(hex::encode(digest.finalize()))
+    Ok((app, hex::encode(digest.finalize())))
 }
 
 /// Signals each change of what `up` follows: a moved branch ref, or a saved file.

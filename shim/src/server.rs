@@ -156,7 +156,7 @@ async fn route(
     }
     // wasi:http wants an absolute URI.
     if request.uri().authority().is_none()
-        && let Ok(uri) = format!("http://{host}{path_and_query}").parse()
+        && let Ok(uri) = full_url.parse()
     {
         *request.uri_mut() = uri;
     }

@@ -72,15 +72,27 @@ struct Rendered {
 
 pub fn diff(args: &DiffArgs) -> Result<i32> {
     let evaluator = args.eval.evaluator()?;
+    let folder = match args.base.is_some() || args.head.is_some() {
+        true => Some(Folder::open(&args.repo)?),
+        false => None,
+    };
+    let git_side = |revision: &str, role: &str| -> Result<Side> {
+        let folder = folder.as_ref().expect("opened for --base and --head");
+        let (snapshot, commit) = folder.snapshot(revision)?;
+        Ok(Side {
+            label: format!("{role} {revision} ({})", &commit[..12]),
+            snapshot,
+        })
+    };
     let head = match &args.head {
-        Some(revision) => git_side(&args.repo, revision, "head")?,
+        Some(revision) => git_side(revision, "head")?,
         None => Side {
             label: "working tree".to_owned(),
             snapshot: Snapshot::from_dir(&args.repo)?,
         },
     };
     let base = match &args.base {
-        Some(revision) => Some(git_side(&args.repo, revision, "base")?),
+        Some(revision) => Some(git_side(revision, "base")?),
         None => None,
     };
     let environments = environments(args, &head, base.as_ref())?;
@@ -142,15 +154,6 @@ pub fn diff(args: &DiffArgs) -> Result<i32> {
         exit::OK
     } else {
         exit::INVALID
-    })
-}
-
-fn git_side(repo: &std::path::Path, revision: &str, role: &str) -> Result<Side> {
-    let folder = Folder::open(repo)?;
-    let (snapshot, commit) = folder.snapshot(revision)?;
-    Ok(Side {
-        label: format!("{role} {revision} ({})", &commit[..12]),
-        snapshot,
     })
 }
 
