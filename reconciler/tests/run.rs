@@ -170,6 +170,7 @@ fn sqlite_databases_keep_rows() {
 
 #[test]
 fn outbound_http_goes_only_where_the_manifest_allows() {
+    // The manifest allows `http://{{ upstream_host }}:*`, with `127.0.0.1` as the default.
     let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = upstream.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -197,6 +198,37 @@ fn outbound_http_goes_only_where_the_manifest_allows() {
         "",
     );
     assert!(denied.body.contains("HttpRequestDenied"), "{denied:?}");
+}
+
+#[test]
+fn components_reach_their_own_app_only_as_the_manifest_allows() {
+    let (served, _state) = serve(&[]);
+    let outbound = |url: &str| http(&served.address, "GET", &format!("/outbound?{url}"), "").body;
+
+    // `http://self` allows requests by route, through the app's router.
+    let by_route = outbound("http://self.alt/users/42");
+    assert!(by_route.starts_with("status 200: "), "{by_route}");
+    assert!(
+        by_route.contains("spin-path-match-user-id: 42"),
+        "{by_route}"
+    );
+    assert!(
+        by_route.contains("spin-matched-route: /users/:user_id"),
+        "{by_route}"
+    );
+
+    // Local service chaining reaches a private component directly ...
+    let chained = outbound("http://hidden.spin.internal/private/path");
+    assert!(chained.starts_with("status 200: "), "{chained}");
+    assert!(
+        chained.contains("uri: http://hidden.spin.internal/private/path"),
+        "{chained}"
+    );
+    // ... but only a component the list names.
+    let other = outbound("http://kv.spin.internal/kv/x");
+    assert!(other.contains("HttpRequestDenied"), "{other}");
+    // No route, no component: 404 from the app, not a network request.
+    assert!(outbound("http://self.alt/nowhere").starts_with("status 404"));
 }
 
 #[test]

@@ -254,13 +254,28 @@ fn component_spec(
         .chain(&component.allowed_http_hosts);
     let mut allowed_outbound_hosts = Vec::new();
     for host in hosts {
-        crate::outbound::AllowedHost::parse(host.get_ref()).map_err(|err| {
+        let entry = host.get_ref();
+        let references = crate::variables::references(entry).map_err(|err| {
             at.at(
                 host,
                 format!("component `{id}` allowed_outbound_hosts: {err}"),
             )
         })?;
-        allowed_outbound_hosts.push(host.get_ref().clone());
+        if let Some(unknown) = references.iter().find(|r| !variables.contains_key(*r)) {
+            return Err(at.at(host, format!(
+                "component `{id}` allowed_outbound_hosts entry `{entry}` uses `{unknown}`, which is not an application variable (declare it under [variables])"
+            )));
+        }
+        // A templated entry is checked once its variables have values, when the app starts.
+        if references.is_empty() {
+            crate::outbound::AllowedHost::parse(entry).map_err(|err| {
+                at.at(
+                    host,
+                    format!("component `{id}` allowed_outbound_hosts: {err}"),
+                )
+            })?;
+        }
+        allowed_outbound_hosts.push(entry.clone());
     }
     let build = component.build.as_ref().map(|build| {
         let workdir = build

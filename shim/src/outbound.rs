@@ -3,9 +3,17 @@
 //! - scheme: a name or `*`; host: a name, `*`, `*.suffix`, an IP or a CIDR range; port: a number,
 //!   a range `a..b` (end excluded) or `*`, defaulting by scheme (http 80, https 443, postgres
 //!   5432, mysql 3306, redis 6379, mqtt 1883; other schemes must give one).
+//! - `http://self` (or `https://self`) lets a component call its own app by route, at
+//!   `http://self.alt/path`; `http://*.spin.internal` (or one `component.spin.internal`) lets it
+//!   call a component directly (Spin's local service chaining). Both stay inside the process.
 //! - A request that no entry allows is refused with wasi:http's `HTTP-request-denied`.
 
-use std::{net::IpAddr, ops::Range};
+use std::{net::IpAddr, ops::Range, sync::Weak};
+
+use crate::{
+    runtime::Runtime,
+    server::{self, Local},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Host {
@@ -190,6 +198,13 @@ impl AllowList {
             .map(AllowList)
     }
 
+    /// Whether the component may call its own app by route (an `http://self` entry).
+    pub fn allows_self(&self) -> bool {
+        self.0
+            .iter()
+            .any(|entry| matches!(&entry.host, Host::Name(name) if name == "self"))
+    }
+
     /// Whether a request to `scheme://host[:port]` may go out; a missing port is the scheme's
     /// default.
     pub fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
@@ -200,15 +215,39 @@ impl AllowList {
     }
 }
 
-/// wasi:http's hook for outgoing requests: those the allow-list refuses are denied, the rest are
-/// sent.
+/// The pseudo-host of requests to the component's own app by route.
+const SELF_HOST: &str = "self.alt";
+/// Hosts under this domain name components of the same app.
+const CHAINING_DOMAIN: &str = ".spin.internal";
+/// How deep requests from an app to itself may nest before they are refused.
+const MAX_LOCAL_DEPTH: u8 = 10;
+
+/// wasi:http's hook for outgoing requests: requests to the app itself are answered in-process,
+/// those the allow-list refuses are denied, the rest are sent.
 pub struct Outbound {
     allow: AllowList,
+    app: Weak<Runtime>,
+    depth: u8,
 }
 
 impl Outbound {
-    pub fn new(allow: AllowList) -> Self {
-        Outbound { allow }
+    pub fn new(allow: AllowList, app: Weak<Runtime>, depth: u8) -> Self {
+        Outbound { allow, app, depth }
+    }
+
+    /// Where a request to `scheme://host:port` stays in the app, if it does and may.
+    fn local(&self, scheme: &str, host: &str, port: Option<u16>) -> Option<Result<Local, ()>> {
+        let host = host.to_ascii_lowercase();
+        if host == SELF_HOST {
+            return Some(self.allow.allows_self().then_some(Local::ByRoute).ok_or(()));
+        }
+        let component = host.strip_suffix(CHAINING_DOMAIN)?;
+        Some(
+            self.allow
+                .allows(scheme, &host, port)
+                .then(|| Local::Component(component.to_owned()))
+                .ok_or(()),
+        )
     }
 }
 
@@ -221,6 +260,10 @@ type Sent = Box<
         > + Send,
 >;
 
+fn denied() -> Sent {
+    Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+}
+
 impl wasmtime_wasi_http::WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
@@ -232,9 +275,33 @@ impl wasmtime_wasi_http::WasiHttpHooks for Outbound {
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("https").to_owned();
         let host = uri.host().unwrap_or_default().to_owned();
+        match self.local(&scheme, &host, uri.port_u16()) {
+            Some(Ok(target)) => {
+                let Some(app) = self.app.upgrade() else {
+                    return denied();
+                };
+                if self.depth >= MAX_LOCAL_DEPTH {
+                    tracing::warn!(%host, "request to the app itself refused: {MAX_LOCAL_DEPTH} requests deep");
+                    return denied();
+                }
+                let depth = self.depth + 1;
+                return Box::new(async move {
+                    let response = server::local(app, target, request, depth).await;
+                    Ok((
+                        response,
+                        Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+                    ))
+                });
+            }
+            Some(Err(())) => {
+                tracing::warn!(%scheme, %host, "request to the app itself denied: not in allowed_outbound_hosts");
+                return denied();
+            }
+            None => {}
+        }
         if !self.allow.allows(&scheme, &host, uri.port_u16()) {
             tracing::warn!(%scheme, %host, "outbound request denied: not in allowed_outbound_hosts");
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+            return denied();
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -290,6 +357,13 @@ mod tests {
         assert!(list(&["*://*:*"]).allows("ftp", "anything", Some(21)));
         assert!(list(&["http://[::1]:8001"]).allows("http", "[::1]", Some(8001)));
         assert!(!AllowList::default().allows("https", "example.com", None));
+    }
+
+    #[test]
+    fn self_requests_need_a_self_entry() {
+        assert!(list(&["http://self"]).allows_self());
+        assert!(list(&["https://self"]).allows_self());
+        assert!(!list(&["*://*:*", "http://self.example.com"]).allows_self());
     }
 
     #[test]

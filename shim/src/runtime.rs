@@ -261,9 +261,15 @@ impl Runtime {
             .with_context(|| {
                 format!("component `{id}` does not export wasi:http/incoming-handler@0.2.x")
             })?;
+            let allowed_hosts = resolved
+                .allowed_outbound_hosts
+                .remove(id)
+                .unwrap_or_default();
+            let allow = AllowList::parse(&allowed_hosts)
+                .map_err(|err| anyhow::anyhow!("component `{id}` allowed_outbound_hosts: {err}"))?;
             let host = ComponentHost {
                 id: id.clone(),
-                variables: resolved.remove(id).unwrap_or_default(),
+                variables: resolved.variables.remove(id).unwrap_or_default(),
                 key_value: spec
                     .key_value_stores
                     .iter()
@@ -285,8 +291,7 @@ impl Runtime {
                     host: Arc::new(host),
                     environment,
                     files: assemble_files(&spec.files)?,
-                    allow: AllowList::parse(&spec.allowed_outbound_hosts)
-                        .map_err(anyhow::Error::msg)?,
+                    allow,
                 },
             );
         }
@@ -303,7 +308,8 @@ impl Runtime {
 
     /// A store for one request to `component`: its WASI context, files, stores and limits, and
     /// a deadline after which the guest is stopped.
-    pub(crate) fn store(&self, component: &Prepared) -> Result<Store<State>> {
+    /// `depth` counts the requests from guests of this app to itself that led to this one.
+    pub(crate) fn store(self: &Arc<Self>, component: &Prepared, depth: u8) -> Result<Store<State>> {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(GuestLog::stdout(&component.host.id))
             .stderr(GuestLog::stderr(&component.host.id))
@@ -315,7 +321,7 @@ impl Runtime {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            outbound: Outbound::new(component.allow.clone()),
+            outbound: Outbound::new(component.allow.clone(), Arc::downgrade(self), depth),
             host: component.host.clone(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.options.instance_memory as usize)

@@ -90,7 +90,7 @@ pub async fn serve(
 
 /// Answers one request.
 pub async fn handle(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     request: Request<Incoming>,
     client: SocketAddr,
 ) -> Response<HyperOutgoingBody> {
@@ -111,8 +111,8 @@ pub async fn handle(
 }
 
 async fn route(
-    runtime: &Runtime,
-    mut request: Request<Incoming>,
+    runtime: &Arc<Runtime>,
+    request: Request<Incoming>,
     client: SocketAddr,
 ) -> (Response<HyperOutgoingBody>, Option<&str>) {
     let path = request.uri().path().to_owned();
@@ -122,19 +122,89 @@ async fn route(
     let Some((pattern, id, matched)) = routes::best(&runtime.app.routes, &path) else {
         return (text(StatusCode::NOT_FOUND, "Not Found\n"), None);
     };
+    let response = dispatch(runtime, pattern, id, &matched, request, client, 0).await;
+    (response, Some(id.as_str()))
+}
+
+/// Where a guest's request to its own app goes, without leaving the process.
+pub(crate) enum Local {
+    /// `http://self.alt/path`: through the app's routes, as from outside.
+    ByRoute,
+    /// `http://<component>.spin.internal/path` (Spin's local service chaining): straight to the
+    /// component, routed or private.
+    Component(String),
+}
+
+/// Answers a guest's request to its own app (`depth` requests deep).
+pub(crate) async fn local<B>(
+    runtime: Arc<Runtime>,
+    target: Local,
+    request: Request<B>,
+    depth: u8,
+) -> Response<HyperOutgoingBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let path = request.uri().path().to_owned();
+    let client = SocketAddr::from(([127, 0, 0, 1], 0));
+    let wildcard;
+    let (pattern, id, matched) = match &target {
+        Local::ByRoute => match routes::best(&runtime.app.routes, &path) {
+            Some(found) => found,
+            None => return text(StatusCode::NOT_FOUND, "Not Found\n"),
+        },
+        Local::Component(id) => {
+            if runtime.component(id).is_none() {
+                return text(StatusCode::NOT_FOUND, "Not Found\n");
+            }
+            let own = runtime.app.routes.iter().find(|(_, target)| target == id);
+            let pattern = match own {
+                Some((pattern, _)) if pattern.matches(&path).is_some() => pattern,
+                _ => {
+                    wildcard = routes::RoutePattern::parse("/...").expect("a valid route");
+                    &wildcard
+                }
+            };
+            let matched = pattern
+                .matches(&path)
+                .expect("the pattern matches the path");
+            (pattern, id, matched)
+        }
+    };
+    let response = dispatch(&runtime, pattern, id, &matched, request, client, depth).await;
+    tracing::debug!(component = %id, %path, status = response.status().as_u16(), "local request");
+    response
+}
+
+/// Gives `request` the `spin-*` headers of its match and runs component `id` on it.
+async fn dispatch<B>(
+    runtime: &Arc<Runtime>,
+    pattern: &routes::RoutePattern,
+    id: &str,
+    matched: &routes::RouteMatch,
+    mut request: Request<B>,
+    client: SocketAddr,
+    depth: u8,
+) -> Response<HyperOutgoingBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
     let Some(component) = runtime.component(id) else {
-        return (text(StatusCode::NOT_FOUND, "Not Found\n"), None);
+        return text(StatusCode::NOT_FOUND, "Not Found\n");
     };
     let host = request
         .headers()
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
         .unwrap_or("localhost")
         .to_owned();
     let path_and_query = request
         .uri()
         .path_and_query()
-        .map_or(path.clone(), |pq| pq.to_string());
+        .map_or_else(|| request.uri().path().to_owned(), |pq| pq.to_string());
     let full_url = format!("http://{host}{path_and_query}");
     let headers = request.headers_mut();
     // A client may not pose as the router.
@@ -146,7 +216,7 @@ async fn route(
     for name in spoofed {
         headers.remove(name);
     }
-    for (name, value) in spin_headers(pattern, &matched, &full_url, &client.to_string()) {
+    for (name, value) in spin_headers(pattern, matched, &full_url, &client.to_string()) {
         if let (Ok(name), Ok(value)) = (
             hyper::header::HeaderName::try_from(name),
             HeaderValue::try_from(value),
@@ -155,12 +225,10 @@ async fn route(
         }
     }
     // wasi:http wants an absolute URI.
-    if request.uri().authority().is_none()
-        && let Ok(uri) = full_url.parse()
-    {
+    if let Ok(uri) = full_url.parse() {
         *request.uri_mut() = uri;
     }
-    let response = match invoke(runtime, component, request).await {
+    match invoke(runtime, component, request, depth).await {
         Ok(response) => response,
         Err(err) if err.downcast_ref::<DeadlineExceeded>().is_some() => {
             tracing::warn!(component = %id, "{err:#}");
@@ -170,17 +238,21 @@ async fn route(
             tracing::error!(component = %id, "request failed: {err:?}");
             text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
         }
-    };
-    (response, Some(id.as_str()))
+    }
 }
 
 /// Runs the component on the request in a fresh instance.
-async fn invoke(
-    runtime: &Runtime,
+async fn invoke<B>(
+    runtime: &Arc<Runtime>,
     component: &crate::runtime::Prepared,
-    request: Request<Incoming>,
-) -> Result<Response<HyperOutgoingBody>> {
-    let mut store = runtime.store(component)?;
+    request: Request<B>,
+    depth: u8,
+) -> Result<Response<HyperOutgoingBody>>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let mut store = runtime.store(component, depth)?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let incoming = store
         .data_mut()

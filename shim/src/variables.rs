@@ -29,10 +29,17 @@ impl Provider for BTreeMap<String, String> {
     }
 }
 
-/// The rendered variables of every component: component id to name to value.
-pub type Resolved = BTreeMap<String, BTreeMap<String, String>>;
+/// What each component sees once the app's variables have values.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// Component id to variable name to value.
+    pub variables: BTreeMap<String, BTreeMap<String, String>>,
+    /// Component id to its `allowed_outbound_hosts`, templates rendered.
+    pub allowed_outbound_hosts: BTreeMap<String, Vec<String>>,
+}
 
-/// Resolves every component's variables with the first provider that has a value.
+/// Resolves every component's variables, and the templates in its `allowed_outbound_hosts`, with
+/// the first provider that has a value.
 pub fn resolve(app: &App, providers: &[&dyn Provider]) -> Result<Resolved, String> {
     let mut values = BTreeMap::new();
     let mut missing = Vec::new();
@@ -65,7 +72,7 @@ pub fn resolve(app: &App, providers: &[&dyn Provider]) -> Result<Resolved, Strin
             hint.join(", ")
         ));
     }
-    let mut resolved = Resolved::new();
+    let mut resolved = Resolved::default();
     for (id, component) in &app.components {
         let mut rendered = BTreeMap::new();
         for (name, template) in &component.variables {
@@ -76,7 +83,19 @@ pub fn resolve(app: &App, providers: &[&dyn Provider]) -> Result<Resolved, Strin
             })?;
             rendered.insert(name.clone(), value);
         }
-        resolved.insert(id.clone(), rendered);
+        resolved.variables.insert(id.clone(), rendered);
+        let hosts = component
+            .allowed_outbound_hosts
+            .iter()
+            .map(|template| {
+                render(template, &values).map_err(|unset| {
+                    format!(
+                        "component `{id}` allowed_outbound_hosts entry `{template}` uses `{unset}`, which has no value and no default"
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        resolved.allowed_outbound_hosts.insert(id.clone(), hosts);
     }
     Ok(resolved)
 }
