@@ -7,9 +7,13 @@ use std::{
     net::TcpListener,
 };
 
-use support::{Served, http, spindle, test_apps};
+use support::{Served, http, required_env, spindle, test_apps};
 
 fn serve(extra: &[&str]) -> (Served, tempfile::TempDir) {
+    serve_with_env(extra, &[])
+}
+
+fn serve_with_env(extra: &[&str], env: &[(&str, &str)]) -> (Served, tempfile::TempDir) {
     let state = tempfile::tempdir().expect("temp dir");
     let apps = test_apps().to_str().expect("utf-8 path").to_owned();
     let state_dir = state.path().to_str().unwrap().to_owned();
@@ -21,7 +25,9 @@ fn serve(extra: &[&str]) -> (Served, tempfile::TempDir) {
         "2",
     ];
     args.extend_from_slice(extra);
-    let served = Served::start(&args, &[("SPIN_VARIABLE_SECRET_TOKEN", "s3cret")]);
+    let mut env = env.to_vec();
+    env.push(("SPIN_VARIABLE_SECRET_TOKEN", "s3cret"));
+    let served = Served::start(&args, &env);
     (served, state)
 }
 
@@ -317,4 +323,84 @@ fn a_python_sdk_app_serves() {
         "{answer:?}"
     );
     assert!(answer.body.contains("via /..."), "{answer:?}");
+}
+
+/// The test servers' Redis and PostgreSQL, allowed through the manifest's templated
+/// `allowed_outbound_hosts`.
+fn serve_with_services() -> (Served, tempfile::TempDir) {
+    let redis = required_env("SPINDLE_TEST_REDIS");
+    let postgres = required_env("SPINDLE_TEST_POSTGRES");
+    serve_with_env(
+        &[],
+        &[
+            ("SPIN_VARIABLE_REDIS_HOST", redis.as_str()),
+            ("SPIN_VARIABLE_POSTGRES_HOST", postgres.as_str()),
+        ],
+    )
+}
+
+#[test]
+fn outbound_redis_talks_to_a_real_server() {
+    let (served, _state) = serve_with_services();
+    let answer = http(&served.address, "GET", "/services/redis", "");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let expected = [
+        "set: Ok(())",
+        "get: Ok(Some(\"value\"))",
+        "incr: Ok(1)",
+        "incr: Ok(2)",
+        "smembers: Ok([\"a\", \"b\"])",
+        "srem: Ok(1)",
+        "publish: Ok(())",
+        "execute: Ok([RedisResult::Status(\"PONG\")])",
+    ];
+    for line in expected {
+        assert!(
+            answer.body.lines().any(|l| l == line),
+            "missing `{line}` in:\n{}",
+            answer.body
+        );
+    }
+}
+
+#[test]
+fn outbound_postgres_talks_to_a_real_server_through_both_interfaces() {
+    let (served, _state) = serve_with_services();
+    let pg4 = http(&served.address, "GET", "/services/pg4", "").body;
+    for line in [
+        "insert: Ok(1)",
+        "columns: id:DbDataType::Int32 name:DbDataType::Str good:DbDataType::Boolean weight:DbDataType::Floating64 born:DbDataType::Date tags:DbDataType::ArrayStr meta:DbDataType::Jsonb note:DbDataType::Str",
+        "row: [DbValue::Int32(1), DbValue::Str(\"Rex\"), DbValue::Boolean(true), DbValue::Floating64(12.5), DbValue::Date((2020, 2, 29)), DbValue::ArrayStr([Some(\"loud\"), None]), DbValue::Jsonb([123, 34, 116, 111, 121, 34, 58, 34, 98, 97, 108, 108, 34, 125]), DbValue::DbNull]",
+    ] {
+        assert!(
+            pg4.lines().any(|l| l == line),
+            "missing `{line}` in:\n{pg4}"
+        );
+    }
+    let bad = pg4.lines().find(|l| l.starts_with("bad-sql: ")).unwrap();
+    assert!(
+        bad.contains("code: \"42P01\"")
+            && bad.contains("relation \\\"no_such_table\\\" does not exist"),
+        "{bad}"
+    );
+
+    let pg2 = http(&served.address, "GET", "/services/pg2", "").body;
+    assert!(
+        pg2.lines()
+            .any(|l| l == "query: Ok([[DbValue::Int64(7), DbValue::Str(\"Tom\")]])"),
+        "{pg2}"
+    );
+}
+
+#[test]
+fn outbound_services_the_manifest_does_not_allow_are_refused() {
+    let (served, _state) = serve_with_services();
+    let denied = http(&served.address, "GET", "/services/denied", "").body;
+    assert!(denied.contains("redis: Some(Error::InvalidAddress)"), "{denied}");
+    assert!(
+        denied.contains(
+            "pg4: Some(Error::ConnectionFailed(\"address host=127.0.0.1 port=1 user=x is not permitted\"))"
+        ),
+        "{denied}"
+    );
 }

@@ -80,7 +80,6 @@ pub struct Prepared {
     environment: Vec<(String, String)>,
     /// The component's `files`, assembled read-only under one folder.
     files: Option<tempfile::TempDir>,
-    allow: AllowList,
 }
 
 /// An app ready to serve.
@@ -280,6 +279,7 @@ impl Runtime {
                     .iter()
                     .map(|label| (label.clone(), stores.sqlite[label].clone()))
                     .collect(),
+                allow,
             };
             let mut environment: Vec<(String, String)> =
                 spec.environment.clone().into_iter().collect();
@@ -291,7 +291,6 @@ impl Runtime {
                     host: Arc::new(host),
                     environment,
                     files: assemble_files(&spec.files)?,
-                    allow,
                 },
             );
         }
@@ -321,7 +320,7 @@ impl Runtime {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            outbound: Outbound::new(component.allow.clone(), Arc::downgrade(self), depth),
+            outbound: Outbound::new(component.host.allow.clone(), Arc::downgrade(self), depth),
             host: component.host.clone(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.options.instance_memory as usize)
@@ -353,15 +352,16 @@ impl Runtime {
     }
 }
 
-/// Interfaces spindle provides: WASI 0.2 (but not its keyvalue and config proposals) and
-/// `fermyon:spin`. Everything else a component imports (newer Spin packages such as
-/// `spin:postgres@4.0.0`) is linked to functions that fail when called, so that the app still
-/// starts, as it does on Spin with those features unused.
+/// Interfaces spindle provides: WASI 0.2 (but not its keyvalue and config proposals),
+/// `fermyon:spin` and `spin:postgres@4.0.0`. Everything else a component imports (other newer
+/// Spin packages such as `spin:sqlite@3.0.0`) is linked to functions that fail when called, so
+/// that the app still starts, as it does on Spin with those features unused.
 fn provided(import: &str) -> bool {
     (import.starts_with("wasi:")
         && !import.starts_with("wasi:keyvalue/")
         && !import.starts_with("wasi:config/"))
         || import.starts_with("fermyon:spin/")
+        || import == "spin:postgres/postgres@4.0.0"
 }
 
 /// The resource type of every resource of an interface spindle does not provide.

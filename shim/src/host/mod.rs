@@ -1,17 +1,31 @@
-//! Spin's platform interfaces (`fermyon:spin@2.0.0`) for guests: variables, key-value and SQLite
-//! backed by the app's stores, and the interfaces spindle does not serve yet (Redis, PostgreSQL,
-//! MySQL, MQTT, LLM) answering with their own error so that apps importing them still start.
+//! Spin's platform interfaces (`fermyon:spin@2.0.0`, `spin:postgres@4.0.0`) for guests:
+//! variables, key-value and SQLite backed by the app's stores, outbound Redis and PostgreSQL to
+//! the hosts the manifest allows, and the interfaces spindle does not serve yet (MySQL, MQTT, LLM)
+//! answering with their own error so that apps importing them still start.
 
 mod key_value;
+mod postgres;
+mod redis;
 mod sqlite;
 mod unsupported;
 mod variables;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
-use crate::stores::{Database, KeyValueStore};
+use crate::{
+    outbound::AllowList,
+    stores::{Database, KeyValueStore},
+};
+
+/// How long one call to an outside service (connect, command, query) may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `work`, unless it takes longer than [`IO_TIMEOUT`].
+async fn io_deadline<T>(work: impl Future<Output = T>) -> Result<T, tokio::time::error::Elapsed> {
+    tokio::time::timeout(IO_TIMEOUT, work).await
+}
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -21,9 +35,10 @@ pub(crate) mod bindings {
         with: {
             "fermyon:spin/key-value.store": super::key_value::OpenStore,
             "fermyon:spin/sqlite.connection": super::sqlite::OpenDatabase,
-            "fermyon:spin/redis.connection": super::unsupported::Never,
+            "fermyon:spin/redis.connection": super::redis::RedisConnection,
             "fermyon:spin/mqtt.connection": super::unsupported::Never,
-            "fermyon:spin/postgres.connection": super::unsupported::Never,
+            "fermyon:spin/postgres.connection": super::postgres::LegacyPgConnection,
+            "spin:postgres/postgres.connection": super::postgres::PgConnection,
             "fermyon:spin/mysql.connection": super::unsupported::Never,
         },
     });
@@ -36,6 +51,8 @@ pub struct ComponentHost {
     pub variables: BTreeMap<String, String>,
     pub key_value: BTreeMap<String, Arc<KeyValueStore>>,
     pub sqlite: BTreeMap<String, Arc<Database>>,
+    /// Where it may connect: its `allowed_outbound_hosts`, templates rendered.
+    pub allow: AllowList,
 }
 
 /// The view of a store's state that the interfaces work with.

@@ -5,7 +5,7 @@ use wasmtime::component::Resource;
 
 use super::{
     SpinView,
-    bindings::fermyon::spin::{llm, mqtt, mysql, postgres, rdbms_types, redis},
+    bindings::fermyon::spin::{llm, mqtt, mysql, rdbms_types},
 };
 
 /// The connection that can never be opened.
@@ -21,74 +21,6 @@ fn never<T>(
 ) -> wasmtime::Result<T> {
     match *table.get(handle)? {}
 }
-
-impl redis::HostConnection for SpinView<'_> {
-    async fn open(&mut self, address: String) -> Answer<Resource<Never>, redis::Error> {
-        Ok(Err(redis::Error::Other(format!(
-            "redis ({address}): {WHY}"
-        ))))
-    }
-    async fn publish(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-        _: Vec<u8>,
-    ) -> Answer<(), redis::Error> {
-        never(self.table, &c)
-    }
-    async fn get(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-    ) -> Answer<Option<Vec<u8>>, redis::Error> {
-        never(self.table, &c)
-    }
-    async fn set(&mut self, c: Resource<Never>, _: String, _: Vec<u8>) -> Answer<(), redis::Error> {
-        never(self.table, &c)
-    }
-    async fn incr(&mut self, c: Resource<Never>, _: String) -> Answer<i64, redis::Error> {
-        never(self.table, &c)
-    }
-    async fn del(&mut self, c: Resource<Never>, _: Vec<String>) -> Answer<u32, redis::Error> {
-        never(self.table, &c)
-    }
-    async fn sadd(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-        _: Vec<String>,
-    ) -> Answer<u32, redis::Error> {
-        never(self.table, &c)
-    }
-    async fn smembers(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-    ) -> Answer<Vec<String>, redis::Error> {
-        never(self.table, &c)
-    }
-    async fn srem(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-        _: Vec<String>,
-    ) -> Answer<u32, redis::Error> {
-        never(self.table, &c)
-    }
-    async fn execute(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-        _: Vec<redis::RedisParameter>,
-    ) -> Answer<Vec<redis::RedisResult>, redis::Error> {
-        never(self.table, &c)
-    }
-    async fn drop(&mut self, c: Resource<Never>) -> wasmtime::Result<()> {
-        never(self.table, &c)
-    }
-}
-
-impl redis::Host for SpinView<'_> {}
 
 impl mqtt::HostConnection for SpinView<'_> {
     async fn open(
@@ -117,35 +49,6 @@ impl mqtt::HostConnection for SpinView<'_> {
 }
 
 impl mqtt::Host for SpinView<'_> {}
-
-impl postgres::HostConnection for SpinView<'_> {
-    async fn open(&mut self, _: String) -> Answer<Resource<Never>, rdbms_types::Error> {
-        Ok(Err(rdbms_types::Error::ConnectionFailed(format!(
-            "postgres: {WHY}"
-        ))))
-    }
-    async fn query(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-        _: Vec<rdbms_types::ParameterValue>,
-    ) -> Answer<rdbms_types::RowSet, rdbms_types::Error> {
-        never(self.table, &c)
-    }
-    async fn execute(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-        _: Vec<rdbms_types::ParameterValue>,
-    ) -> Answer<u64, rdbms_types::Error> {
-        never(self.table, &c)
-    }
-    async fn drop(&mut self, c: Resource<Never>) -> wasmtime::Result<()> {
-        never(self.table, &c)
-    }
-}
-
-impl postgres::Host for SpinView<'_> {}
 
 impl mysql::HostConnection for SpinView<'_> {
     async fn open(&mut self, _: String) -> Answer<Resource<Never>, rdbms_types::Error> {

@@ -1,0 +1,553 @@
+//! Outbound PostgreSQL: `spin:postgres/postgres@4.0.0` (what `spin_sdk::pg4` imports) and the
+//! older `fermyon:spin/postgres@2.0.0`, to servers the component's `allowed_outbound_hosts` names
+//! (`postgres://host[:port]`, port 5432 by default). Plain TCP, without TLS.
+//!
+//! Values cross as Spin converts them; column types neither interface can carry come back as
+//! `unsupported` (with their binary form, in 4.0.0) rather than failing the query.
+
+// The error type is the interface's own, large because 4.0.0 carries a database error's fields.
+#![allow(clippy::result_large_err)]
+
+use std::{error::Error as StdError, sync::Arc};
+
+use bytes::BytesMut;
+use tokio_postgres::{
+    Client, NoTls, Row,
+    types::{FromSql, IsNull, ToSql, Type, to_sql_checked},
+};
+use wasmtime::component::Resource;
+
+use super::{
+    SpinView,
+    bindings::spin::postgres::postgres as v4,
+    bindings::{fermyon::spin::postgres as v2, fermyon::spin::rdbms_types as v2_types},
+    io_deadline,
+};
+
+/// A connection opened through `spin:postgres@4.0.0`.
+pub struct PgConnection(Arc<Client>);
+/// A connection opened through `fermyon:spin/postgres@2.0.0`.
+pub struct LegacyPgConnection(Arc<Client>);
+
+type Parameter = Box<dyn ToSql + Sync + Send>;
+
+impl SpinView<'_> {
+    /// Whether the manifest allows every host `config` names.
+    fn pg_allowed(&self, config: &tokio_postgres::Config) -> bool {
+        let ports = config.get_ports();
+        let hosts = config.get_hosts();
+        !hosts.is_empty()
+            && hosts.iter().enumerate().all(|(i, host)| match host {
+                tokio_postgres::config::Host::Tcp(name) => {
+                    let port = ports.get(i).or(ports.first()).copied();
+                    self.component.allow.allows("postgres", name, port)
+                }
+                _ => false,
+            })
+    }
+
+    /// Connects to the server at `address` if the manifest allows it.
+    fn pg_connect(
+        &self,
+        address: &str,
+    ) -> impl Future<Output = Result<Arc<Client>, String>> + Send + 'static {
+        let component = self.component.id.clone();
+        let config = address
+            .parse::<tokio_postgres::Config>()
+            .map_err(|err| format!("invalid address `{address}`: {err}"))
+            .and_then(|config| {
+                if self.pg_allowed(&config) {
+                    Ok(config)
+                } else {
+                    tracing::warn!(%component, "postgres connection to `{address}` denied: not in allowed_outbound_hosts");
+                    Err(format!("address {address} is not permitted"))
+                }
+            });
+        async move {
+            let (client, connection) = io_deadline(config?.connect(NoTls))
+                .await
+                .map_err(|elapsed| elapsed.to_string())?
+                .map_err(|err| err.to_string())?;
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(%component, "postgres connection ended: {err}");
+                }
+            });
+            Ok(Arc::new(client))
+        }
+    }
+}
+
+/// Runs the prepared `statement` with `parameters`.
+async fn query(
+    client: &Client,
+    statement: &tokio_postgres::Statement,
+    parameters: &[Parameter],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let refs: Vec<&(dyn ToSql + Sync)> = parameters
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    client.query(statement, &refs).await
+}
+
+/// Runs `statement` with `parameters` as a command: the number of rows it affected.
+async fn execute(
+    client: &Client,
+    statement: &str,
+    parameters: &[Parameter],
+) -> Result<u64, tokio_postgres::Error> {
+    let refs: Vec<&(dyn ToSql + Sync)> = parameters
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    client.execute(statement, &refs).await
+}
+
+/// SQL NULL, for a parameter of any type.
+#[derive(Debug)]
+struct Null;
+
+impl ToSql for Null {
+    fn to_sql(
+        &self,
+        _: &Type,
+        _: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        Ok(IsNull::Yes)
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+    to_sql_checked!();
+}
+
+/// A value of any type, in its binary wire form.
+struct Raw(Vec<u8>);
+
+impl<'a> FromSql<'a> for Raw {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(Raw(raw.to_vec()))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Days since 2000-01-01 (PostgreSQL's epoch) as a (year, month, day) date.
+fn date_from_days(days: i32) -> (i32, u8, u8) {
+    // Howard Hinnant's civil-from-days, shifted from 1970 to 2000 (10,957 days).
+    let z = i64::from(days) + 10_957 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    (year, month, day)
+}
+
+/// Microseconds since midnight as (hour, minute, second, nanosecond).
+fn time_from_micros(micros: i64) -> (u8, u8, u8, u32) {
+    let seconds = micros.div_euclid(1_000_000);
+    let nanos = (micros.rem_euclid(1_000_000) * 1000) as u32;
+    (
+        (seconds / 3600) as u8,
+        (seconds / 60 % 60) as u8,
+        (seconds % 60) as u8,
+        nanos,
+    )
+}
+
+fn be_i32(raw: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(raw.try_into().ok()?))
+}
+
+fn be_i64(raw: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(raw.try_into().ok()?))
+}
+
+/// Reads column `i` of `row` as `T`, `None` for NULL.
+fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, String> {
+    row.try_get(i).map_err(|err| err.to_string())
+}
+
+// spin:postgres@4.0.0
+
+fn v4_parameter(value: v4::ParameterValue) -> Result<Parameter, v4::Error> {
+    use v4::ParameterValue as P;
+    Ok(match value {
+        P::Boolean(v) => Box::new(v),
+        P::Int8(v) => Box::new(v),
+        P::Int16(v) => Box::new(v),
+        P::Int32(v) => Box::new(v),
+        P::Int64(v) => Box::new(v),
+        P::Floating32(v) => Box::new(v),
+        P::Floating64(v) => Box::new(v),
+        P::Str(v) => Box::new(v),
+        P::Binary(v) => Box::new(v),
+        P::Uuid(text) => Box::new(
+            uuid::Uuid::parse_str(&text)
+                .map_err(|err| v4::Error::BadParameter(format!("uuid `{text}`: {err}")))?,
+        ),
+        P::Jsonb(bytes) => Box::new(
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|err| v4::Error::BadParameter(format!("jsonb: {err}")))?,
+        ),
+        P::ArrayInt32(v) => Box::new(v),
+        P::ArrayInt64(v) => Box::new(v),
+        P::ArrayStr(v) => Box::new(v),
+        P::DbNull => Box::new(Null),
+        other => {
+            return Err(v4::Error::BadParameter(format!(
+                "{other:?}: this parameter type is not supported by spindle's runtime yet"
+            )));
+        }
+    })
+}
+
+fn v4_data_type(ty: &Type) -> v4::DbDataType {
+    use v4::DbDataType as D;
+    match *ty {
+        Type::BOOL => D::Boolean,
+        Type::CHAR => D::Int8,
+        Type::INT2 => D::Int16,
+        Type::INT4 => D::Int32,
+        Type::INT8 => D::Int64,
+        Type::FLOAT4 => D::Floating32,
+        Type::FLOAT8 => D::Floating64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => D::Str,
+        Type::BYTEA => D::Binary,
+        Type::DATE => D::Date,
+        Type::TIME => D::Time,
+        Type::TIMESTAMP => D::Datetime,
+        Type::UUID => D::Uuid,
+        Type::JSONB | Type::JSON => D::Jsonb,
+        Type::INT4_ARRAY => D::ArrayInt32,
+        Type::INT8_ARRAY => D::ArrayInt64,
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => D::ArrayStr,
+        _ => D::Other(ty.name().to_owned()),
+    }
+}
+
+fn v4_value(row: &Row, i: usize) -> Result<v4::DbValue, String> {
+    use v4::DbValue as V;
+    fn or_null<T>(value: Option<T>, wrap: impl FnOnce(T) -> V) -> V {
+        value.map_or(V::DbNull, wrap)
+    }
+    let ty = row.columns()[i].type_();
+    Ok(match *ty {
+        Type::BOOL => or_null(get(row, i)?, V::Boolean),
+        Type::CHAR => or_null(get(row, i)?, V::Int8),
+        Type::INT2 => or_null(get(row, i)?, V::Int16),
+        Type::INT4 => or_null(get(row, i)?, V::Int32),
+        Type::INT8 => or_null(get(row, i)?, V::Int64),
+        Type::FLOAT4 => or_null(get(row, i)?, V::Floating32),
+        Type::FLOAT8 => or_null(get(row, i)?, V::Floating64),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => or_null(get(row, i)?, V::Str),
+        Type::BYTEA => or_null(get(row, i)?, V::Binary),
+        Type::UUID => or_null(get::<uuid::Uuid>(row, i)?, |u| V::Uuid(u.to_string())),
+        Type::JSONB | Type::JSON => or_null(get::<serde_json::Value>(row, i)?, |json| {
+            V::Jsonb(json.to_string().into_bytes())
+        }),
+        Type::INT4_ARRAY => or_null(get(row, i)?, V::ArrayInt32),
+        Type::INT8_ARRAY => or_null(get(row, i)?, V::ArrayInt64),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => or_null(get(row, i)?, V::ArrayStr),
+        Type::DATE => match get::<Raw>(row, i)?.map(|r| be_i32(&r.0)) {
+            None => V::DbNull,
+            Some(Some(days)) => V::Date(date_from_days(days)),
+            Some(None) => return Err("malformed date".to_owned()),
+        },
+        Type::TIME => match get::<Raw>(row, i)?.map(|r| be_i64(&r.0)) {
+            None => V::DbNull,
+            Some(Some(micros)) => V::Time(time_from_micros(micros)),
+            Some(None) => return Err("malformed time".to_owned()),
+        },
+        Type::TIMESTAMP => match get::<Raw>(row, i)?.map(|r| be_i64(&r.0)) {
+            None => V::DbNull,
+            Some(Some(micros)) => {
+                let (year, month, day) = date_from_days(micros.div_euclid(86_400_000_000) as i32);
+                let (hour, minute, second, nanos) =
+                    time_from_micros(micros.rem_euclid(86_400_000_000));
+                V::Datetime((year, month, day, hour, minute, second, nanos))
+            }
+            Some(None) => return Err("malformed timestamp".to_owned()),
+        },
+        _ => or_null(get::<Raw>(row, i)?, |raw| V::Unsupported(raw.0)),
+    })
+}
+
+fn v4_rows(rows: &[Row], statement: &tokio_postgres::Statement) -> Result<v4::RowSet, v4::Error> {
+    let columns = statement
+        .columns()
+        .iter()
+        .map(|column| v4::Column {
+            name: column.name().to_owned(),
+            data_type: v4_data_type(column.type_()),
+        })
+        .collect();
+    let rows = rows
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| v4_value(row, i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<_, _>>()
+        .map_err(v4::Error::ValueConversionFailed)?;
+    Ok(v4::RowSet { columns, rows })
+}
+
+fn v4_error(err: tokio_postgres::Error) -> v4::Error {
+    let Some(db) = err.as_db_error() else {
+        return v4::Error::QueryFailed(v4::QueryError::Text(err.to_string()));
+    };
+    let mut extras = Vec::new();
+    if let Some(hint) = db.hint() {
+        extras.push(("hint".to_owned(), hint.to_owned()));
+    }
+    v4::Error::QueryFailed(v4::QueryError::DbError(v4::DbError {
+        as_text: db.to_string(),
+        severity: db.severity().to_owned(),
+        code: db.code().code().to_owned(),
+        message: db.message().to_owned(),
+        detail: db.detail().map(str::to_owned),
+        extras,
+    }))
+}
+
+impl v4::HostConnection for SpinView<'_> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<PgConnection>, v4::Error>> {
+        Ok(match self.pg_connect(&address).await {
+            Ok(client) => Ok(self.table.push(PgConnection(client))?),
+            Err(err) => Err(v4::Error::ConnectionFailed(err)),
+        })
+    }
+
+    async fn query(
+        &mut self,
+        c: Resource<PgConnection>,
+        statement: String,
+        params: Vec<v4::ParameterValue>,
+    ) -> wasmtime::Result<Result<v4::RowSet, v4::Error>> {
+        let client = self.table.get(&c)?.0.clone();
+        let params = match params
+            .into_iter()
+            .map(v4_parameter)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(params) => params,
+            Err(err) => return Ok(Err(err)),
+        };
+        let prepared = match io_deadline(client.prepare(&statement)).await {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(err)) => return Ok(Err(v4_error(err))),
+            Err(elapsed) => return Ok(Err(v4::Error::Other(elapsed.to_string()))),
+        };
+        Ok(
+            match io_deadline(query(&client, &prepared, &params)).await {
+                Ok(Ok(rows)) => v4_rows(&rows, &prepared),
+                Ok(Err(err)) => Err(v4_error(err)),
+                Err(elapsed) => Err(v4::Error::Other(elapsed.to_string())),
+            },
+        )
+    }
+
+    async fn execute(
+        &mut self,
+        c: Resource<PgConnection>,
+        statement: String,
+        params: Vec<v4::ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, v4::Error>> {
+        let client = self.table.get(&c)?.0.clone();
+        let params = match params
+            .into_iter()
+            .map(v4_parameter)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(params) => params,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(
+            match io_deadline(execute(&client, &statement, &params)).await {
+                Ok(result) => result.map_err(v4_error),
+                Err(elapsed) => Err(v4::Error::Other(elapsed.to_string())),
+            },
+        )
+    }
+
+    async fn drop(&mut self, c: Resource<PgConnection>) -> wasmtime::Result<()> {
+        self.table.delete(c)?;
+        Ok(())
+    }
+}
+
+impl v4::Host for SpinView<'_> {}
+
+// fermyon:spin/postgres@2.0.0
+
+fn v2_parameter(value: v2_types::ParameterValue) -> Result<Parameter, v2_types::Error> {
+    use v2_types::ParameterValue as P;
+    Ok(match value {
+        P::Boolean(v) => Box::new(v),
+        P::Int8(v) => Box::new(v),
+        P::Int16(v) => Box::new(v),
+        P::Int32(v) => Box::new(v),
+        P::Int64(v) => Box::new(v),
+        P::Floating32(v) => Box::new(v),
+        P::Floating64(v) => Box::new(v),
+        P::Str(v) => Box::new(v),
+        P::Binary(v) => Box::new(v),
+        P::DbNull => Box::new(Null),
+        P::Uint8(_) | P::Uint16(_) | P::Uint32(_) | P::Uint64(_) => {
+            return Err(v2_types::Error::BadParameter(
+                "Postgres does not support unsigned integers".to_owned(),
+            ));
+        }
+    })
+}
+
+fn v2_data_type(ty: &Type) -> v2_types::DbDataType {
+    use v2_types::DbDataType as D;
+    match *ty {
+        Type::BOOL => D::Boolean,
+        Type::CHAR => D::Int8,
+        Type::INT2 => D::Int16,
+        Type::INT4 => D::Int32,
+        Type::INT8 => D::Int64,
+        Type::FLOAT4 => D::Floating32,
+        Type::FLOAT8 => D::Floating64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => D::Str,
+        Type::BYTEA => D::Binary,
+        _ => D::Other,
+    }
+}
+
+fn v2_value(row: &Row, i: usize) -> Result<v2_types::DbValue, String> {
+    use v2_types::DbValue as V;
+    fn or_null<T>(value: Option<T>, wrap: impl FnOnce(T) -> V) -> V {
+        value.map_or(V::DbNull, wrap)
+    }
+    Ok(match *row.columns()[i].type_() {
+        Type::BOOL => or_null(get(row, i)?, V::Boolean),
+        Type::CHAR => or_null(get(row, i)?, V::Int8),
+        Type::INT2 => or_null(get(row, i)?, V::Int16),
+        Type::INT4 => or_null(get(row, i)?, V::Int32),
+        Type::INT8 => or_null(get(row, i)?, V::Int64),
+        Type::FLOAT4 => or_null(get(row, i)?, V::Floating32),
+        Type::FLOAT8 => or_null(get(row, i)?, V::Floating64),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => or_null(get(row, i)?, V::Str),
+        Type::BYTEA => or_null(get(row, i)?, V::Binary),
+        _ => or_null(get::<Raw>(row, i)?, |_| V::Unsupported),
+    })
+}
+
+fn v2_error(err: impl std::fmt::Display) -> v2_types::Error {
+    v2_types::Error::QueryFailed(err.to_string())
+}
+
+impl v2::HostConnection for SpinView<'_> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<LegacyPgConnection>, v2_types::Error>> {
+        Ok(match self.pg_connect(&address).await {
+            Ok(client) => Ok(self.table.push(LegacyPgConnection(client))?),
+            Err(err) => Err(v2_types::Error::ConnectionFailed(err)),
+        })
+    }
+
+    async fn query(
+        &mut self,
+        c: Resource<LegacyPgConnection>,
+        statement: String,
+        params: Vec<v2_types::ParameterValue>,
+    ) -> wasmtime::Result<Result<v2_types::RowSet, v2_types::Error>> {
+        let client = self.table.get(&c)?.0.clone();
+        let params = match params
+            .into_iter()
+            .map(v2_parameter)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(params) => params,
+            Err(err) => return Ok(Err(err)),
+        };
+        let prepared = match io_deadline(client.prepare(&statement)).await {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(err)) => return Ok(Err(v2_error(err))),
+            Err(elapsed) => return Ok(Err(v2_error(elapsed))),
+        };
+        let rows = match io_deadline(query(&client, &prepared, &params)).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(err)) => return Ok(Err(v2_error(err))),
+            Err(elapsed) => return Ok(Err(v2_error(elapsed))),
+        };
+        let columns = prepared
+            .columns()
+            .iter()
+            .map(|column| v2_types::Column {
+                name: column.name().to_owned(),
+                data_type: v2_data_type(column.type_()),
+            })
+            .collect();
+        Ok(rows
+            .iter()
+            .map(|row| (0..row.len()).map(|i| v2_value(row, i)).collect())
+            .collect::<Result<_, _>>()
+            .map(|rows| v2_types::RowSet { columns, rows })
+            .map_err(v2_types::Error::ValueConversionFailed))
+    }
+
+    async fn execute(
+        &mut self,
+        c: Resource<LegacyPgConnection>,
+        statement: String,
+        params: Vec<v2_types::ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, v2_types::Error>> {
+        let client = self.table.get(&c)?.0.clone();
+        let params = match params
+            .into_iter()
+            .map(v2_parameter)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(params) => params,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(
+            match io_deadline(execute(&client, &statement, &params)).await {
+                Ok(result) => result.map_err(v2_error),
+                Err(elapsed) => Err(v2_error(elapsed)),
+            },
+        )
+    }
+
+    async fn drop(&mut self, c: Resource<LegacyPgConnection>) -> wasmtime::Result<()> {
+        self.table.delete(c)?;
+        Ok(())
+    }
+}
+
+impl v2::Host for SpinView<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_times_decode_from_postgres_epoch() {
+        assert_eq!(date_from_days(0), (2000, 1, 1));
+        assert_eq!(date_from_days(-1), (1999, 12, 31));
+        assert_eq!(date_from_days(60), (2000, 3, 1), "2000 is a leap year");
+        assert_eq!(date_from_days(9_825), (2026, 11, 25));
+        assert_eq!(time_from_micros(0), (0, 0, 0, 0));
+        assert_eq!(
+            time_from_micros(((13 * 60 + 5) * 60 + 9) * 1_000_000 + 250),
+            (13, 5, 9, 250_000)
+        );
+    }
+}

@@ -1,0 +1,134 @@
+use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::{http_component, pg, pg4, redis, variables};
+
+/// Talks to the Redis or PostgreSQL server named by the `redis_address` / `postgres_address`
+/// variables and answers what it saw, one line per step: `/services/redis`, `/services/pg4`,
+/// `/services/pg2`, or `/services/denied` (a server the manifest does not allow).
+#[http_component]
+fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let lines = match req.path() {
+        "/services/redis" => redis_steps(&variables::get("redis_address")?),
+        "/services/pg4" => pg4_steps(&variables::get("postgres_address")?),
+        "/services/pg2" => pg2_steps(&variables::get("postgres_address")?),
+        "/services/denied" => vec![
+            format!("redis: {:?}", redis::Connection::open("redis://127.0.0.1:1").err()),
+            format!(
+                "pg4: {:?}",
+                pg4::Connection::open("host=127.0.0.1 port=1 user=x").err()
+            ),
+        ],
+        _ => return Ok(Response::new(404, "no such step\n")),
+    };
+    Ok(Response::new(200, lines.join("\n") + "\n"))
+}
+
+fn redis_steps(address: &str) -> Vec<String> {
+    let conn = match redis::Connection::open(address) {
+        Ok(conn) => conn,
+        Err(err) => return vec![format!("open: {err:?}")],
+    };
+    vec![
+        format!("set: {:?}", conn.set("spindle:key", &b"value".to_vec())),
+        format!(
+            "get: {:?}",
+            conn.get("spindle:key")
+                .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        ),
+        format!("del-counter: {:?}", conn.del(&["spindle:counter".to_owned()])),
+        format!("incr: {:?}", conn.incr("spindle:counter")),
+        format!("incr: {:?}", conn.incr("spindle:counter")),
+        format!(
+            "sadd: {:?}",
+            conn.sadd("spindle:set", &["a".to_owned(), "b".to_owned()])
+        ),
+        format!("smembers: {:?}", conn.smembers("spindle:set").map(sorted)),
+        format!("srem: {:?}", conn.srem("spindle:set", &["a".to_owned()])),
+        format!("publish: {:?}", conn.publish("spindle:channel", &b"hi".to_vec())),
+        format!("execute: {:?}", conn.execute("PING", &[])),
+        format!(
+            "type-error: {:?}",
+            conn.incr("spindle:key").map_err(|e| format!("{e:?}"))
+        ),
+    ]
+}
+
+fn sorted(mut members: Vec<String>) -> Vec<String> {
+    members.sort();
+    members
+}
+
+fn pg4_steps(address: &str) -> Vec<String> {
+    let db = match pg4::Connection::open(address) {
+        Ok(db) => db,
+        Err(err) => return vec![format!("open: {err:?}")],
+    };
+    let mut lines = vec![
+        format!("drop: {:?}", db.execute("DROP TABLE IF EXISTS pets4", &[])),
+        format!(
+            "create: {:?}",
+            db.execute(
+                "CREATE TABLE pets4 (id INT4, name TEXT, good BOOL, weight FLOAT8, born DATE, tags TEXT[], meta JSONB, note TEXT)",
+                &[]
+            )
+        ),
+        format!(
+            "insert: {:?}",
+            db.execute(
+                "INSERT INTO pets4 VALUES ($1, $2, $3, $4, DATE '2020-02-29', $5, $6, $7)",
+                &[
+                    1i32.into(),
+                    "Rex".to_owned().into(),
+                    true.into(),
+                    12.5f64.into(),
+                    pg4::ParameterValue::ArrayStr(vec![Some("loud".to_owned()), None]),
+                    pg4::ParameterValue::Jsonb(br#"{"toy":"ball"}"#.to_vec()),
+                    pg4::ParameterValue::DbNull,
+                ]
+            )
+        ),
+    ];
+    match db.query("SELECT * FROM pets4 WHERE id = $1", &[1i32.into()]) {
+        Ok(rows) => {
+            let columns: Vec<String> = rows
+                .columns
+                .iter()
+                .map(|c| format!("{}:{:?}", c.name, c.data_type))
+                .collect();
+            lines.push(format!("columns: {}", columns.join(" ")));
+            for row in &rows.rows {
+                lines.push(format!("row: {row:?}"));
+            }
+        }
+        Err(err) => lines.push(format!("query: {err:?}")),
+    }
+    lines.push(format!(
+        "bad-sql: {:?}",
+        db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
+    ));
+    lines
+}
+
+fn pg2_steps(address: &str) -> Vec<String> {
+    let db = match pg::Connection::open(address) {
+        Ok(db) => db,
+        Err(err) => return vec![format!("open: {err:?}")],
+    };
+    vec![
+        format!("drop: {:?}", db.execute("DROP TABLE IF EXISTS pets2", &[])),
+        format!(
+            "create: {:?}",
+            db.execute("CREATE TABLE pets2 (id INT8, name TEXT)", &[])
+        ),
+        format!(
+            "insert: {:?}",
+            db.execute(
+                "INSERT INTO pets2 VALUES ($1, $2)",
+                &[pg::ParameterValue::Int64(7), pg::ParameterValue::Str("Tom".to_owned())]
+            )
+        ),
+        format!(
+            "query: {:?}",
+            db.query("SELECT id, name FROM pets2", &[]).map(|rows| rows.rows)
+        ),
+    ]
+}
