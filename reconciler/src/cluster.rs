@@ -94,9 +94,46 @@ impl Cluster {
     pub async fn apply(&self, object: &Object, dry_run: bool) -> Result<DynamicObject> {
         let mut params = PatchParams::apply(MANAGER).force();
         params.dry_run = dry_run;
-        self.api(object)?
-            .patch(object.name(), &params, &Patch::Apply(object.value()))
-            .await
-            .with_context(|| format!("could not apply {}", object.display_name()))
+        let api = self.api(object)?;
+        let patch = Patch::Apply(object.value());
+        retry(&object.display_name(), || {
+            api.patch(object.name(), &params, &patch)
+        })
+        .await
+        .with_context(|| format!("could not apply {}", object.display_name()))
+    }
+}
+
+/// Attempts per request when the apiserver is unavailable or throttles.
+const ATTEMPTS: u32 = 5;
+
+/// Runs `request` until it succeeds, fails for good, or [`ATTEMPTS`] run out; waits 0.2 s, 0.4 s,
+/// ... between attempts.
+pub async fn retry<T, F, Fut>(what: &str, mut request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(err) if attempt < ATTEMPTS && is_transient(&err) => {
+                tracing::warn!("{what}: {err}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Errors worth another attempt: the apiserver is busy, restarting or unreachable.
+fn is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }

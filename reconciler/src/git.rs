@@ -42,6 +42,15 @@ impl Folder {
         })
     }
 
+    /// `sub_path` (`/`-separated) of `repo`, which may be bare; `display` names it in messages.
+    pub fn in_repository(repo: Repository, sub_path: &str, display: &str) -> Result<Self> {
+        Ok(Folder {
+            repo,
+            sub_path: sub_path.to_owned(),
+            display: PathBuf::from(display),
+        })
+    }
+
     /// The repository's `.git` folder.
     pub fn git_dir(&self) -> &Path {
         self.repo.path()

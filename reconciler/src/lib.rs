@@ -10,7 +10,9 @@
 //! 5. [`diff`]: what changes between two revisions, or between a revision and the cluster.
 //!
 //! Around them: [`git`] reads revisions and names where a working tree came from, [`cluster`]
-//! talks to a cluster, [`yaml`] writes objects, [`golden`] keeps them in folders. Applying comes next. Start at [`spec::load`].
+//! talks to a cluster, [`yaml`] writes objects, [`golden`] keeps them in folders. [`reconcile`]
+//! applies a revision (inventory, pruning, health, drift) and [`source`] fetches revisions to
+//! apply. Start at [`spec::load`].
 
 pub mod cli;
 pub mod cluster;
@@ -19,8 +21,12 @@ pub mod diff;
 pub mod evaluate;
 pub mod git;
 pub mod golden;
+mod known_hosts;
+pub mod reconcile;
 pub mod render;
 pub mod snapshot;
+pub mod source;
 pub mod spec;
 pub mod up;
+pub mod watch;
 pub mod yaml;

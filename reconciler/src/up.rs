@@ -389,28 +389,13 @@ fn load_local(repo: &Path, spec: &AppSpec) -> Result<(App, String)> {
 pub fn watch_source(
     up: &Up,
 ) -> Result<(notify::RecommendedWatcher, tokio::sync::mpsc::Receiver<()>)> {
-    let source = &up.source;
-    use notify::Watcher as _;
-    let (sender, receiver) = tokio::sync::mpsc::channel(16);
-    let git = matches!(source, Source::Branch { .. });
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        let relevant = event.paths.iter().any(|path| {
-            let text = path.to_string_lossy();
-            if git {
-                text.contains("/refs/") || text.ends_with("HEAD") || text.ends_with("packed-refs")
-            } else {
-                !(text.contains("/.git/")
-                    || text.contains("/.spindle/")
-                    || text.contains("/target/"))
-            }
-        });
-        if relevant {
-            let _ = sender.try_send(());
-        }
-    })?;
-    watcher.watch(&source.watched(), notify::RecursiveMode::Recursive)?;
-    Ok((watcher, receiver))
+    let relevant: fn(&str) -> bool = match up.source {
+        Source::Branch { .. } => crate::watch::is_ref_change,
+        _ => |path| {
+            !(path.contains("/.git/") || path.contains("/.spindle/") || path.contains("/target/"))
+        },
+    };
+    crate::watch::watch(&up.source.watched(), relevant)
 }
 
 /// How long to wait for more events after one, so that a commit's several writes count once.

@@ -396,7 +396,10 @@ fn outbound_postgres_talks_to_a_real_server_through_both_interfaces() {
 fn outbound_services_the_manifest_does_not_allow_are_refused() {
     let (served, _state) = serve_with_services();
     let denied = http(&served.address, "GET", "/services/denied", "").body;
-    assert!(denied.contains("redis: Some(Error::InvalidAddress)"), "{denied}");
+    assert!(
+        denied.contains("redis: Some(Error::InvalidAddress)"),
+        "{denied}"
+    );
     assert!(
         denied.contains(
             "pg4: Some(Error::ConnectionFailed(\"address host=127.0.0.1 port=1 user=x is not permitted\"))"

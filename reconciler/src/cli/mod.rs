@@ -1,9 +1,13 @@
 //! The `spindle` command line: one module per command.
 
+mod apply;
 mod check;
 mod diff;
+mod install;
+mod reconcile;
 mod render;
 mod run;
+mod status;
 mod test;
 mod up;
 
@@ -100,6 +104,32 @@ enum Command {
     /// that does not evaluate is reported and changes nothing. Key-value and SQLite data live in
     /// `.spindle/` in the repository's folder.
     Up(up::UpArgs),
+    /// Apply one commit of a local repository to the cluster, once.
+    ///
+    /// Evaluates, validates and renders the whole environment first: an invalid revision applies
+    /// nothing. Then server-side applies (field manager `spindle`) in stages: Namespaces and CRDs,
+    /// RuntimeClasses, the rest; only objects that changed since the last apply are sent. Objects
+    /// that the previous apply created and this revision no longer has are pruned (never more than
+    /// --max-prune-share of them without --allow-mass-prune; `spindle.dev/prune: disabled`
+    /// protects one). Objects changed by someone else are put back. Waits for Deployments and
+    /// Jobs to become healthy. The inventory and status are ConfigMaps in --system-namespace.
+    ///
+    /// Exit status: 0 applied and healthy, 1 not applied (invalid, refused) or unhealthy, 2 error.
+    Apply(apply::ApplyArgs),
+    /// Follow a repository and keep the cluster equal to it: what `spindle apply` does, on every
+    /// new commit and every --interval (drift correction).
+    ///
+    /// Fetches with git2 (https with a token, ssh with a key checked against known_hosts,
+    /// file:// and local paths) into a cache that survives restarts. New commits are seen on the
+    /// interval, on a signed webhook (POST /hook), and for local repositories on the push itself.
+    /// Serves /healthz, /readyz and Prometheus /metrics. Stops cleanly on SIGTERM.
+    Reconcile(reconcile::ReconcileArgs),
+    /// Show what each reconciler last did: revisions, conditions, app health.
+    ///
+    /// Exit status: 0 every reconciler is Ready, 1 one is not (or none reported), 2 error.
+    Status(status::StatusArgs),
+    /// Print the manifests that run `spindle reconcile` in a cluster (`--print`).
+    Install(install::InstallArgs),
     /// Print the JSON Schema of an environment's evaluated value, for editors.
     Schema,
 }
@@ -143,6 +173,10 @@ pub fn main() -> i32 {
         Command::Test(args) => test::test(&args),
         Command::Run(args) => run::run(&args),
         Command::Up(args) => up::up(&args),
+        Command::Apply(args) => apply::apply(&args),
+        Command::Reconcile(args) => reconcile::reconcile(&args),
+        Command::Status(args) => status::status(&args),
+        Command::Install(args) => install::install(&args),
         Command::Schema => schema(),
     };
     match outcome {

@@ -1,0 +1,161 @@
+//! Drift: objects that someone else changed or deleted since spindle applied them.
+//!
+//! One list per kind finds every object; an object whose generation (or resourceVersion) moved
+//! since the apply is a suspect, and a dry-run apply tells whether the fields spindle owns really
+//! differ (an autoscaler changing `replicas` is not drift). What drifted is re-applied by the
+//! reconcile that found it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use kube::api::ListParams;
+use serde_json::Value;
+
+use super::inventory::{Inventory, ObjectRef, live_marker};
+use crate::{
+    cluster::{Cluster, retry},
+    diff::live::project_managed,
+    render::{DOMAIN, MANAGER, Object},
+};
+
+/// An object that is not as spindle left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drifted {
+    pub id: ObjectRef,
+    /// `deleted`, or the fields that differ (`spec.ports, metadata.labels`).
+    pub what: String,
+}
+
+/// What a drift check found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub drifted: Vec<Drifted>,
+    /// New markers of objects that moved without drifting, for the inventory.
+    pub markers: BTreeMap<ObjectRef, String>,
+}
+
+/// Compares the inventory's objects among `desired` with the cluster.
+pub async fn detect(
+    cluster: &Cluster,
+    desired: &[Object],
+    inventory: &Inventory,
+    environment: &str,
+) -> Result<Found> {
+    let selector =
+        format!("app.kubernetes.io/managed-by={MANAGER},{DOMAIN}/environment={environment}");
+    let mut live: BTreeMap<ObjectRef, Value> = BTreeMap::new();
+    let mut listed = BTreeSet::new();
+    let mut found = Found::default();
+    for object in desired {
+        let id = ObjectRef::of(object);
+        let Some(entry) = inventory.objects.get(&id) else {
+            continue;
+        };
+        if listed.insert((id.api_version.clone(), id.kind.clone())) {
+            let api = cluster.api_all(object)?;
+            let params = ListParams::default().labels(&selector);
+            for item in retry(&id.kind, || api.list(&params)).await?.items {
+                let mut value = serde_json::to_value(item)?;
+                value["apiVersion"] = Value::from(id.api_version.clone());
+                value["kind"] = Value::from(id.kind.clone());
+                live.insert(ObjectRef::of(&Object::new(value.clone())), value);
+            }
+        }
+        let Some(current) = live.get(&id) else {
+            found.drifted.push(Drifted {
+                id,
+                what: "deleted (or its labels removed)".to_owned(),
+            });
+            continue;
+        };
+        let marker = live_marker(current);
+        if marker == entry.marker {
+            continue;
+        }
+        let answer = serde_json::to_value(cluster.apply(object, true).await?)?;
+        let wanted = project_managed(&answer, &answer);
+        let have = project_managed(current, &answer);
+        let mut fields = Vec::new();
+        differences(
+            &without_metadata_noise(&have),
+            &without_metadata_noise(&wanted),
+            "",
+            3,
+            &mut fields,
+        );
+        if fields.is_empty() {
+            found.markers.insert(id, marker);
+        } else {
+            found.drifted.push(Drifted {
+                id,
+                what: fields.join(", "),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// The object without the fields the server writes on every update.
+fn without_metadata_noise(value: &Value) -> Value {
+    let mut value = value.clone();
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in [
+            "resourceVersion",
+            "generation",
+            "managedFields",
+            "uid",
+            "creationTimestamp",
+        ] {
+            metadata.remove(key);
+        }
+    }
+    value
+}
+
+/// Dotted paths (down to `depth` levels) where `a` and `b` differ.
+fn differences(a: &Value, b: &Value, path: &str, depth: usize, out: &mut Vec<String>) {
+    if a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(left), Value::Object(right)) if depth > 0 => {
+            let keys: BTreeSet<&String> = left.keys().chain(right.keys()).collect();
+            for key in keys {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                let null = Value::Null;
+                differences(
+                    left.get(key).unwrap_or(&null),
+                    right.get(key).unwrap_or(&null),
+                    &child,
+                    depth - 1,
+                    out,
+                );
+            }
+        }
+        _ => out.push(if path.is_empty() {
+            "the object".to_owned()
+        } else {
+            path.to_owned()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn differences_name_the_fields_that_moved() {
+        let a = json!({"spec": {"ports": [{"port": 80}], "type": "ClusterIP"}, "metadata": {"labels": {"a": "1"}}});
+        let b = json!({"spec": {"ports": [{"port": 81}], "type": "ClusterIP"}, "metadata": {"labels": {"a": "1", "b": "2"}}});
+        let mut out = Vec::new();
+        differences(&a, &b, "", 3, &mut out);
+        assert_eq!(out, ["metadata.labels.b", "spec.ports"]);
+    }
+}

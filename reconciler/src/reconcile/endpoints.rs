@@ -1,0 +1,106 @@
+//! The reconciler's HTTP port: `/healthz` (the process runs), `/readyz` (a revision has been
+//! applied), Prometheus `/metrics`, and `POST /hook` for push webhooks (a bad or missing signature
+//! gets 401 and triggers nothing).
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use anyhow::Result;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpListener, sync::mpsc};
+
+use super::{metrics::Metrics, webhook};
+
+/// The largest webhook body read.
+const MAX_BODY: usize = 4 << 20;
+
+/// What the endpoints share with the reconcile loop.
+#[derive(Clone)]
+pub struct Endpoints {
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+    /// `None`: `/hook` is refused (404).
+    pub webhook_secret: Option<Arc<Vec<u8>>>,
+    pub trigger: mpsc::Sender<&'static str>,
+}
+
+/// Serves the endpoints on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, endpoints: Endpoints) -> Result<()> {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!("accept failed: {err}");
+                continue;
+            }
+        };
+        let endpoints = endpoints.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let endpoints = endpoints.clone();
+            async move { Ok::<_, Infallible>(answer(&endpoints, request).await) }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(endpoints: &Endpoints, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if endpoints.ready.load(Ordering::Relaxed) {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "no revision applied yet\n")
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            let mut response = text(StatusCode::OK, &endpoints.metrics.render());
+            response.headers_mut().insert(
+                "content-type",
+                "text/plain; version=0.0.4".parse().expect("a valid header"),
+            );
+            response
+        }
+        (&Method::POST, "/hook") => hook(endpoints, request).await,
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn hook(endpoints: &Endpoints, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(secret) = &endpoints.webhook_secret else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "webhooks are off: start with --webhook-secret-file\n",
+        );
+    };
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+    };
+    if !webhook::verify(secret, &parts.headers, &body) {
+        tracing::warn!("webhook refused: missing or invalid signature");
+        return text(StatusCode::UNAUTHORIZED, "invalid signature\n");
+    }
+    // A full queue already holds a trigger: this push is covered by it.
+    let _ = endpoints.trigger.try_send("webhook");
+    text(StatusCode::ACCEPTED, "reconcile queued\n")
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,266 @@
+//! Health after an apply: Deployments rolled out (the controller saw the new generation, every
+//! replica updated and available), Jobs complete. Waits up to a timeout and reports every object
+//! that is not healthy by name, with the reason.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::inventory::ObjectRef;
+use kube::api::ListParams;
+
+use crate::{
+    cluster::{Cluster, retry},
+    render::{DOMAIN, MANAGER, Object},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Healthy,
+    Progressing,
+    Failed,
+}
+
+/// One object's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub state: State,
+    pub reason: String,
+}
+
+/// The health of every Deployment and Job among the desired objects.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub objects: BTreeMap<ObjectRef, Health>,
+    /// App name to the worst state among its objects.
+    pub apps: BTreeMap<String, Health>,
+}
+
+impl Report {
+    pub fn unhealthy(&self) -> impl Iterator<Item = (&ObjectRef, &Health)> {
+        self.objects
+            .iter()
+            .filter(|(_, h)| h.state != State::Healthy)
+    }
+
+    pub fn all_healthy(&self) -> bool {
+        self.unhealthy().next().is_none()
+    }
+
+    pub fn any_failed(&self) -> bool {
+        self.unhealthy().any(|(_, h)| h.state == State::Failed)
+    }
+}
+
+/// Checks the objects that have a health until all are healthy, one fails, or `timeout` passes.
+pub async fn wait(
+    cluster: &Cluster,
+    desired: &[Object],
+    environment: &str,
+    timeout: Duration,
+) -> Result<Report> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let report = check(cluster, desired, environment).await?;
+        if report.all_healthy() || report.any_failed() || tokio::time::Instant::now() >= deadline {
+            return Ok(report);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One look at every Deployment and Job of `environment` (a list per kind, not a read per
+/// object).
+pub async fn check(cluster: &Cluster, desired: &[Object], environment: &str) -> Result<Report> {
+    let mut report = Report::default();
+    let mut live: BTreeMap<(String, Option<String>, String), Value> = BTreeMap::new();
+    let mut listed = std::collections::BTreeSet::new();
+    let selector =
+        format!("app.kubernetes.io/managed-by={MANAGER},{DOMAIN}/environment={environment}");
+    for object in desired
+        .iter()
+        .filter(|o| matches!(o.kind(), "Deployment" | "Job"))
+    {
+        if listed.insert(object.kind().to_owned()) {
+            let api = cluster.api_all(object)?;
+            let params = ListParams::default().labels(&selector);
+            let items = retry(object.kind(), || api.list(&params)).await?.items;
+            for item in items {
+                let value = serde_json::to_value(item)?;
+                let key = (
+                    object.kind().to_owned(),
+                    value
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    value
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                live.insert(key, value);
+            }
+        }
+        let key = (
+            object.kind().to_owned(),
+            object.namespace().map(str::to_owned),
+            object.name().to_owned(),
+        );
+        let health = match live.get(&key) {
+            None => Health {
+                state: State::Progressing,
+                reason: "not found".to_owned(),
+            },
+            Some(live) if object.kind() == "Deployment" => deployment(live),
+            Some(live) => job(live),
+        };
+        if let Some(app) = object
+            .value()
+            .pointer(&format!("/metadata/labels/{DOMAIN}~1app"))
+            .and_then(Value::as_str)
+        {
+            let worst = report.apps.entry(app.to_owned()).or_insert(Health {
+                state: State::Healthy,
+                reason: "ready".to_owned(),
+            });
+            if health.state > worst.state {
+                *worst = health.clone();
+            }
+        }
+        report.objects.insert(ObjectRef::of(object), health);
+    }
+    Ok(report)
+}
+
+fn int(value: &Value, pointer: &str) -> i64 {
+    value.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn condition<'a>(value: &'a Value, kind: &str) -> Option<&'a Value> {
+    value
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+/// A Deployment is healthy when the controller has seen its generation and every wanted replica
+/// is updated and available, with no old ones left.
+pub fn deployment(live: &Value) -> Health {
+    let progressing = |reason: String| Health {
+        state: State::Progressing,
+        reason,
+    };
+    if let Some(c) = condition(live, "Progressing")
+        && c["reason"] == "ProgressDeadlineExceeded"
+    {
+        return Health {
+            state: State::Failed,
+            reason: format!(
+                "rollout stalled: {}",
+                c["message"]
+                    .as_str()
+                    .unwrap_or("progress deadline exceeded")
+            ),
+        };
+    }
+    let generation = int(live, "/metadata/generation");
+    if int(live, "/status/observedGeneration") < generation {
+        return progressing("waiting for the controller to see the new spec".to_owned());
+    }
+    let wanted = live
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let updated = int(live, "/status/updatedReplicas");
+    let available = int(live, "/status/availableReplicas");
+    let total = int(live, "/status/replicas");
+    if updated < wanted {
+        return progressing(format!("{updated} of {wanted} replicas updated"));
+    }
+    if total > updated {
+        return progressing(format!("{} old replicas still running", total - updated));
+    }
+    if available < wanted {
+        return progressing(format!("{available} of {wanted} replicas available"));
+    }
+    Health {
+        state: State::Healthy,
+        reason: format!("{available}/{wanted} available"),
+    }
+}
+
+/// A Job is healthy once complete, failed once the controller gives up on it.
+pub fn job(live: &Value) -> Health {
+    if let Some(c) = condition(live, "Complete")
+        && c["status"] == "True"
+    {
+        return Health {
+            state: State::Healthy,
+            reason: "complete".to_owned(),
+        };
+    }
+    if let Some(c) = condition(live, "Failed")
+        && c["status"] == "True"
+    {
+        return Health {
+            state: State::Failed,
+            reason: format!(
+                "failed: {}",
+                c["message"]
+                    .as_str()
+                    .or(c["reason"].as_str())
+                    .unwrap_or("the job failed")
+            ),
+        };
+    }
+    Health {
+        state: State::Progressing,
+        reason: format!("{} pods running", int(live, "/status/active")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn deployments_are_healthy_once_every_replica_is_new_and_available() {
+        let rolled = json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 2},
+            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2},
+        });
+        assert_eq!(deployment(&rolled).state, State::Healthy);
+        let mut unseen = rolled.clone();
+        unseen["metadata"]["generation"] = json!(3);
+        assert_eq!(deployment(&unseen).state, State::Progressing);
+        let mut old_left = rolled.clone();
+        old_left["status"]["replicas"] = json!(3);
+        assert_eq!(deployment(&old_left).reason, "1 old replicas still running");
+        let mut unavailable = rolled.clone();
+        unavailable["status"]["availableReplicas"] = json!(0);
+        assert_eq!(deployment(&unavailable).reason, "0 of 2 replicas available");
+        let mut stalled = rolled;
+        stalled["status"]["conditions"] = json!([{"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "too slow"}]);
+        assert_eq!(deployment(&stalled).state, State::Failed);
+    }
+
+    #[test]
+    fn jobs_complete_or_fail() {
+        let complete = json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}});
+        assert_eq!(job(&complete).state, State::Healthy);
+        let failed = json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}});
+        assert_eq!(job(&failed).reason, "failed: BackoffLimitExceeded");
+        assert_eq!(
+            job(&json!({"status": {"active": 1}})).state,
+            State::Progressing
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! Pruning: deleting what an earlier reconcile applied and the render no longer has. Only objects
+//! the inventory lists are candidates, in reverse stage order (workloads before their namespace);
+//! an object annotated `spindle.dev/prune: disabled` is left in place, and a render that would
+//! delete more than a set share of the inventory is refused.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context as _, Result};
+use kube::api::DeleteParams;
+use serde_json::Value;
+
+use super::inventory::{Inventory, ObjectRef};
+use crate::cluster::{Cluster, retry};
+
+/// The annotation that protects an object from pruning, and its value.
+pub const PROTECT_ANNOTATION: &str = "spindle.dev/prune";
+pub const PROTECT_VALUE: &str = "disabled";
+
+/// What the inventory has and the render does not, in the order to delete it.
+pub fn candidates(previous: &Inventory, desired: &BTreeSet<ObjectRef>) -> Vec<ObjectRef> {
+    let listed = previous.objects.keys().chain(&previous.applying);
+    let mut gone: Vec<ObjectRef> = listed
+        .filter(|id| !desired.contains(*id))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    gone.sort_by(|a, b| b.stage().cmp(&a.stage()).then_with(|| a.cmp(b)));
+    gone
+}
+
+/// Refuses a prune of more than `max_share` of the inventory (an emptied or broken render must
+/// not wipe an environment), unless `allowed`.
+pub fn check_share(
+    prune: usize,
+    inventory: usize,
+    max_share: f64,
+    allowed: bool,
+) -> Result<(), String> {
+    if allowed || prune == 0 || inventory == 0 {
+        return Ok(());
+    }
+    let share = prune as f64 / inventory as f64;
+    if share > max_share {
+        return Err(format!(
+            "this revision would prune {prune} of the {inventory} objects spindle manages \
+             ({:.0}% > the {:.0}% limit); nothing was applied. If that is intended, run again \
+             with --allow-mass-prune (or raise --max-prune-share)",
+            share * 100.0,
+            max_share * 100.0
+        ));
+    }
+    Ok(())
+}
+
+/// What a prune did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub deleted: Vec<ObjectRef>,
+    /// Kept because of [`PROTECT_ANNOTATION`]; they leave the inventory.
+    pub protected: Vec<ObjectRef>,
+}
+
+/// Deletes `candidates` in order.
+pub async fn prune(cluster: &Cluster, candidates: &[ObjectRef]) -> Result<Pruned> {
+    let mut pruned = Pruned::default();
+    for id in candidates {
+        let probe = id.probe();
+        // A kind the cluster no longer serves has nothing left to delete.
+        let Ok(api) = cluster.api(&probe) else {
+            continue;
+        };
+        let what = id.to_string();
+        let Some(live) = retry(&what, || api.get_opt(&id.name))
+            .await
+            .with_context(|| format!("could not read {id}"))?
+        else {
+            continue;
+        };
+        let live = serde_json::to_value(live)?;
+        let annotation = format!(
+            "/metadata/annotations/{}",
+            PROTECT_ANNOTATION.replace('/', "~1")
+        );
+        if live.pointer(&annotation).and_then(Value::as_str) == Some(PROTECT_VALUE) {
+            tracing::info!("{id}: not pruned ({PROTECT_ANNOTATION}: {PROTECT_VALUE})");
+            pruned.protected.push(id.clone());
+            continue;
+        }
+        // Someone took the object over (the managed-by label is gone): not ours to delete.
+        let managed_by = live
+            .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
+            .and_then(Value::as_str);
+        if managed_by != Some(crate::render::MANAGER) {
+            tracing::info!("{id}: not pruned (no longer labelled as managed by spindle)");
+            pruned.protected.push(id.clone());
+            continue;
+        }
+        let params = DeleteParams::background();
+        let deleted = retry(&what, || api.delete(&id.name, &params)).await;
+        match deleted {
+            Ok(_) => pruned.deleted.push(id.clone()),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => return Err(err).with_context(|| format!("could not delete {id}")),
+        }
+    }
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::inventory::Entry;
+
+    fn id(kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: namespace.map(Into::into),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn candidates_are_listed_objects_gone_from_the_render_workloads_first() {
+        let entry = Entry {
+            hash: "h".into(),
+            marker: "r1".into(),
+        };
+        let mut previous = Inventory::default();
+        for object in [
+            id("Namespace", None, "old"),
+            id("Service", Some("old"), "web"),
+            id("Service", Some("apps"), "kept"),
+        ] {
+            previous.objects.insert(object, entry.clone());
+        }
+        previous
+            .applying
+            .push(id("Secret", Some("apps"), "half-applied"));
+        let desired = BTreeSet::from([id("Service", Some("apps"), "kept")]);
+        let order: Vec<String> = candidates(&previous, &desired)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "Secret apps/half-applied",
+                "Service old/web",
+                "Namespace old"
+            ]
+        );
+    }
+
+    #[test]
+    fn mass_prunes_need_permission() {
+        assert!(check_share(1, 4, 0.5, false).is_ok());
+        assert!(
+            check_share(3, 4, 0.5, false)
+                .unwrap_err()
+                .contains("--allow-mass-prune")
+        );
+        assert!(check_share(4, 4, 0.5, true).is_ok());
+        assert!(check_share(0, 0, 0.5, false).is_ok());
+    }
+}

@@ -1,0 +1,48 @@
+//! Filesystem watches that wake a loop: a moved Git ref (a commit or a push into a local
+//! repository) or a saved file.
+
+use std::path::Path;
+
+use anyhow::Result;
+use notify::Watcher as _;
+use tokio::sync::mpsc;
+
+/// Sends on the returned channel whenever a path under `root` for which `relevant` holds changes;
+/// the watch lasts as long as the returned watcher. A full channel means a wake-up is pending, so
+/// further events are dropped.
+pub fn watch(
+    root: &Path,
+    relevant: fn(&str) -> bool,
+) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
+    let (sender, receiver) = mpsc::channel(1);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if event
+            .paths
+            .iter()
+            .any(|path| relevant(&path.to_string_lossy()))
+        {
+            let _ = sender.try_send(());
+        }
+    })?;
+    watcher.watch(root, notify::RecursiveMode::Recursive)?;
+    Ok((watcher, receiver))
+}
+
+/// A change under a Git directory that can move a branch: its refs, `packed-refs`, `HEAD`.
+pub fn is_ref_change(path: &str) -> bool {
+    path.contains("/refs/") || path.ends_with("HEAD") || path.ends_with("packed-refs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_changes_are_told_from_object_writes() {
+        assert!(is_ref_change("/srv/repo.git/refs/heads/main"));
+        assert!(is_ref_change("/srv/repo.git/refs/heads/main.lock"));
+        assert!(is_ref_change("/srv/repo/.git/packed-refs"));
+        assert!(!is_ref_change("/srv/repo.git/objects/ab/cdef"));
+    }
+}
