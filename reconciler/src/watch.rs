@@ -17,6 +17,10 @@ pub fn watch(
     let (sender, receiver) = mpsc::channel(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
+        // Reading a repository (as a fetch from it does) is not a change.
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
         if event
             .paths
             .iter()

@@ -2,11 +2,11 @@
 
 mod support;
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
 use serde_json::Value;
 use spindle::{cluster::Cluster, render::Object};
-use support::{Repo, kube_client, required_env, spindle};
+use support::{GitRepo, Repo, kube_client, required_env, spindle};
 
 const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -34,35 +34,12 @@ fn db_app(token: &str) -> String {
     )
 }
 
-/// A Git repository with a fixed clock, so that commit ids are the same on every run.
-struct GitRepo(Repo);
+/// `spindle diff` of the repository between two revisions, offline.
+trait Diff {
+    fn diff(&self, base: &str, head: &str, format: &str) -> support::Output;
+}
 
-impl GitRepo {
-    fn new() -> Self {
-        let repo = GitRepo(Repo::new());
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo
-    }
-
-    fn git(&self, args: &[&str]) {
-        let status = Command::new("git")
-            .args(["-c", "user.name=spindle", "-c", "user.email=ci@spindle.dev"])
-            .args(["-c", "commit.gpgsign=false"])
-            .args(args)
-            .current_dir(self.0.path())
-            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-            .status()
-            .expect("git runs");
-        assert!(status.success(), "git {args:?}");
-    }
-
-    fn commit(&self, environment: &str, message: &str) {
-        self.0.write("environments/prod.ncl", environment);
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-qm", message]);
-    }
-
+impl Diff for GitRepo {
     fn diff(&self, base: &str, head: &str, format: &str) -> support::Output {
         spindle(&[
             "diff",

@@ -99,9 +99,9 @@ pub fn apply(args: &ApplyArgs) -> Result<i32> {
         let mut reconciler = Reconciler::new(client, evaluator, settings).await?;
         let outcome = reconciler.pass(&commit, &snapshot).await?;
         print_outcome(&outcome, args.settings.dry_run);
-        Ok(if !outcome.applied {
-            exit::INVALID
-        } else if !outcome.ready && args.settings.health_timeout > 0.0 && !args.settings.dry_run {
+        let unhealthy =
+            !outcome.ready && args.settings.health_timeout > 0.0 && !args.settings.dry_run;
+        Ok(if !outcome.applied || unhealthy {
             exit::INVALID
         } else {
             exit::OK

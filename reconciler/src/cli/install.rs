@@ -117,7 +117,7 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
             "metadata": {"name": "spindle", "namespace": namespace, "labels": labels},
             "spec": {
                 "selector": labels,
-                "ports": [{"name": "http", "port": 9090, "targetPort": "http"}],
+                "ports": [{"name": "http", "port": 9090, "targetPort": "http", "protocol": "TCP"}],
             },
         }),
     ]
@@ -153,7 +153,7 @@ fn deployment(args: &InstallArgs, labels: &Value, image: &str) -> Value {
                             {"name": "SPINDLE_CACHE", "value": "/var/cache/spindle"},
                             {"name": "SPINDLE_CREDENTIALS_DIR", "value": format!("/etc/spindle/{CREDENTIALS}")},
                         ],
-                        "ports": [{"name": "http", "containerPort": 9090}],
+                        "ports": [{"name": "http", "containerPort": 9090, "protocol": "TCP"}],
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
                         "resources": {

@@ -246,8 +246,9 @@ fn watch_pushes(
     let (watcher, mut changes) = crate::watch::watch(&git_dir, crate::watch::is_ref_change)?;
     tokio::spawn(async move {
         while changes.recv().await.is_some() {
-            // A push writes several refs: let it finish.
+            // A push writes several refs: let it finish, and count it once.
             tokio::time::sleep(crate::up::DEBOUNCE).await;
+            while changes.try_recv().is_ok() {}
             let _ = trigger.try_send("push");
         }
     });

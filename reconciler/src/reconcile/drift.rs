@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::inventory::{Inventory, ObjectRef, live_marker};
 use crate::{
     cluster::{Cluster, retry},
-    diff::live::project_managed,
+    diff::{canonical, live::project_managed},
     render::{DOMAIN, MANAGER, Object},
 };
 
@@ -95,9 +95,10 @@ pub async fn detect(
     Ok(found)
 }
 
-/// The object without the fields the server writes on every update.
+/// The object without the fields the server writes on every update, and without the revision
+/// label (an object unchanged since an older revision still carries that revision).
 fn without_metadata_noise(value: &Value) -> Value {
-    let mut value = value.clone();
+    let mut value = canonical::comparable(value);
     if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         for key in [
             "resourceVersion",

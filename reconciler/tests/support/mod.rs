@@ -76,6 +76,53 @@ impl Repo {
     }
 }
 
+/// Runs git in `dir` as a fixed author at a fixed time, so commit ids are the same on every run.
+pub fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.name=spindle", "-c", "user.email=ci@spindle.dev"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?}");
+}
+
+/// A Git repository whose commits replace `environments/prod.ncl`.
+pub struct GitRepo(pub Repo);
+
+impl GitRepo {
+    pub fn new() -> Self {
+        let repo = GitRepo(Repo::new());
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    pub fn git(&self, args: &[&str]) {
+        git(self.0.path(), args);
+    }
+
+    /// Commits `environment` as `environments/prod.ncl`; returns the commit id.
+    pub fn commit(&self, environment: &str, message: &str) -> String {
+        self.0.write("environments/prod.ncl", environment);
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-qm", message]);
+        self.head()
+    }
+
+    pub fn head(&self) -> String {
+        let out = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(self.0.path())
+            .output()
+            .expect("git runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
 /// Reads an environment variable naming a test server; fails with a clear message when absent.
 pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
