@@ -152,6 +152,48 @@ impl Live {
             .collect()
     }
 
+    fn create(&self, object: Value) {
+        let object = Object::new(object);
+        let api = self.cluster.api(&object).unwrap();
+        let value: kube::api::DynamicObject = serde_json::from_value(object.into_value()).unwrap();
+        self.runtime
+            .block_on(api.create(&Default::default(), &value))
+            .unwrap();
+    }
+
+    /// Sets a Job's condition as the Job controller would when its pod ends.
+    fn finish_job(&self, namespace: &str, name: &str, condition: &str) {
+        let api = self.api("batch/v1", "Job", namespace);
+        let status = json!({"status": {"conditions": [{"type": condition, "status": "True", "reason": "Test", "message": format!("marked {condition} by the test")}]}});
+        self.runtime
+            .block_on(api.patch_status(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(status),
+            ))
+            .unwrap();
+    }
+
+    /// Installer Jobs (in spindle-system) for `runtime`, by node.
+    fn installer_jobs(&self, runtime: &str) -> Vec<(String, String)> {
+        let api = self.api("batch/v1", "Job", "spindle-system");
+        let params =
+            kube::api::ListParams::default().labels(&format!("spindle.dev/runtime={runtime}"));
+        let mut jobs: Vec<(String, String)> = self
+            .runtime
+            .block_on(api.list(&params))
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|job| {
+                let node = job.metadata.labels.as_ref().unwrap()["spindle.dev/node"].clone();
+                (node, job.metadata.name.unwrap())
+            })
+            .collect();
+        jobs.sort();
+        jobs
+    }
+
     fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) {
         let api = self.api(api_version, kind, namespace);
         self.runtime
@@ -721,4 +763,112 @@ fn the_install_manifests_are_the_committed_ones_and_the_apiserver_accepts_them()
             .block_on(live.cluster.apply(&object, dry_run))
             .unwrap_or_else(|err| panic!("{}: {err:#}", object.display_name()));
     }
+}
+
+/// Test nodes (no kubelet behind them), deleted when the test ends.
+struct Nodes<'a>(&'a Live, Vec<String>);
+
+impl Drop for Nodes<'_> {
+    fn drop(&mut self) {
+        let api = self.0.api("v1", "Node", "");
+        for node in &self.1 {
+            let _ = self
+                .0
+                .runtime
+                .block_on(api.delete(node, &Default::default()));
+        }
+    }
+}
+
+#[test]
+fn node_runtimes_roll_out_node_by_node_stop_on_failure_and_reinstall_new_shims() {
+    let live = Live::new();
+    let id = unique("roll");
+    let runtime = id.replace('-', "");
+    let names: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| format!("{id}-{n}"))
+        .collect();
+    let nodes = Nodes(&live, names.clone());
+    for node in &nodes.1 {
+        live.create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": {"rollout-test": id}}}));
+    }
+    let environment = |sha: char| {
+        format!(
+            "{{\n  apps = {{}},\n  runtimes.{runtime} = {{\n    shim = {{ version = \"1.0.0\", url = \"https://example.com/shim\", sha256 = \"{}\" }},\n    nodeSelector.rollout-test = \"{id}\",\n    rollout.maxUnavailable = 1,\n  }},\n}}\n",
+            sha.to_string().repeat(64)
+        )
+    };
+    let repo = GitRepo::new();
+    repo.commit(&environment('a'), "runtime");
+    let node = |n: usize| live.get("v1", "Node", "", &names[n]).unwrap();
+    let provisioned = |n: usize| {
+        let node = node(n);
+        (
+            label(&node, &format!("runtime.spindle.dev/{runtime}")).map(str::to_owned),
+            node.pointer(&format!(
+                "/metadata/annotations/runtime.spindle.dev~1{runtime}"
+            ))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        )
+    };
+
+    // The first wave: one node.
+    assert_ok(&apply(&repo, &id, &[]));
+    let jobs = live.installer_jobs(&runtime);
+    assert_eq!(
+        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [names[0].as_str()]
+    );
+
+    // Its Job completes: the node is marked provisioned, and the next pass moves to the next node.
+    live.finish_job("spindle-system", &jobs[0].1, "Complete");
+    assert_ok(&apply(&repo, &id, &[]));
+    assert_eq!(
+        provisioned(0),
+        (Some("provisioned".into()), Some("a".repeat(64)))
+    );
+    assert_ok(&apply(&repo, &id, &[]));
+    let jobs = live.installer_jobs(&runtime);
+    assert_eq!(
+        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [names[1].as_str()],
+        "node a's Job is pruned, b's created"
+    );
+
+    // b's install fails: the rollout stops there, c is not touched, and the status says why.
+    live.finish_job("spindle-system", &jobs[0].1, "Failed");
+    apply(&repo, &id, &[]);
+    let out = apply(&repo, &id, &[]);
+    assert!(
+        out.stdout.contains("the node runtime rollout stopped"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(live.installer_jobs(&runtime).len(), 1, "no Job for c");
+    assert_eq!(provisioned(2), (None, None));
+    let status = spindle(&["status", "--instance", &id]);
+    assert!(status.stdout.contains("RolloutFailed"), "{}", status.stdout);
+
+    // A new shim: node a is reinstalled first, though it runs the old one.
+    repo.commit(&environment('b'), "new shim");
+    assert_ok(&apply(&repo, &id, &[]));
+    let jobs = live.installer_jobs(&runtime);
+    assert_eq!(
+        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [names[0].as_str()]
+    );
+    let job = live
+        .get("batch/v1", "Job", "spindle-system", &jobs[0].1)
+        .unwrap();
+    assert_eq!(
+        job["metadata"]["annotations"]["spindle.dev/shim-sha256"],
+        "b".repeat(64)
+    );
+    assert_eq!(
+        provisioned(0).0.as_deref(),
+        Some("provisioned"),
+        "apps keep node a meanwhile"
+    );
 }

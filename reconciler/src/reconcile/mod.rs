@@ -18,6 +18,7 @@ pub mod health;
 pub mod inventory;
 pub mod metrics;
 pub mod prune;
+pub mod rollout;
 pub mod status;
 pub mod webhook;
 
@@ -293,9 +294,18 @@ impl Reconciler {
             .iter()
             .map(|(app, health)| (app.clone(), health.into()))
             .collect();
-        outcome.progressing = report
-            .unhealthy()
-            .any(|(id, h)| h.state == State::Progressing && id.kind == "Job");
+        let rollout = rollout::advance(self.cluster.client(), &desired, &report).await?;
+        if !rollout.provisioned.is_empty() {
+            let message = format!("installed on {}", rollout.provisioned.join(", "));
+            self.reporter()
+                .event(false, "NodeProvisioned", &message)
+                .await;
+        }
+        // The next wave of a rollout is planned by the next pass: come back soon.
+        outcome.progressing = !rollout.provisioned.is_empty()
+            || report
+                .unhealthy()
+                .any(|(id, h)| h.state == State::Progressing && id.kind == "Job");
         let unhealthy: Vec<String> = report
             .unhealthy()
             .map(|(id, health)| format!("{id}: {}", health.reason))
@@ -303,7 +313,18 @@ impl Reconciler {
         self.status.set("Stalled", false, "Applied", "");
         self.status
             .set("Reconciling", outcome.progressing, "Applied", "");
-        if unhealthy.is_empty() {
+        if !rollout.failed.is_empty() {
+            outcome.message = format!(
+                "applied revision {}; the node runtime rollout stopped: {}",
+                short(commit),
+                rollout.failed.join("; ")
+            );
+            self.status
+                .set("Ready", false, "RolloutFailed", &outcome.message);
+            self.reporter()
+                .event(true, "RolloutFailed", &outcome.message)
+                .await;
+        } else if unhealthy.is_empty() {
             outcome.ready = true;
             outcome.message = format!("applied revision {}", short(commit));
             self.status
