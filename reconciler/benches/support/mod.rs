@@ -11,11 +11,21 @@ pub const ENTRY: &str = "environments/production.ncl";
 /// A repository of `apps` apps (image, replicas, a literal and a Secret-backed variable, ingress
 /// host, readiness check), one runtime, one environment that overrides an app.
 pub fn repository(apps: usize) -> Snapshot {
+    repository_variant(apps, 0)
+}
+
+/// [`repository`] with the first app's greeting changed `variant` times.
+pub fn repository_variant(apps: usize, variant: u32) -> Snapshot {
     let mut apps_ncl = String::from("{\n");
     for i in 0..apps {
+        let greeting = if i == 0 && variant > 0 {
+            format!("hello {i} v{variant}")
+        } else {
+            format!("hello {i}")
+        };
         apps_ncl.push_str(&format!(
             "  app-{i} = {{ image = \"registry.example.com/team/app-{i}:1.{i}\", replicas = {}, \
-             variables = {{ greeting = \"hello {i}\", token = {{ secretKeyRef = {{ name = \"app-{i}\", key = \"token\" }} }} }}, \
+             variables = {{ greeting = \"{greeting}\", token = {{ secretKeyRef = {{ name = \"app-{i}\", key = \"token\" }} }} }}, \
              ingress.host = \"app-{i}.example.com\", readiness.path = \"/healthz\" }},\n",
             1 + i % 3
         ));

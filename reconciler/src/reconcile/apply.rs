@@ -27,6 +27,8 @@ pub struct Applied {
     pub sent: Vec<ObjectRef>,
     /// Objects left alone because they had not changed.
     pub unchanged: usize,
+    /// The sent objects as the apiserver stored them.
+    pub stored: BTreeMap<ObjectRef, Value>,
 }
 
 /// Applies `desired` (sorted in apply order) in stages; `previous` decides what is unchanged.
@@ -51,24 +53,22 @@ pub async fn apply(
                 _ => to_send.push((id, hash, object)),
             }
         }
-        let results: Vec<(ObjectRef, Entry)> = futures::stream::iter(to_send)
+        let results: Vec<(ObjectRef, Entry, Value)> = futures::stream::iter(to_send)
             .map(|(id, hash, object)| async move {
                 let stored = cluster.apply(object, false).await?;
-                let live = serde_json::to_value(&stored)?;
-                anyhow::Ok((
-                    id,
-                    Entry {
-                        hash,
-                        marker: live_marker(&live),
-                    },
-                ))
+                let mut live = serde_json::to_value(&stored)?;
+                live["apiVersion"] = Value::from(object.api_version());
+                live["kind"] = Value::from(object.kind());
+                let marker = live_marker(&live);
+                anyhow::Ok((id, Entry { hash, marker }, live))
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
-        for (id, entry) in results {
+        for (id, entry, live) in results {
             applied.sent.push(id.clone());
-            applied.entries.insert(id, entry);
+            applied.entries.insert(id.clone(), entry);
+            applied.stored.insert(id, live);
         }
         if stage == Stage::Definitions {
             for crd in desired

@@ -1,6 +1,6 @@
 //! Drift: objects that someone else changed or deleted since spindle applied them.
 //!
-//! One list per kind finds every object; an object whose generation (or resourceVersion) moved
+//! One list per kind ([`super::observe`]) finds every object; an object whose generation (or resourceVersion) moved
 //! since the apply is a suspect, and a dry-run apply tells whether the fields spindle owns really
 //! differ (an autoscaler changing `replicas` is not drift). What drifted is re-applied by the
 //! reconcile that found it.
@@ -8,14 +8,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
-use kube::api::ListParams;
 use serde_json::Value;
 
-use super::inventory::{Inventory, ObjectRef, live_marker};
+use super::{
+    inventory::{Inventory, ObjectRef, live_marker},
+    observe::Live,
+};
 use crate::{
-    cluster::{Cluster, retry},
+    cluster::Cluster,
     diff::{canonical, live::project_managed},
-    render::{DOMAIN, MANAGER, Object},
+    render::Object,
 };
 
 /// An object that is not as spindle left it.
@@ -34,33 +36,19 @@ pub struct Found {
     pub markers: BTreeMap<ObjectRef, String>,
 }
 
-/// Compares the inventory's objects among `desired` with the cluster.
+/// Compares the inventory's objects among `desired` with what the cluster holds (`live`).
 pub async fn detect(
     cluster: &Cluster,
     desired: &[Object],
     inventory: &Inventory,
-    environment: &str,
+    live: &Live,
 ) -> Result<Found> {
-    let selector =
-        format!("app.kubernetes.io/managed-by={MANAGER},{DOMAIN}/environment={environment}");
-    let mut live: BTreeMap<ObjectRef, Value> = BTreeMap::new();
-    let mut listed = BTreeSet::new();
     let mut found = Found::default();
     for object in desired {
         let id = ObjectRef::of(object);
         let Some(entry) = inventory.objects.get(&id) else {
             continue;
         };
-        if listed.insert((id.api_version.clone(), id.kind.clone())) {
-            let api = cluster.api_all(object)?;
-            let params = ListParams::default().labels(&selector);
-            for item in retry(&id.kind, || api.list(&params)).await?.items {
-                let mut value = serde_json::to_value(item)?;
-                value["apiVersion"] = Value::from(id.api_version.clone());
-                value["kind"] = Value::from(id.kind.clone());
-                live.insert(ObjectRef::of(&Object::new(value.clone())), value);
-            }
-        }
         let Some(current) = live.get(&id) else {
             found.drifted.push(Drifted {
                 id,

@@ -9,11 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::inventory::ObjectRef;
-use kube::api::ListParams;
-
+use super::observe::{self, Live};
 use crate::{
-    cluster::{Cluster, retry},
-    render::{DOMAIN, MANAGER, Object},
+    cluster::Cluster,
+    render::{DOMAIN, Object},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -55,62 +54,41 @@ impl Report {
     }
 }
 
-/// Checks the objects that have a health until all are healthy, one fails, or `timeout` passes.
+/// Checks the objects that have a health until all are healthy, one fails, or `timeout` passes;
+/// the first look is at `live`, later ones list again.
 pub async fn wait(
     cluster: &Cluster,
     desired: &[Object],
     environment: &str,
     timeout: Duration,
+    live: Live,
 ) -> Result<Report> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let watched: Vec<Object> = desired
+        .iter()
+        .filter(|o| matches!(o.kind(), "Deployment" | "Job"))
+        .cloned()
+        .collect();
+    let mut live = live;
     loop {
-        let report = check(cluster, desired, environment).await?;
+        let report = assess(&watched, &live);
         if report.all_healthy() || report.any_failed() || tokio::time::Instant::now() >= deadline {
             return Ok(report);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+        live = observe::list(cluster, &watched, environment).await?;
     }
 }
 
-/// One look at every Deployment and Job of `environment` (a list per kind, not a read per
-/// object).
-pub async fn check(cluster: &Cluster, desired: &[Object], environment: &str) -> Result<Report> {
+/// The health of every Deployment and Job among `desired`, as `live` has them.
+pub fn assess(desired: &[Object], live: &Live) -> Report {
     let mut report = Report::default();
-    let mut live: BTreeMap<(String, Option<String>, String), Value> = BTreeMap::new();
-    let mut listed = std::collections::BTreeSet::new();
-    let selector =
-        format!("app.kubernetes.io/managed-by={MANAGER},{DOMAIN}/environment={environment}");
     for object in desired
         .iter()
         .filter(|o| matches!(o.kind(), "Deployment" | "Job"))
     {
-        if listed.insert(object.kind().to_owned()) {
-            let api = cluster.api_all(object)?;
-            let params = ListParams::default().labels(&selector);
-            let items = retry(object.kind(), || api.list(&params)).await?.items;
-            for item in items {
-                let value = serde_json::to_value(item)?;
-                let key = (
-                    object.kind().to_owned(),
-                    value
-                        .pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    value
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-                live.insert(key, value);
-            }
-        }
-        let key = (
-            object.kind().to_owned(),
-            object.namespace().map(str::to_owned),
-            object.name().to_owned(),
-        );
-        let health = match live.get(&key) {
+        let id = ObjectRef::of(object);
+        let health = match live.get(&id) {
             None => Health {
                 state: State::Progressing,
                 reason: "not found".to_owned(),
@@ -131,9 +109,9 @@ pub async fn check(cluster: &Cluster, desired: &[Object], environment: &str) -> 
                 *worst = health.clone();
             }
         }
-        report.objects.insert(ObjectRef::of(object), health);
+        report.objects.insert(id, health);
     }
-    Ok(report)
+    report
 }
 
 fn int(value: &Value, pointer: &str) -> i64 {

@@ -125,11 +125,30 @@ mod entries {
 }
 
 /// A hash of what spindle would apply, without what never counts as a change (the revision
-/// label): equal hashes mean there is nothing to send.
+/// label): equal hashes mean there is nothing to send. Rendering is deterministic (the same
+/// input gives the same bytes), so the object's own field order is stable enough to hash.
 pub fn desired_hash(object: &Object) -> String {
-    let canonical = canonical::sorted(&canonical::comparable(object.value()));
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    hex::encode(&digest[..12])
+    let mut hasher = Sha256::new();
+    serde_json::to_writer(
+        HashWriter(&mut hasher),
+        &canonical::comparable(object.value()),
+    )
+    .expect("JSON values serialise");
+    hex::encode(&hasher.finalize()[..12])
+}
+
+/// Feeds serialised JSON straight into a hash.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What changes when someone else changes the object: its generation where the kind keeps one

@@ -17,6 +17,7 @@ pub mod endpoints;
 pub mod health;
 pub mod inventory;
 pub mod metrics;
+pub mod observe;
 pub mod prune;
 pub mod rollout;
 pub mod status;
@@ -37,7 +38,7 @@ use crate::{
     evaluate::Evaluator,
     render::{self, Flavor, KubeVersion, Object, Options},
     snapshot::Snapshot,
-    spec::{self, SpecError},
+    spec,
 };
 
 /// How a reconciler instance behaves.
@@ -91,6 +92,9 @@ pub struct Reconciler {
     state: Option<(inventory::Store, Reporter)>,
     status: Status,
     inventory: Option<Inventory>,
+    /// The last commit evaluated and its spec: a pass over the same commit (the interval's drift
+    /// check) renders again but does not evaluate again.
+    evaluated: Option<(String, spec::Spec)>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -109,6 +113,7 @@ impl Reconciler {
             state: None,
             status: Status::default(),
             inventory: None,
+            evaluated: None,
             settings,
             metrics: Arc::new(Metrics::default()),
         })
@@ -177,6 +182,7 @@ impl Reconciler {
             revision: commit.to_owned(),
             ..Outcome::default()
         };
+        let mut clock = std::time::Instant::now();
         let desired = match self.render(commit, snapshot).await? {
             Ok(desired) => desired,
             Err(message) => {
@@ -193,6 +199,7 @@ impl Reconciler {
                 return Ok(outcome);
             }
         };
+        lap(&mut clock, "render");
         let previous = self.inventory.clone().unwrap_or_default();
         let wanted: BTreeSet<ObjectRef> = desired.iter().map(ObjectRef::of).collect();
         // The system namespace holds the inventory itself: never pruned.
@@ -210,8 +217,9 @@ impl Reconciler {
             outcome.message = message;
             return Ok(outcome);
         }
-        let found =
-            drift::detect(&self.cluster, &desired, &previous, &self.status.environment).await?;
+        let mut live = observe::list(&self.cluster, &desired, &self.status.environment).await?;
+        let found = drift::detect(&self.cluster, &desired, &previous, &live).await?;
+        lap(&mut clock, "drift");
         let mut basis = previous.clone();
         for drifted in &found.drifted {
             basis.objects.remove(&drifted.id);
@@ -264,6 +272,8 @@ impl Reconciler {
                 return Ok(outcome);
             }
         };
+        lap(&mut clock, "apply");
+        live.extend(applied.stored);
         let pruned = prune::prune(&self.cluster, &candidates).await?;
         let inventory = Inventory {
             revision: Some(commit.to_owned()),
@@ -281,12 +291,14 @@ impl Reconciler {
         outcome.drifted = found.drifted;
         self.status.last_applied_revision = Some(commit.to_owned());
         self.report_changes(&outcome).await;
+        lap(&mut clock, "prune and record");
 
         let report = health::wait(
             &self.cluster,
             &desired,
             &self.status.environment,
             self.settings.health_timeout,
+            live,
         )
         .await?;
         self.status.apps = report
@@ -294,6 +306,7 @@ impl Reconciler {
             .iter()
             .map(|(app, health)| (app.clone(), health.into()))
             .collect();
+        lap(&mut clock, "health");
         let rollout = rollout::advance(self.cluster.client(), &desired, &report).await?;
         if !rollout.provisioned.is_empty() {
             let message = format!("installed on {}", rollout.provisioned.join(", "));
@@ -362,14 +375,18 @@ impl Reconciler {
         commit: &str,
         snapshot: &Snapshot,
     ) -> Result<Result<Vec<Object>, String>> {
-        let evaluator = &self.evaluator;
-        let wanted = self.settings.environment.clone();
-        let loaded =
-            tokio::task::block_in_place(|| spec::load(evaluator, snapshot, wanted.as_deref()));
-        let spec = match loaded {
-            Ok(spec) => spec,
-            Err(err @ SpecError::Usage(_)) | Err(err @ SpecError::Invalid(_)) => {
-                return Ok(Err(err.render(snapshot)));
+        let spec = match self.evaluated.take() {
+            Some((evaluated, spec)) if evaluated == commit => spec,
+            _ => {
+                let evaluator = &self.evaluator;
+                let wanted = self.settings.environment.clone();
+                let loaded = tokio::task::block_in_place(|| {
+                    spec::load(evaluator, snapshot, wanted.as_deref())
+                });
+                match loaded {
+                    Ok(spec) => spec,
+                    Err(err) => return Ok(Err(err.render(snapshot))),
+                }
             }
         };
         self.status.environment = spec.environment.clone();
@@ -384,7 +401,7 @@ impl Reconciler {
         if options.flavor == Flavor::Native && !spec.platform.runtimes.is_empty() {
             options.nodes = Some(render::nodes::list(self.cluster.client().clone()).await?);
         }
-        Ok(match render::render(&spec.platform, &options) {
+        let rendered = match render::render(&spec.platform, &options) {
             Ok(objects) => Ok(objects),
             Err(problems) => Err(spec
                 .diagnostics(problems)
@@ -392,7 +409,9 @@ impl Reconciler {
                 .map(|d| d.render(snapshot))
                 .collect::<Vec<_>>()
                 .join("\n\n")),
-        })
+        };
+        self.evaluated = Some((commit.to_owned(), spec));
+        Ok(rendered)
     }
 
     /// Reports a pass that stopped: conditions, an Event, the log. `stalled` when only a new
@@ -452,6 +471,16 @@ impl Reconciler {
         self.cluster.apply(&namespace, false).await?;
         Ok(())
     }
+}
+
+/// Logs how long `phase` took since the last lap.
+fn lap(clock: &mut std::time::Instant, phase: &str) {
+    tracing::debug!(
+        phase,
+        ms = clock.elapsed().as_secs_f64() * 1000.0,
+        "reconcile phase"
+    );
+    *clock = std::time::Instant::now();
 }
 
 /// The first 12 characters of a commit id.

@@ -1,0 +1,134 @@
+//! Reconcile passes of a 1,000-app repository against the test apiserver: the first full apply,
+//! a no-op pass (nothing changed), and a pass after one app's variable changed.
+//!
+//! Needs the test servers: `scripts/testenv start apiserver && source target/testenv/env`, then
+//! `cargo bench -p spindle --bench reconcile --profile dev`. Each pass includes evaluating and
+//! rendering the repository, reading the inventory, the drift check (a list per kind), the
+//! applies, and one health check (the test cluster runs no pods, so nothing waits for them).
+
+use std::time::{Duration, Instant};
+
+use spindle::{
+    evaluate::{Evaluator, Limits},
+    reconcile::{Reconciler, Settings},
+    render::Flavor,
+    snapshot::Snapshot,
+};
+use support::{ENTRY, repository_variant};
+
+mod support;
+
+const APPS: usize = 1000;
+
+fn main() {
+    // SPINDLE_LOG=spindle::reconcile=debug shows each pass's phases.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SPINDLE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let id = format!(
+        "bench-{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    let snapshot = |variant: u32| in_namespace(&repository_variant(APPS, variant), &id);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .expect("KUBECONFIG names the test apiserver");
+        let cache = std::env::temp_dir().join("spindle-bench-cache");
+        let evaluator = Evaluator::new(Some(cache), Limits::default()).expect("evaluator");
+        let settings = Settings {
+            environment: None,
+            instance: Some(id.clone()),
+            system_namespace: "spindle-system".to_owned(),
+            flavor: Flavor::Native,
+            installer_image: None,
+            max_prune_share: 0.5,
+            allow_mass_prune: false,
+            health_timeout: Duration::ZERO,
+            dry_run: false,
+            source: "bench".to_owned(),
+        };
+        let mut reconciler = Reconciler::new(client.clone(), evaluator, settings)
+            .await
+            .unwrap();
+        let first = snapshot(0);
+        let (took, outcome) = timed(reconciler.pass(&commit(0), &first)).await;
+        println!(
+            "first apply of {APPS} apps: {took:.2?} ({} objects sent)",
+            outcome.sent.len()
+        );
+        let mut noops = Vec::new();
+        for _ in 0..5 {
+            let (took, outcome) = timed(reconciler.pass(&commit(0), &first)).await;
+            assert!(outcome.sent.is_empty(), "a no-op sends nothing");
+            noops.push(took);
+        }
+        noops.sort();
+        println!(
+            "no-op pass: median {:.2?}, fastest {:.2?} ({} objects unchanged)",
+            noops[2],
+            noops[0],
+            outcome_unchanged(&mut reconciler, &first).await
+        );
+        let mut changes = Vec::new();
+        for variant in 1..=5 {
+            let changed = snapshot(variant);
+            let (took, outcome) = timed(reconciler.pass(&commit(variant), &changed)).await;
+            assert_eq!(
+                outcome.sent.len(),
+                1,
+                "one Deployment changes: {:?}",
+                outcome.sent
+            );
+            changes.push(took);
+        }
+        changes.sort();
+        println!(
+            "one app changed: median {:.2?}, fastest {:.2?} (1 object sent)",
+            changes[2], changes[0]
+        );
+        // The namespace goes with everything in it; the RuntimeClass is shared with other runs.
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        namespaces.delete(&id, &Default::default()).await.unwrap();
+    });
+}
+
+async fn outcome_unchanged(reconciler: &mut Reconciler, snapshot: &Snapshot) -> usize {
+    reconciler
+        .pass(&commit(0), snapshot)
+        .await
+        .unwrap()
+        .unchanged
+}
+
+async fn timed<T>(pass: impl Future<Output = anyhow::Result<T>>) -> (Duration, T) {
+    let start = Instant::now();
+    let outcome = pass.await.expect("the pass runs");
+    (start.elapsed(), outcome)
+}
+
+fn commit(variant: u32) -> String {
+    format!("{variant:040x}")
+}
+
+/// The repository with every app in `namespace`.
+fn in_namespace(snapshot: &Snapshot, namespace: &str) -> Snapshot {
+    let apps = snapshot.text("apps.ncl").unwrap().replace(
+        "{ image =",
+        &format!("{{ namespace = \"{namespace}\", image ="),
+    );
+    Snapshot::from_files(
+        "bench",
+        [
+            ("apps.ncl".to_owned(), apps),
+            (ENTRY.to_owned(), snapshot.text(ENTRY).unwrap().to_owned()),
+        ],
+    )
+}
