@@ -95,8 +95,16 @@ fn main() {
             changes[2], changes[0]
         );
         // The namespace goes with everything in it; the RuntimeClass is shared with other runs.
-        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(client.clone());
         namespaces.delete(&id, &Default::default()).await.unwrap();
+        let maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client, "spindle-system");
+        for state in ["inventory", "status"] {
+            maps.delete(&format!("spindle-{state}-{id}"), &Default::default())
+                .await
+                .unwrap();
+        }
     });
 }
 

@@ -872,3 +872,62 @@ fn node_runtimes_roll_out_node_by_node_stop_on_failure_and_reinstall_new_shims()
         "apps keep node a meanwhile"
     );
 }
+
+#[test]
+fn reconcile_follows_the_highest_tag_a_pinned_commit_and_a_sub_path() {
+    let live = Live::new();
+    let namespace = live.namespace("rc-follow");
+    let ns: &str = &namespace;
+    let repo = GitRepo::new();
+    let commit_in_deploy = |greeting: &str| {
+        repo.0.write(
+            "deploy/environments/prod.ncl",
+            &environment(ns, &[app("web", greeting)]),
+        );
+        repo.0.write("README.md", greeting);
+        repo.git(&["add", "-A"]);
+        repo.git(&["commit", "-qm", greeting]);
+        repo.head()
+    };
+    let v1_2 = commit_in_deploy("v1.2");
+    repo.git(&["tag", "v1.2.0"]);
+    commit_in_deploy("v1.10");
+    repo.git(&["tag", "v1.10.0"]);
+    commit_in_deploy("main");
+    let once = |follow: &str| {
+        spindle(&[
+            "reconcile",
+            "--once",
+            "--repo",
+            repo.0.path_str(),
+            "--follow",
+            follow,
+            "--path",
+            "deploy",
+            "--instance",
+            ns,
+            "--health-timeout",
+            "0",
+        ])
+    };
+    let greeting = || {
+        env_value(
+            &live.deployment(ns, "web").unwrap(),
+            "SPIN_VARIABLE_GREETING",
+        )
+    };
+
+    assert_ok(&once("tag:v*"));
+    assert_eq!(
+        greeting().as_deref(),
+        Some("v1.10"),
+        "v1.10.0 is higher than v1.2.0"
+    );
+    assert_ok(&once(&format!("commit:{v1_2}")));
+    assert_eq!(greeting().as_deref(), Some("v1.2"));
+    assert_ok(&once("main"));
+    assert_eq!(greeting().as_deref(), Some("main"));
+    let missing = once("tag:v9*");
+    assert_eq!(missing.code, 2);
+    missing.assert_stderr_contains("has no tag matching `v9*`");
+}

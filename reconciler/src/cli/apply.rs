@@ -99,14 +99,18 @@ pub fn apply(args: &ApplyArgs) -> Result<i32> {
         let mut reconciler = Reconciler::new(client, evaluator, settings).await?;
         let outcome = reconciler.pass(&commit, &snapshot).await?;
         print_outcome(&outcome, args.settings.dry_run);
-        let unhealthy =
-            !outcome.ready && args.settings.health_timeout > 0.0 && !args.settings.dry_run;
-        Ok(if !outcome.applied || unhealthy {
-            exit::INVALID
-        } else {
-            exit::OK
-        })
+        Ok(exit_code(&outcome, &args.settings))
     })
+}
+
+/// 0 applied and healthy (or not waited for), 1 not applied or unhealthy.
+pub fn exit_code(outcome: &Outcome, settings: &SettingsArgs) -> i32 {
+    let unhealthy = !outcome.ready && settings.health_timeout > 0.0 && !settings.dry_run;
+    if !outcome.applied || unhealthy {
+        exit::INVALID
+    } else {
+        exit::OK
+    }
 }
 
 /// What a pass did, for people.

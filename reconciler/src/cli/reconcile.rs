@@ -60,7 +60,7 @@ pub struct ReconcileArgs {
     /// Accept any ssh host key. Never in production.
     #[arg(long)]
     insecure_skip_host_key_check: bool,
-    /// Run one reconcile and exit (0 applied and healthy, 1 not applied or unhealthy).
+    /// Run one reconcile and exit, with `spindle apply`'s exit status.
     #[arg(long)]
     once: bool,
     #[command(flatten)]
@@ -92,11 +92,7 @@ pub fn reconcile(args: &ReconcileArgs) -> Result<i32> {
             let (snapshot, commit) = fetched.folder.snapshot(&fetched.commit)?;
             let outcome = reconciler.pass(&commit, &snapshot).await?;
             super::apply::print_outcome(&outcome, args.settings.dry_run);
-            return Ok(if outcome.ready {
-                exit::OK
-            } else {
-                exit::INVALID
-            });
+            return Ok(super::apply::exit_code(&outcome, &args.settings));
         }
         let (trigger, mut triggers) = mpsc::channel(1);
         let ready = Arc::new(AtomicBool::new(false));
