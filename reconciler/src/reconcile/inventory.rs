@@ -12,14 +12,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use super::state_map;
 use crate::{
     diff::canonical,
-    render::{MANAGER, Object, Stage},
+    render::{Object, Stage},
 };
 
 const KEY: &str = "inventory.json";
@@ -185,41 +186,21 @@ impl Store {
 
     /// The stored inventory; empty before the first reconcile.
     pub async fn load(&self) -> Result<Inventory> {
-        let Some(map) = self
-            .api
-            .get_opt(&self.name)
-            .await
-            .with_context(|| format!("could not read inventory {}", self.name))?
-        else {
-            return Ok(Inventory::default());
-        };
-        let Some(text) = map.data.as_ref().and_then(|data| data.get(KEY)) else {
-            return Ok(Inventory::default());
-        };
-        serde_json::from_str(text)
-            .with_context(|| format!("inventory {} is not spindle's format", self.name))
+        match state_map::read(&self.api, &self.name, KEY).await? {
+            Some(text) => serde_json::from_str(&text)
+                .with_context(|| format!("inventory {} is not spindle's format", self.name)),
+            None => Ok(Inventory::default()),
+        }
     }
 
     pub async fn save(&self, inventory: &Inventory) -> Result<()> {
-        let text = serde_json::to_string(inventory)?;
-        let map = json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": self.name,
-                "labels": {"app.kubernetes.io/managed-by": MANAGER},
-            },
-            "data": {KEY: text},
-        });
-        self.api
-            .patch(
-                &self.name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(map),
-            )
-            .await
-            .with_context(|| format!("could not write inventory {}", self.name))?;
-        Ok(())
+        state_map::write(
+            &self.api,
+            &self.name,
+            KEY,
+            serde_json::to_string(inventory)?,
+        )
+        .await
     }
 }
 

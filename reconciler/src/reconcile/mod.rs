@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod observe;
 pub mod prune;
 pub mod rollout;
+mod state_map;
 pub mod status;
 pub mod webhook;
 

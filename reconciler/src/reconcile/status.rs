@@ -9,11 +9,11 @@ use k8s_openapi::{
     api::core::v1::{ConfigMap, Event},
     jiff::Timestamp,
 };
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::health::Health;
+use super::{health::Health, state_map};
 use crate::render::MANAGER;
 
 const KEY: &str = "status.json";
@@ -129,24 +129,13 @@ impl Reporter {
     }
 
     pub async fn save(&self, status: &Status) -> Result<()> {
-        let map = json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": self.name,
-                "labels": {"app.kubernetes.io/managed-by": MANAGER},
-            },
-            "data": {KEY: serde_json::to_string_pretty(status)?},
-        });
-        self.maps
-            .patch(
-                &self.name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(map),
-            )
-            .await
-            .with_context(|| format!("could not write status {}", self.name))?;
-        Ok(())
+        state_map::write(
+            &self.maps,
+            &self.name,
+            KEY,
+            serde_json::to_string_pretty(status)?,
+        )
+        .await
     }
 
     /// Records an Event on the status ConfigMap; failures are logged, never fatal.
@@ -188,19 +177,13 @@ pub fn status_name(instance: &str) -> String {
 
 /// Reads a status ConfigMap, for `spindle status`.
 pub async fn read(maps: &Api<ConfigMap>, name: &str) -> Result<Option<Status>> {
-    let Some(map) = maps
-        .get_opt(name)
-        .await
-        .with_context(|| format!("could not read status {name}"))?
-    else {
-        return Ok(None);
-    };
-    let Some(text) = map.data.as_ref().and_then(|data| data.get(KEY)) else {
-        return Ok(None);
-    };
-    Ok(Some(serde_json::from_str(text).with_context(|| {
-        format!("status {name} is not spindle's format")
-    })?))
+    state_map::read(maps, name, KEY)
+        .await?
+        .map(|text| {
+            serde_json::from_str(&text)
+                .with_context(|| format!("status {name} is not spindle's format"))
+        })
+        .transpose()
 }
 
 fn truncate(text: &str, limit: usize) -> String {

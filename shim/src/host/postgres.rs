@@ -78,17 +78,34 @@ impl SpinView<'_> {
     }
 }
 
-/// Runs the prepared `statement` with `parameters`.
-async fn query(
-    client: &Client,
-    statement: &tokio_postgres::Statement,
-    parameters: &[Parameter],
-) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let refs: Vec<&(dyn ToSql + Sync)> = parameters
+/// Why a statement did not run.
+enum Failure {
+    Database(tokio_postgres::Error),
+    TimedOut(tokio::time::error::Elapsed),
+}
+
+fn refs(parameters: &[Parameter]) -> Vec<&(dyn ToSql + Sync)> {
+    parameters
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    client.query(statement, &refs).await
+        .collect()
+}
+
+/// Prepares `statement` (which gives the columns' types) and runs it with `parameters`.
+async fn query(
+    client: &Client,
+    statement: &str,
+    parameters: &[Parameter],
+) -> Result<(tokio_postgres::Statement, Vec<Row>), Failure> {
+    let work = async {
+        let prepared = client.prepare(statement).await?;
+        let rows = client.query(&prepared, &refs(parameters)).await?;
+        Ok((prepared, rows))
+    };
+    io_deadline(work)
+        .await
+        .map_err(Failure::TimedOut)?
+        .map_err(Failure::Database)
 }
 
 /// Runs `statement` with `parameters` as a command: the number of rows it affected.
@@ -96,12 +113,11 @@ async fn execute(
     client: &Client,
     statement: &str,
     parameters: &[Parameter],
-) -> Result<u64, tokio_postgres::Error> {
-    let refs: Vec<&(dyn ToSql + Sync)> = parameters
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    client.execute(statement, &refs).await
+) -> Result<u64, Failure> {
+    io_deadline(client.execute(statement, &refs(parameters)))
+        .await
+        .map_err(Failure::TimedOut)?
+        .map_err(Failure::Database)
 }
 
 /// SQL NULL, for a parameter of any type.
@@ -300,7 +316,11 @@ fn v4_rows(rows: &[Row], statement: &tokio_postgres::Statement) -> Result<v4::Ro
     Ok(v4::RowSet { columns, rows })
 }
 
-fn v4_error(err: tokio_postgres::Error) -> v4::Error {
+fn v4_failure(failure: Failure) -> v4::Error {
+    let err = match failure {
+        Failure::Database(err) => err,
+        Failure::TimedOut(elapsed) => return v4::Error::Other(elapsed.to_string()),
+    };
     let Some(db) = err.as_db_error() else {
         return v4::Error::QueryFailed(v4::QueryError::Text(err.to_string()));
     };
@@ -344,18 +364,10 @@ impl v4::HostConnection for SpinView<'_> {
             Ok(params) => params,
             Err(err) => return Ok(Err(err)),
         };
-        let prepared = match io_deadline(client.prepare(&statement)).await {
-            Ok(Ok(prepared)) => prepared,
-            Ok(Err(err)) => return Ok(Err(v4_error(err))),
-            Err(elapsed) => return Ok(Err(v4::Error::Other(elapsed.to_string()))),
-        };
-        Ok(
-            match io_deadline(query(&client, &prepared, &params)).await {
-                Ok(Ok(rows)) => v4_rows(&rows, &prepared),
-                Ok(Err(err)) => Err(v4_error(err)),
-                Err(elapsed) => Err(v4::Error::Other(elapsed.to_string())),
-            },
-        )
+        Ok(match query(&client, &statement, &params).await {
+            Ok((prepared, rows)) => v4_rows(&rows, &prepared),
+            Err(failure) => Err(v4_failure(failure)),
+        })
     }
 
     async fn execute(
@@ -373,12 +385,9 @@ impl v4::HostConnection for SpinView<'_> {
             Ok(params) => params,
             Err(err) => return Ok(Err(err)),
         };
-        Ok(
-            match io_deadline(execute(&client, &statement, &params)).await {
-                Ok(result) => result.map_err(v4_error),
-                Err(elapsed) => Err(v4::Error::Other(elapsed.to_string())),
-            },
-        )
+        Ok(execute(&client, &statement, &params)
+            .await
+            .map_err(v4_failure))
     }
 
     async fn drop(&mut self, c: Resource<PgConnection>) -> wasmtime::Result<()> {
@@ -447,8 +456,11 @@ fn v2_value(row: &Row, i: usize) -> Result<v2_types::DbValue, String> {
     })
 }
 
-fn v2_error(err: impl std::fmt::Display) -> v2_types::Error {
-    v2_types::Error::QueryFailed(err.to_string())
+fn v2_failure(failure: Failure) -> v2_types::Error {
+    v2_types::Error::QueryFailed(match failure {
+        Failure::Database(err) => err.to_string(),
+        Failure::TimedOut(elapsed) => elapsed.to_string(),
+    })
 }
 
 impl v2::HostConnection for SpinView<'_> {
@@ -477,15 +489,9 @@ impl v2::HostConnection for SpinView<'_> {
             Ok(params) => params,
             Err(err) => return Ok(Err(err)),
         };
-        let prepared = match io_deadline(client.prepare(&statement)).await {
-            Ok(Ok(prepared)) => prepared,
-            Ok(Err(err)) => return Ok(Err(v2_error(err))),
-            Err(elapsed) => return Ok(Err(v2_error(elapsed))),
-        };
-        let rows = match io_deadline(query(&client, &prepared, &params)).await {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(err)) => return Ok(Err(v2_error(err))),
-            Err(elapsed) => return Ok(Err(v2_error(elapsed))),
+        let (prepared, rows) = match query(&client, &statement, &params).await {
+            Ok(answer) => answer,
+            Err(failure) => return Ok(Err(v2_failure(failure))),
         };
         let columns = prepared
             .columns()
@@ -518,12 +524,9 @@ impl v2::HostConnection for SpinView<'_> {
             Ok(params) => params,
             Err(err) => return Ok(Err(err)),
         };
-        Ok(
-            match io_deadline(execute(&client, &statement, &params)).await {
-                Ok(result) => result.map_err(v2_error),
-                Err(elapsed) => Err(v2_error(elapsed)),
-            },
-        )
+        Ok(execute(&client, &statement, &params)
+            .await
+            .map_err(v2_failure))
     }
 
     async fn drop(&mut self, c: Resource<LegacyPgConnection>) -> wasmtime::Result<()> {
