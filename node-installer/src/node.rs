@@ -1,0 +1,254 @@
+//! Install and uninstall on one node: the shim, containerd's config, and a restart that is verified
+//! and rolled back when containerd does not come back.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    config::{self, RuntimeEntry},
+    distro::{Distro, Layout},
+    shim::{self, Installed},
+};
+
+/// How containerd is restarted and checked.
+#[derive(Debug, Clone)]
+pub struct Control {
+    /// Runs the restart (through `sh -c`); `None`: restart the layout's systemd unit.
+    pub restart: Option<String>,
+    /// Succeeds once containerd answers (through `sh -c`); `None`: `ctr version` on the
+    /// socket (or, without `ctr` on the host, the socket's existence).
+    pub verify: Option<String>,
+    /// containerd's socket; `None`: the distribution's.
+    pub socket: Option<PathBuf>,
+    /// How long containerd may take to answer after a restart.
+    pub timeout: Duration,
+    /// Run host commands in PID 1's namespaces (the installer runs in a pod with hostPID).
+    pub enter_host: bool,
+}
+
+/// What an install or uninstall did, printed as JSON for the reconciler and for people.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub action: String,
+    pub distro: String,
+    pub config: PathBuf,
+    pub config_changed: bool,
+    pub shim_changed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shim: Option<Installed>,
+    pub restarted: bool,
+    pub rolled_back: bool,
+    pub changed: bool,
+}
+
+/// Registers `entry` and installs the shim from `source`.
+pub fn install(
+    host_root: &Path,
+    layout: &Layout,
+    entry: &RuntimeEntry,
+    source: &Path,
+    sha256: &str,
+    shim_dir: &Path,
+    control: &Control,
+) -> Result<Report> {
+    let installed = shim::install(source, sha256, shim_dir)?;
+    let current = read_config(layout)?;
+    let mut entry = entry.clone();
+    entry.runtime_path = Some(host_path(host_root, &installed.path));
+    let patched = config::add(&current, &entry)
+        .with_context(|| format!("{} was left as it was", layout.config.display()))?;
+    let mut report = Report {
+        action: "install".to_owned(),
+        distro: format!("{:?}", layout.distro).to_ascii_lowercase(),
+        config: layout.config.clone(),
+        shim_changed: installed.changed,
+        shim: Some(installed),
+        ..Report::default()
+    };
+    if let Some(patched) = patched {
+        apply_config(layout, &current, &patched, control, &mut report)?;
+    }
+    report.changed = report.config_changed || report.shim_changed;
+    Ok(report)
+}
+
+/// Removes the runtime from the config (restarting containerd) and the shim's files.
+pub fn uninstall(
+    layout: &Layout,
+    handler: &str,
+    shim_dir: &Path,
+    control: &Control,
+) -> Result<Report> {
+    let mut report = Report {
+        action: "uninstall".to_owned(),
+        distro: format!("{:?}", layout.distro).to_ascii_lowercase(),
+        config: layout.config.clone(),
+        ..Report::default()
+    };
+    if layout.config.exists() {
+        let current = std::fs::read_to_string(&layout.config)?;
+        if let Some(patched) = config::remove(&current, handler)? {
+            apply_config(layout, &current, &patched, control, &mut report)?;
+        }
+    }
+    report.shim_changed = shim::uninstall(shim_dir)?;
+    report.changed = report.config_changed || report.shim_changed;
+    Ok(report)
+}
+
+/// The config to start from: the file, or the distribution's generated config, or nothing.
+fn read_config(layout: &Layout) -> Result<String> {
+    for path in std::iter::once(&layout.config).chain(layout.seed.as_ref()) {
+        if path.exists() {
+            return std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()));
+        }
+    }
+    Ok(String::new())
+}
+
+/// Writes `patched` (keeping a backup of `current`), restarts containerd and checks it; puts
+/// `current` back and restarts again when containerd does not answer.
+fn apply_config(
+    layout: &Layout,
+    current: &str,
+    patched: &str,
+    control: &Control,
+    report: &mut Report,
+) -> Result<()> {
+    let backup = backup_path(&layout.config);
+    let existed = layout.config.exists();
+    if existed {
+        shim::write_atomically(&backup, current.as_bytes(), 0o600)?;
+    }
+    shim::write_atomically(&layout.config, patched.as_bytes(), 0o644)?;
+    report.config_changed = true;
+    if layout.units.is_empty() && control.restart.is_none() {
+        // k0s watches its drop-ins and restarts containerd itself.
+        return wait_until_answering(layout, control);
+    }
+    report.restarted = true;
+    if let Err(err) = restart(layout, control).and_then(|()| wait_until_answering(layout, control))
+    {
+        eprintln!("containerd did not come back with the new config ({err:#}); rolling back");
+        if existed {
+            shim::write_atomically(&layout.config, current.as_bytes(), 0o644)?;
+        } else {
+            std::fs::remove_file(&layout.config)?;
+        }
+        restart(layout, control)?;
+        wait_until_answering(layout, control)
+            .context("containerd is not healthy after the rollback either")?;
+        report.rolled_back = true;
+        bail!(
+            "containerd did not start with {}; the previous config is back and containerd runs",
+            layout.config.display()
+        );
+    }
+    Ok(())
+}
+
+fn backup_path(config: &Path) -> PathBuf {
+    let mut name = config.file_name().unwrap_or_default().to_os_string();
+    name.push(".spindle-backup");
+    config.with_file_name(name)
+}
+
+/// `path` (under `host_root`) as the host sees it.
+fn host_path(host_root: &Path, path: &Path) -> String {
+    match path.strip_prefix(host_root) {
+        Ok(relative) => Path::new("/").join(relative).to_string_lossy().into_owned(),
+        Err(_) => path.to_string_lossy().into_owned(),
+    }
+}
+
+fn sh(command: &str, control: &Control) -> Command {
+    let mut cmd = if control.enter_host {
+        let mut cmd = Command::new("nsenter");
+        cmd.args([
+            "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid", "--", "sh", "-c",
+        ]);
+        cmd
+    } else {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c");
+        cmd
+    };
+    cmd.arg(command);
+    cmd
+}
+
+fn restart(layout: &Layout, control: &Control) -> Result<()> {
+    let command = match &control.restart {
+        Some(command) => command.clone(),
+        None => {
+            let unit = layout
+                .units
+                .iter()
+                .find(|unit| {
+                    sh(&format!("systemctl is-active --quiet {unit}"), control)
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+                .with_context(|| {
+                    format!(
+                        "none of {} is active: give --restart-command",
+                        layout.units.join(", ")
+                    )
+                })?;
+            format!("systemctl restart {unit}")
+        }
+    };
+    let status = sh(&command, control)
+        .status()
+        .with_context(|| format!("cannot run `{command}`"))?;
+    if !status.success() {
+        bail!("`{command}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn wait_until_answering(layout: &Layout, control: &Control) -> Result<()> {
+    let command = control.verify.clone().unwrap_or_else(|| {
+        let socket = control
+            .socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(layout.socket));
+        let socket = socket.display();
+        format!(
+            "if command -v ctr >/dev/null; then ctr --address {socket} version; else test -S {socket}; fi"
+        )
+    });
+    let deadline = Instant::now() + control.timeout;
+    loop {
+        let answered = sh(&command, control)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if answered {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("`{command}` did not succeed within {:?}", control.timeout);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The distribution to use: the one named, or the detected one.
+pub fn layout(host_root: &Path, distro: Option<Distro>, config: Option<PathBuf>) -> Layout {
+    let distro = distro.unwrap_or_else(|| crate::distro::detect(host_root));
+    let mut layout = distro.layout(host_root);
+    if let Some(config) = config {
+        layout.config = config;
+        layout.seed = None;
+    }
+    layout
+}
