@@ -68,6 +68,8 @@ fn installer_args(name: &str, runtime: &Runtime) -> Vec<String> {
     let mut args = vec![
         "install".to_owned(),
         format!("--host-root={HOST_ROOT}"),
+        // Restart and check containerd in the host's namespaces (the pod has hostPID).
+        "--enter-host".to_owned(),
         format!("--runtime={name}"),
         format!("--handler={}", runtime.handler),
         format!("--runtime-type={}", runtime.runtime_type),
