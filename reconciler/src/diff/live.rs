@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     cluster::Cluster,
-    render::{self, DOMAIN, MANAGER, Object},
+    render::{self, MANAGER, Object},
 };
 
 /// The live and the would-be objects, both cut to the fields spindle manages.
@@ -79,8 +79,7 @@ async fn owned_but_not_rendered(
             )
         })
         .collect();
-    let selector =
-        format!("app.kubernetes.io/managed-by={MANAGER},{DOMAIN}/environment={environment}");
+    let selector = render::environment_selector(environment);
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
     for (api_version, kind) in render::KINDS {

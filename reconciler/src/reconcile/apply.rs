@@ -31,28 +31,44 @@ pub struct Applied {
     pub stored: BTreeMap<ObjectRef, Value>,
 }
 
-/// Applies `desired` (sorted in apply order) in stages; `previous` decides what is unchanged.
-/// `force` sends every object (after drift, or when the inventory is not trusted).
-pub async fn apply(
-    cluster: &Cluster,
-    desired: &[Object],
-    previous: &Inventory,
-    force: bool,
-) -> Result<Applied> {
-    let mut applied = Applied::default();
-    for stage in [Stage::Definitions, Stage::Classes, Stage::Workloads] {
-        let mut to_send = Vec::new();
-        for object in desired.iter().filter(|o| o.stage() == stage) {
-            let id = ObjectRef::of(object);
-            let hash = desired_hash(object);
-            match previous.objects.get(&id) {
-                Some(entry) if entry.hash == hash && !force => {
-                    applied.entries.insert(id, entry.clone());
-                    applied.unchanged += 1;
-                }
-                _ => to_send.push((id, hash, object)),
+/// What an apply would do: the objects to send (with the hash of what is sent), and the
+/// inventory entries of those left alone because they hash as they did at the last apply.
+pub struct Plan<'a> {
+    pub to_send: Vec<(ObjectRef, String, &'a Object)>,
+    pub unchanged: BTreeMap<ObjectRef, Entry>,
+}
+
+pub fn plan<'a>(desired: &'a [Object], previous: &Inventory) -> Plan<'a> {
+    let mut plan = Plan {
+        to_send: Vec::new(),
+        unchanged: BTreeMap::new(),
+    };
+    for object in desired {
+        let id = ObjectRef::of(object);
+        let hash = desired_hash(object);
+        match previous.objects.get(&id) {
+            Some(entry) if entry.hash == hash => {
+                plan.unchanged.insert(id, entry.clone());
             }
+            _ => plan.to_send.push((id, hash, object)),
         }
+    }
+    plan
+}
+
+/// Applies `desired` (sorted in apply order) in stages; `previous` decides what is unchanged.
+pub async fn apply(cluster: &Cluster, desired: &[Object], previous: &Inventory) -> Result<Applied> {
+    let Plan { to_send, unchanged } = plan(desired, previous);
+    let mut applied = Applied {
+        unchanged: unchanged.len(),
+        entries: unchanged,
+        ..Applied::default()
+    };
+    for stage in [Stage::Definitions, Stage::Classes, Stage::Workloads] {
+        let to_send = to_send
+            .iter()
+            .filter(|(_, _, object)| object.stage() == stage)
+            .cloned();
         let results: Vec<(ObjectRef, Entry, Value)> = futures::stream::iter(to_send)
             .map(|(id, hash, object)| async move {
                 let stored = cluster.apply(object, false).await?;
@@ -79,9 +95,7 @@ pub async fn apply(
             }
         }
     }
-    applied
-        .sent
-        .sort_by(|a, b| a.probe().sort_key().cmp(&b.probe().sort_key()));
+    applied.sent.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     Ok(applied)
 }
 

@@ -60,7 +60,17 @@ impl ObjectRef {
     }
 
     pub fn stage(&self) -> Stage {
-        self.probe().stage()
+        Stage::of(&self.kind)
+    }
+
+    /// The order objects are applied and printed in, as [`Object::sort_key`].
+    pub fn sort_key(&self) -> (Stage, &str, &str, &str) {
+        (
+            self.stage(),
+            &self.kind,
+            self.namespace.as_deref().unwrap_or(""),
+            &self.name,
+        )
     }
 }
 

@@ -231,16 +231,9 @@ impl Reconciler {
             }
         }
         if self.settings.dry_run {
-            let to_send = desired
-                .iter()
-                .filter(|o| {
-                    basis.objects.get(&ObjectRef::of(o)).map(|e| &e.hash)
-                        != Some(&inventory::desired_hash(o))
-                })
-                .map(ObjectRef::of)
-                .collect::<Vec<_>>();
-            outcome.unchanged = desired.len() - to_send.len();
-            outcome.sent = to_send;
+            let plan = apply::plan(&desired, &basis);
+            outcome.unchanged = plan.unchanged.len();
+            outcome.sent = plan.to_send.into_iter().map(|(id, _, _)| id).collect();
             outcome.pruned = candidates;
             outcome.drifted = found.drifted;
             outcome.applied = true;
@@ -264,7 +257,7 @@ impl Reconciler {
                 .collect();
             self.store().save(&marked).await?;
         }
-        let applied = match apply::apply(&self.cluster, &desired, &basis, false).await {
+        let applied = match apply::apply(&self.cluster, &desired, &basis).await {
             Ok(applied) => applied,
             Err(err) => {
                 let message = format!("applying revision {} failed: {err:#}", short(commit));

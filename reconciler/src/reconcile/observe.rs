@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::inventory::ObjectRef;
 use crate::{
     cluster::{Cluster, retry},
-    render::{DOMAIN, MANAGER, Object},
+    render::{self, Object},
 };
 
 /// Live objects by identity.
@@ -18,8 +18,7 @@ pub type Live = BTreeMap<ObjectRef, Value>;
 
 /// Lists every kind among `objects`, keeping spindle's objects of `environment`.
 pub async fn list(cluster: &Cluster, objects: &[Object], environment: &str) -> Result<Live> {
-    let selector =
-        format!("app.kubernetes.io/managed-by={MANAGER},{DOMAIN}/environment={environment}");
+    let selector = render::environment_selector(environment);
     // Served from the apiserver's watch cache (resourceVersion 0), as informers list: cheap, and
     // at most moments behind.
     let params = ListParams::default().labels(&selector).match_any();

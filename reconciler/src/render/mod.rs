@@ -28,6 +28,11 @@ pub const DOMAIN: &str = "spindle.dev";
 /// The field manager of spindle's server-side applies, and the `managed-by` label.
 pub const MANAGER: &str = "spindle";
 
+/// The label selector of spindle's objects of `environment`.
+pub fn environment_selector(environment: &str) -> String {
+    format!("app.kubernetes.io/managed-by={MANAGER},{DOMAIN}/environment={environment}")
+}
+
 /// Every kind spindle renders, in each API version it may use: what a prune looks for.
 pub const KINDS: [(&str, &str); 14] = [
     ("v1", "Namespace"),

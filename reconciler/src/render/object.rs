@@ -17,6 +17,17 @@ pub enum Stage {
     Workloads,
 }
 
+impl Stage {
+    /// The stage objects of `kind` are applied in.
+    pub fn of(kind: &str) -> Stage {
+        match kind {
+            "Namespace" | "CustomResourceDefinition" => Stage::Definitions,
+            "RuntimeClass" | "Shim" => Stage::Classes,
+            _ => Stage::Workloads,
+        }
+    }
+}
+
 impl Object {
     /// Wraps a complete object; it must have `apiVersion`, `kind` and `metadata.name`.
     pub fn new(value: Value) -> Self {
@@ -51,11 +62,7 @@ impl Object {
     }
 
     pub fn stage(&self) -> Stage {
-        match self.kind() {
-            "Namespace" | "CustomResourceDefinition" => Stage::Definitions,
-            "RuntimeClass" | "Shim" => Stage::Classes,
-            _ => Stage::Workloads,
-        }
+        Stage::of(self.kind())
     }
 
     /// The order objects are printed and applied in: by stage, then kind, namespace and name.
