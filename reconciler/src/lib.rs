@@ -23,6 +23,7 @@ pub mod git;
 pub mod golden;
 mod known_hosts;
 pub mod reconcile;
+pub mod registry;
 pub mod render;
 pub mod snapshot;
 pub mod source;

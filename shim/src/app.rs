@@ -31,6 +31,8 @@ pub struct ComponentSpec {
     pub id: String,
     /// The component's Wasm file.
     pub source: PathBuf,
+    /// `source` holds code compiled by this runtime's engine (from containerd's cache), not Wasm.
+    pub precompiled: bool,
     /// Files the guest sees, read-only: host path to guest path.
     pub files: Vec<(PathBuf, String)>,
     pub environment: BTreeMap<String, String>,
@@ -295,6 +297,7 @@ fn component_spec(
     Ok(ComponentSpec {
         id: id.to_owned(),
         source,
+        precompiled: false,
         files,
         environment: component.environment.clone(),
         allowed_outbound_hosts,

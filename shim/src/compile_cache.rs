@@ -40,13 +40,29 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Resu
     }
 }
 
+/// Changes whenever code compiled by `engine` would not load into another engine of this build.
+pub fn compatibility(engine: &Engine) -> u64 {
+    let mut hash = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hash);
+    hash.finish()
+}
+
+/// Loads a component compiled ahead of time by [`crate::runtime::compiling_engine`] (kept for us
+/// by containerd, see the containerd shim's compiler).
+pub fn load_precompiled(engine: &Engine, path: &Path) -> Result<Component> {
+    // SAFETY: the file holds what `Engine::precompile_component` of this build wrote into
+    // containerd's content store, which only root can write; wasmtime checks its header and the
+    // engine's compatibility hash before using it.
+    #[allow(unsafe_code)]
+    let component = unsafe { Component::deserialize_file(engine, path) };
+    component.map_err(|err| {
+        anyhow::anyhow!("{} is not code compiled by this spindle: {err:#}", path.display())
+    })
+}
+
 fn key(engine: &Engine, wasm: &[u8]) -> String {
-    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine
-        .precompile_compatibility_hash()
-        .hash(&mut engine_hash);
     let mut digest = Sha256::new();
-    digest.update(engine_hash.finish().to_le_bytes());
+    digest.update(compatibility(engine).to_le_bytes());
     digest.update(wasm);
     hex::encode(&digest.finalize()[..16])
 }

@@ -8,8 +8,10 @@
 //! - [`server`]: the HTTP trigger: [`routes`], `spin-*` headers, an instance per request, the
 //!   outbound allow-list ([`outbound`]).
 //! - [`host`]: Spin's platform interfaces for guests.
+//! - [`artifact`]: apps as Spin OCI artifacts, packed for a registry and unpacked to run.
 
 pub mod app;
+pub mod artifact;
 pub mod compile_cache;
 pub mod files;
 mod guest_log;

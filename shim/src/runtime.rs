@@ -164,8 +164,20 @@ fn spin_view(state: &mut State) -> SpinView<'_> {
     }
 }
 
+/// Address space reserved for each linear memory: wasm32's whole 4 GiB, so that bounds checks
+/// compile away and the compiled code does not depend on the instance memory limit (precompiled
+/// components stay usable whatever `SPIN_MAX_INSTANCE_MEMORY` says).
+const MEMORY_RESERVATION: u64 = 4 << 30;
+
+/// An engine for compiling components ahead of time: compiled code it makes is accepted by every
+/// serving engine of this build.
+pub fn compiling_engine() -> Result<Engine> {
+    engine(Options::default().instance_memory)
+}
+
 /// An engine for serving: async, epoch deadlines, the pooling allocator.
 fn engine(instance_memory: u64) -> Result<Engine> {
+    let instance_memory = instance_memory.min(MEMORY_RESERVATION);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(1000)
         .total_core_instances(4000)
@@ -181,7 +193,7 @@ fn engine(instance_memory: u64) -> Result<Engine> {
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
-        .memory_reservation(instance_memory.max(64 << 20))
+        .memory_reservation(MEMORY_RESERVATION)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(Engine::new(&config)?)
 }
@@ -235,17 +247,21 @@ impl Runtime {
 
         let mut components = BTreeMap::new();
         for (id, spec) in &app.components {
-            let wasm = std::fs::read(&spec.source).with_context(|| {
-                format!("component `{id}`: cannot read {}", spec.source.display())
-            })?;
-            let component =
+            let component = if spec.precompiled {
+                compile_cache::load_precompiled(engine, &spec.source)
+                    .with_context(|| format!("component `{id}`"))?
+            } else {
+                let wasm = std::fs::read(&spec.source).with_context(|| {
+                    format!("component `{id}`: cannot read {}", spec.source.display())
+                })?;
                 compile_cache::load_or_compile(engine, &wasm, options.cache_dir.as_deref())
                     .with_context(|| {
                         format!(
                             "component `{id}` ({}) is not a valid Wasm component",
                             spec.source.display()
                         )
-                    })?;
+                    })?
+            };
             let mut linker = linker.clone();
             stub_unprovided(&mut linker, &component)?;
             let pre = ProxyPre::new(
@@ -432,4 +448,20 @@ fn assemble_files(files: &[(PathBuf, String)]) -> Result<Option<tempfile::TempDi
             .with_context(|| format!("cannot copy {} for the guest", host.display()))?;
     }
     Ok(Some(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile_cache::compatibility;
+
+    #[test]
+    fn compiled_code_does_not_depend_on_the_instance_memory_limit() {
+        let with_limit = |mib: u64| compatibility(&super::engine(mib << 20).unwrap());
+        assert_eq!(with_limit(16), with_limit(256));
+        assert_eq!(with_limit(256), with_limit(8192));
+        assert_eq!(
+            with_limit(256),
+            compatibility(&super::compiling_engine().unwrap())
+        );
+    }
 }

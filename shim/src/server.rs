@@ -88,6 +88,16 @@ pub async fn serve(
     Ok(())
 }
 
+/// Resolves on Ctrl-C or SIGTERM: what stops a server.
+pub async fn termination() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
 /// Answers one request.
 pub async fn handle(
     runtime: &Arc<Runtime>,

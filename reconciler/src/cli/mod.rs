@@ -4,6 +4,7 @@ mod apply;
 mod check;
 mod diff;
 mod install;
+mod push;
 mod reconcile;
 mod render;
 mod run;
@@ -89,13 +90,22 @@ enum Command {
     ///
     /// Exit status: 0 all match, 1 differences (or an environment that fails), 2 usage error.
     Test(test::TestArgs),
-    /// Serve one Spin app (a `spin.toml`) on spindle's runtime, like `spin up`.
+    /// Serve one Spin app (a `spin.toml`, or `oci://REFERENCE` in a registry) on spindle's
+    /// runtime, like `spin up`.
     ///
     /// Prints the routes with their URLs, logs every request (method, path, status, duration)
     /// and serves until Ctrl-C or SIGTERM, letting in-flight requests finish.
     ///
     /// Exit status: 0 after a clean stop, 1 invalid manifest, 2 the app cannot start.
     Run(run::RunArgs),
+    /// Push a Spin app to an OCI registry as a Spin artifact, the layout `spin registry push`
+    /// writes: one layer per component and per file, and the locked app. containerd (through
+    /// spindle's shim or SpinKube's), `spin up -f` and `spindle run oci://` run it.
+    ///
+    /// The same app gives the same digest. Prints REFERENCE@DIGEST.
+    ///
+    /// Exit status: 0 pushed, 1 invalid manifest, 2 error (the registry's message is shown).
+    Push(push::PushArgs),
     /// Run an environment's apps on this machine and follow the repository, with no cluster.
     ///
     /// Reads the tip of the checked-out branch (or the working tree with --dirty, or a plain
@@ -172,6 +182,7 @@ pub fn main() -> i32 {
         Command::Diff(args) => diff::diff(&args),
         Command::Test(args) => test::test(&args),
         Command::Run(args) => run::run(&args),
+        Command::Push(args) => push::push(&args),
         Command::Up(args) => up::up(&args),
         Command::Apply(args) => apply::apply(&args),
         Command::Reconcile(args) => reconcile::reconcile(&args),

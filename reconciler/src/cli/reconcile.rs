@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use tokio::sync::mpsc;
 
-use super::{EvalArgs, apply::SettingsArgs, cache_dir, exit, run::shutdown_signal};
+use super::{EvalArgs, apply::SettingsArgs, cache_dir, exit};
 use crate::{
     cluster,
     reconcile::{Reconciler, endpoints::Endpoints, short},
@@ -118,7 +118,7 @@ pub fn reconcile(args: &ReconcileArgs) -> Result<i32> {
             None => None,
         };
         let interval = Duration::from_secs_f64(args.interval.max(1.0));
-        let mut shutdown = std::pin::pin!(shutdown_signal());
+        let mut shutdown = std::pin::pin!(spindle_shim::server::termination());
         let mut reason = "start";
         loop {
             let wait = match cycle(&source, &mut reconciler, reason).await {

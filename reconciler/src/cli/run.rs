@@ -10,9 +10,12 @@ use super::{cache_dir, exit};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The app's `spin.toml`, or the folder holding it.
+    /// The app's `spin.toml`, the folder holding it, or `oci://REGISTRY/REPOSITORY[:TAG]` (a
+    /// Spin artifact, fetched into spindle's cache).
     #[arg(default_value = ".")]
     app: PathBuf,
+    #[command(flatten)]
+    registry: super::push::RegistryArgs,
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
@@ -54,12 +57,18 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(args: &RunArgs) -> Result<i32> {
-    let app = match App::load(&args.app) {
-        Ok(app) => app,
-        Err(err) => {
-            eprintln!("{err}");
-            return Ok(exit::INVALID);
-        }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let app = match args.app.to_str().filter(|app| app.starts_with("oci://")) {
+        Some(reference) => runtime.block_on(pull(reference, &args.registry))?,
+        None => match App::load(&args.app) {
+            Ok(app) => app,
+            Err(err) => {
+                eprintln!("{err}");
+                return Ok(exit::INVALID);
+            }
+        },
     };
     if args.build {
         build(&app)?;
@@ -84,9 +93,6 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         cache_dir: cache_dir().map(|dir| dir.join("components")),
         ..Options::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
         let loaded = Runtime::new(app, options).context("the app cannot start")?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -106,21 +112,22 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         for id in private {
             println!("  {id:<20} (private: no route)");
         }
-        server::serve(server::Slot::new(loaded), listener, shutdown_signal()).await?;
+        server::serve(server::Slot::new(loaded), listener, server::termination()).await?;
         eprintln!("stopped: in-flight requests finished");
         anyhow::Ok(())
     })?;
     Ok(exit::OK)
 }
 
-/// Ctrl-C or SIGTERM.
-pub(super) async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler can be installed");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+/// Fetches and unpacks a Spin artifact.
+async fn pull(reference: &str, registry: &super::push::RegistryArgs) -> Result<App> {
+    let reference = crate::registry::reference(reference)?;
+    let cache = cache_dir()
+        .context("no cache folder for pulled apps: set SPINDLE_CACHE or HOME")?
+        .join("oci");
+    crate::registry::Registry::new(&reference, &registry.access()?)?
+        .pull(&reference, &cache)
+        .await
 }
 
 /// Runs every component's build commands, in manifest order, stopping at the first failure.

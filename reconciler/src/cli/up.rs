@@ -91,7 +91,7 @@ pub fn up(args: &UpArgs) -> Result<i32> {
             started.elapsed()
         );
         let (_watcher, mut changes) = up::watch_source(&up)?;
-        let mut stop = std::pin::pin!(run::shutdown_signal());
+        let mut stop = std::pin::pin!(spindle_shim::server::termination());
         loop {
             tokio::select! {
                 () = &mut stop => break,

@@ -1,0 +1,124 @@
+//! One container: the app is unpacked from the image's layers (or read from `/spin.toml` in the
+//! container's files), prepared, and served until SIGTERM, which lets in-flight requests finish.
+//! Everything the app has to say, including why it cannot start, goes to the container's own
+//! stdout and stderr, where `kubectl logs` and `ctr` show it.
+
+use std::{path::Path, time::Instant};
+
+use anyhow::{Context as _, Result};
+use containerd_shim_wasm::sandbox::{
+    Sandbox,
+    context::{RuntimeContext, Source, WasmLayer},
+};
+use spindle_shim::{App, Runtime, artifact, server};
+
+use crate::pod;
+
+/// Exit status when the app cannot start.
+const CANNOT_START: i32 = 1;
+
+#[derive(Default)]
+pub struct SpindleSandbox;
+
+impl Sandbox for SpindleSandbox {
+    async fn run_wasi(&self, ctx: &impl RuntimeContext) -> Result<i32> {
+        let envs = ctx.envs().to_vec();
+        let layers = match ctx.entrypoint().source {
+            Source::Oci(layers) => Some(layers.to_vec()),
+            Source::File(_) => None,
+        };
+        // On a thread and a runtime of its own: this process was forked from the shim, whose
+        // runtime's worker threads did not come along.
+        let code = std::thread::Builder::new()
+            .name("spindle-app".into())
+            .spawn(move || run(&envs, layers.as_deref()))?
+            .join()
+            .unwrap_or(CANNOT_START);
+        Ok(code)
+    }
+
+    /// Any container: what it holds is checked when it runs, where the error reaches its log.
+    async fn can_handle(&self, _ctx: &impl RuntimeContext) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn run(envs: &[String], layers: Option<&[WasmLayer]>) -> i32 {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    match serve(envs, layers) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("spindle: the app cannot start: {err:#}");
+            CANNOT_START
+        }
+    }
+}
+
+fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
+    let started = Instant::now();
+    let runtime_config = Path::new(pod::RUNTIME_CONFIG);
+    let pod = pod::from_env(
+        envs,
+        runtime_config.exists().then(|| runtime_config.to_path_buf()),
+    )?;
+    let app = match layers {
+        Some(layers) => unpack(layers)?,
+        None => App::load(Path::new("/spin.toml")).context(
+            "the image has no Spin app layers, and its files have no /spin.toml",
+        )?,
+    };
+    let precompiled = app.components.values().filter(|c| c.precompiled).count();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    tokio.block_on(async {
+        let name = app.name.clone();
+        let components = app.components.len();
+        let prepared = Runtime::new(app, pod.options)?;
+        let listener = tokio::net::TcpListener::bind(pod.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", pod.listen))?;
+        tracing::info!(
+            app = %name,
+            components,
+            precompiled,
+            "serving on http://{} (ready {} ms after start)",
+            listener.local_addr()?,
+            started.elapsed().as_millis()
+        );
+        server::serve(server::Slot::new(prepared), listener, server::termination()).await?;
+        tracing::info!("stopped: in-flight requests finished");
+        anyhow::Ok(())
+    })
+}
+
+/// Writes the layers' app into a folder of the container's own files.
+fn unpack(layers: &[WasmLayer]) -> Result<App> {
+    let described: Vec<(String, String)> = layers
+        .iter()
+        .map(|layer| {
+            (
+                layer.config.media_type().to_string(),
+                layer.config.digest().to_string(),
+            )
+        })
+        .collect();
+    let layers: Vec<artifact::Layer> = layers
+        .iter()
+        .zip(&described)
+        .map(|(layer, (media_type, digest))| artifact::Layer {
+            media_type,
+            digest,
+            bytes: &layer.layer,
+            precompiled: layer.precompiled,
+        })
+        .collect();
+    let dir = std::env::temp_dir().join("spindle-app");
+    Ok(artifact::unpack(&layers, &dir)?)
+}

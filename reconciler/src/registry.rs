@@ -1,0 +1,241 @@
+//! Spin artifacts in OCI registries, over the distribution API: `spindle push` sends one,
+//! `spindle run oci://` fetches one. Credentials come from `--username`/`--password-stdin`, or
+//! from the docker config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use base64::Engine as _;
+use oci_client::{
+    Client, Reference, RegistryOperation,
+    client::{ClientConfig, ClientProtocol},
+    secrets::RegistryAuth,
+};
+use spindle_shim::{
+    App,
+    artifact::{self, Artifact, LAYER_MEDIA_TYPES, MANIFEST_MEDIA_TYPE},
+};
+
+/// Docker's manifest type, which some registries answer with.
+const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// How to reach a registry.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Plain HTTP (a local or test registry).
+    pub insecure: bool,
+    /// Basic credentials; without them the docker config file is read.
+    pub login: Option<(String, String)>,
+}
+
+/// A client for the registry of one reference.
+pub struct Registry {
+    client: Client,
+    auth: RegistryAuth,
+}
+
+impl Registry {
+    pub fn new(reference: &Reference, access: &Access) -> Result<Registry> {
+        // reqwest's rustls is built without a provider, so that one (ring, as kube's) serves all.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let registry = reference.resolve_registry().to_owned();
+        let protocol = if access.insecure {
+            ClientProtocol::HttpsExcept(vec![registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let auth = match &access.login {
+            Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
+            None => docker_config_auth(&registry)?.unwrap_or(RegistryAuth::Anonymous),
+        };
+        Ok(Registry {
+            client: Client::new(ClientConfig {
+                protocol,
+                ..ClientConfig::default()
+            }),
+            auth,
+        })
+    }
+
+    /// Pushes `artifact` as `reference`; returns the manifest's digest. Blobs the registry
+    /// already has are not sent again.
+    pub async fn push(&self, reference: &Reference, artifact: &Artifact) -> Result<String> {
+        self.client
+            .auth(reference, &self.auth, RegistryOperation::Push)
+            .await
+            .with_context(|| format!("cannot log in to {}", reference.resolve_registry()))?;
+        for blob in std::iter::once(&artifact.config).chain(&artifact.layers) {
+            if !self.client.blob_exists(reference, &blob.digest).await? {
+                self.client
+                    .push_blob(reference, blob.bytes.clone(), &blob.digest)
+                    .await
+                    .with_context(|| format!("cannot push blob {}", blob.digest))?;
+            }
+        }
+        self.client
+            .push_manifest_raw(
+                reference,
+                artifact.manifest.clone(),
+                http::HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
+            )
+            .await
+            .with_context(|| format!("cannot push the manifest of {reference}"))?;
+        Ok(artifact.digest())
+    }
+
+    /// Fetches the app `reference` names into `cache` (blobs by digest, reused across pulls) and
+    /// unpacks it there.
+    pub async fn pull(&self, reference: &Reference, cache: &Path) -> Result<App> {
+        let (manifest, digest) = self
+            .client
+            .pull_manifest_raw(
+                reference,
+                &self.auth,
+                &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
+            )
+            .await
+            .with_context(|| format!("cannot fetch the manifest of {reference}"))?;
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest)
+            .with_context(|| format!("the manifest of {reference} is not JSON"))?;
+        let Some(layers) = manifest["layers"].as_array() else {
+            bail!("{reference} is not a single artifact manifest (an image index?)");
+        };
+        let mut fetched = Vec::new();
+        for layer in layers {
+            let (Some(media_type), Some(digest)) =
+                (layer["mediaType"].as_str(), layer["digest"].as_str())
+            else {
+                bail!("the manifest of {reference} has a layer without mediaType or digest");
+            };
+            if LAYER_MEDIA_TYPES.contains(&media_type) {
+                let bytes = self.blob(reference, digest, cache).await?;
+                fetched.push((media_type.to_owned(), digest.to_owned(), bytes));
+            }
+        }
+        let layers: Vec<artifact::Layer> = fetched
+            .iter()
+            .map(|(media_type, digest, bytes)| artifact::Layer {
+                media_type,
+                digest,
+                bytes,
+                precompiled: false,
+            })
+            .collect();
+        let dir = cache.join("apps").join(digest.trim_start_matches("sha256:"));
+        artifact::unpack(&layers, &dir).with_context(|| format!("{reference} ({digest})"))
+    }
+
+    async fn blob(&self, reference: &Reference, digest: &str, cache: &Path) -> Result<Vec<u8>> {
+        let path = blob_path(cache, digest);
+        if let Ok(bytes) = std::fs::read(&path)
+            && artifact::digest(&bytes) == digest
+        {
+            return Ok(bytes);
+        }
+        let mut bytes = Vec::new();
+        self.client
+            .pull_blob(reference, digest, &mut bytes)
+            .await
+            .with_context(|| format!("cannot fetch blob {digest} of {reference}"))?;
+        std::fs::create_dir_all(path.parent().expect("blob paths have a folder"))?;
+        let temp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&temp, &bytes)?;
+        std::fs::rename(&temp, &path)?;
+        Ok(bytes)
+    }
+}
+
+fn blob_path(cache: &Path, digest: &str) -> PathBuf {
+    let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+    cache.join("blobs").join(algorithm).join(hex)
+}
+
+/// Parses `REGISTRY/REPOSITORY[:TAG][@DIGEST]`, with `oci://` accepted in front.
+pub fn reference(text: &str) -> Result<Reference> {
+    let text = text.strip_prefix("oci://").unwrap_or(text);
+    text.parse()
+        .with_context(|| format!("`{text}` is not an OCI reference (REGISTRY/REPOSITORY[:TAG])"))
+}
+
+/// The credentials the docker config file keeps for `registry` (`auth`, or `username` and
+/// `password`); credential helpers are not run.
+fn docker_config_auth(registry: &str) -> Result<Option<RegistryAuth>> {
+    let path = match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => PathBuf::from(dir).join("config.json"),
+        None => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".docker/config.json"),
+            None => return Ok(None),
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    Ok(auth_for(&config, registry))
+}
+
+fn auth_for(config: &serde_json::Value, registry: &str) -> Option<RegistryAuth> {
+    let auths = config["auths"].as_object()?;
+    let entry = auths.iter().find_map(|(key, entry)| {
+        let host = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        (host == registry || (registry == "docker.io" && host == "index.docker.io"))
+            .then_some(entry)
+    })?;
+    if let Some(auth) = entry["auth"].as_str() {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+        let (user, password) = String::from_utf8(decoded).ok()?.split_once(':').map(
+            |(user, password)| (user.to_owned(), password.to_owned()),
+        )?;
+        return Some(RegistryAuth::Basic(user, password));
+    }
+    Some(RegistryAuth::Basic(
+        entry["username"].as_str()?.to_owned(),
+        entry["password"].as_str()?.to_owned(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(auth: Option<RegistryAuth>) -> Option<(String, String)> {
+        match auth? {
+            RegistryAuth::Basic(user, password) => Some((user, password)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn docker_config_entries() {
+        let config = serde_json::json!({"auths": {
+            "registry.example.com": {"auth": base64::engine::general_purpose::STANDARD.encode("me:s3cr:et")},
+            "https://index.docker.io/v1/": {"username": "hub", "password": "pw"},
+        }});
+        assert_eq!(
+            basic(auth_for(&config, "registry.example.com")),
+            Some(("me".into(), "s3cr:et".into()))
+        );
+        assert_eq!(
+            basic(auth_for(&config, "docker.io")),
+            Some(("hub".into(), "pw".into()))
+        );
+        assert_eq!(basic(auth_for(&config, "ghcr.io")), None);
+    }
+
+    #[test]
+    fn references() {
+        let parsed = reference("oci://127.0.0.1:5000/apps/hello:v1").unwrap();
+        assert_eq!(parsed.registry(), "127.0.0.1:5000");
+        assert_eq!(parsed.repository(), "apps/hello");
+        assert_eq!(parsed.tag(), Some("v1"));
+        assert!(reference("not a reference").is_err());
+    }
+}

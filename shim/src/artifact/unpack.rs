@@ -1,0 +1,341 @@
+//! Layers of a Spin artifact back into an [`App`]: components and files written under a folder,
+//! named by digest, and the locked app's triggers, variables and capabilities checked as
+//! `spin.toml`'s are.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    io::Read as _,
+    path::{Component as PathComponent, Path, PathBuf},
+};
+
+use base64::Engine as _;
+
+use super::{
+    ARCHIVE_MEDIA_TYPE, ArtifactError, DATA_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE,
+    PLAIN_WASM_MEDIA_TYPE, digest, is_wasm_layer,
+    locked::{self, LOCK_VERSION, LockedApp},
+};
+use crate::{
+    App,
+    app::ComponentSpec,
+    manifest,
+    routes::RoutePattern,
+};
+
+/// One layer of an artifact.
+#[derive(Debug, Clone, Copy)]
+pub struct Layer<'a> {
+    pub media_type: &'a str,
+    /// The digest the manifest gives it.
+    pub digest: &'a str,
+    pub bytes: &'a [u8],
+    /// Wasm already compiled by this runtime's engine (containerd's cache), not Wasm.
+    pub precompiled: bool,
+}
+
+/// Writes the app in `layers` under `dir` and returns it, ready for [`crate::Runtime`].
+pub fn unpack(layers: &[Layer], dir: &Path) -> Result<App, ArtifactError> {
+    for layer in layers.iter().filter(|layer| !layer.precompiled) {
+        let actual = digest(layer.bytes);
+        if actual != layer.digest {
+            return Err(ArtifactError::Corrupt {
+                digest: layer.digest.to_owned(),
+                actual,
+            });
+        }
+    }
+    let locked = match layers
+        .iter()
+        .rev()
+        .find(|layer| layer.media_type == LOCKED_APP_MEDIA_TYPE)
+    {
+        Some(layer) => serde_json::from_slice::<LockedApp>(layer.bytes)
+            .map_err(|err| ArtifactError::LockedApp(err.to_string()))?,
+        None => match layers {
+            [single] if is_wasm_layer(single.media_type) => single_component(single),
+            _ => {
+                return Err(ArtifactError::NotAnApp(
+                    layers
+                        .iter()
+                        .map(|layer| layer.media_type)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ));
+            }
+        },
+    };
+    check_understood(&locked)?;
+    let content = Content::index(layers)?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("locked-app.json"),
+        serde_json::to_vec_pretty(&locked).expect("the locked app serializes"),
+    )?;
+    resolve(locked, &content, dir)
+}
+
+/// A `wkg`-style package: one component on every path, as `spin up` runs it.
+fn single_component(layer: &Layer) -> LockedApp {
+    let id = "http-trigger1-component".to_owned();
+    LockedApp {
+        triggers: vec![locked::Trigger {
+            id: "http-trigger1".into(),
+            trigger_type: "http".into(),
+            trigger_config: serde_json::json!({ "component": id, "route": "/..." }),
+        }],
+        components: vec![locked::Component {
+            id,
+            source: locked::Source {
+                content_type: PLAIN_WASM_MEDIA_TYPE.into(),
+                content: locked::Content {
+                    digest: Some(layer.digest.to_owned()),
+                    ..Default::default()
+                },
+            },
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn check_understood(locked: &LockedApp) -> Result<(), ArtifactError> {
+    if locked.spin_lock_version > LOCK_VERSION {
+        return Err(ArtifactError::LockedApp(format!(
+            "spin_lock_version {} is newer than spindle reads ({LOCK_VERSION})",
+            locked.spin_lock_version
+        )));
+    }
+    if let Some(unknown) = locked
+        .must_understand
+        .iter()
+        .find(|what| what.as_str() != "host_requirements")
+    {
+        return Err(ArtifactError::LockedApp(format!(
+            "it requires `{unknown}`, which spindle does not understand"
+        )));
+    }
+    if let Some((name, _)) = locked
+        .host_requirements
+        .iter()
+        .find(|(name, _)| name.as_str() != "local_service_chaining")
+    {
+        return Err(ArtifactError::LockedApp(format!(
+            "it requires host feature `{name}`, which spindle does not have"
+        )));
+    }
+    Ok(())
+}
+
+/// The artifact's content by digest: its Wasm and data layers, and the files of its archives.
+struct Content<'a> {
+    by_digest: HashMap<String, (std::borrow::Cow<'a, [u8]>, bool)>,
+}
+
+impl<'a> Content<'a> {
+    fn index(layers: &[Layer<'a>]) -> Result<Content<'a>, ArtifactError> {
+        let mut by_digest = HashMap::new();
+        for layer in layers {
+            if layer.media_type == ARCHIVE_MEDIA_TYPE {
+                for bytes in archive_files(layer)? {
+                    by_digest.insert(digest(&bytes), (bytes.into(), false));
+                }
+            } else if is_wasm_layer(layer.media_type) || layer.media_type == DATA_MEDIA_TYPE {
+                by_digest.insert(
+                    layer.digest.to_owned(),
+                    (layer.bytes.into(), layer.precompiled),
+                );
+            }
+        }
+        Ok(Content { by_digest })
+    }
+
+    /// The bytes `content` names (inline first, then by digest), and whether they are compiled.
+    fn get(
+        &self,
+        content: &locked::Content,
+        what: impl Fn() -> String,
+    ) -> Result<(std::borrow::Cow<'_, [u8]>, bool), ArtifactError> {
+        if let Some(inline) = &content.inline {
+            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(inline.trim_end_matches('='))
+                .map_err(|err| ArtifactError::LockedApp(format!("{}: inline content: {err}", what())))?;
+            return Ok((bytes.into(), false));
+        }
+        let Some(digest) = &content.digest else {
+            return Err(ArtifactError::LockedApp(format!(
+                "{} has no digest{}",
+                what(),
+                content
+                    .source
+                    .as_ref()
+                    .map(|source| format!(" (only a source, {source}, which spindle does not fetch)"))
+                    .unwrap_or_default()
+            )));
+        };
+        let (bytes, precompiled) =
+            self.by_digest
+                .get(digest)
+                .ok_or_else(|| ArtifactError::Missing {
+                    digest: digest.clone(),
+                    what: what(),
+                })?;
+        Ok((std::borrow::Cow::Borrowed(bytes.as_ref()), *precompiled))
+    }
+}
+
+fn archive_files(layer: &Layer) -> Result<Vec<Vec<u8>>, ArtifactError> {
+    let fail = |err: std::io::Error| ArtifactError::Archive {
+        digest: layer.digest.to_owned(),
+        message: err.to_string(),
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer.bytes));
+    let mut files = Vec::new();
+    for entry in archive.entries().map_err(fail)? {
+        let mut entry = entry.map_err(fail)?;
+        if entry.header().entry_type().is_file() {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(fail)?;
+            files.push(bytes);
+        }
+    }
+    Ok(files)
+}
+
+fn resolve(locked: LockedApp, content: &Content, dir: &Path) -> Result<App, ArtifactError> {
+    let invalid = ArtifactError::LockedApp;
+    let base = locked
+        .metadata
+        .triggers
+        .get("http")
+        .and_then(|http| http.get("base"))
+        .and_then(|base| base.as_str())
+        .unwrap_or("/")
+        .to_owned();
+    let variables = locked
+        .variables
+        .into_iter()
+        .map(|(name, variable)| {
+            (
+                name,
+                manifest::Variable {
+                    required: variable.default.is_none(),
+                    default: variable.default,
+                    secret: variable.secret,
+                },
+            )
+        })
+        .collect();
+
+    let (wasm_dir, files_dir) = (dir.join("wasm"), dir.join("files"));
+    std::fs::create_dir_all(&wasm_dir)?;
+    std::fs::create_dir_all(&files_dir)?;
+    let mut components = BTreeMap::new();
+    for component in locked.components {
+        let id = component.id;
+        if !component.dependencies.is_empty() {
+            return Err(invalid(format!(
+                "component `{id}` has dependencies; compose them into the component before pushing (`spin registry push` does)"
+            )));
+        }
+        let (wasm, precompiled) =
+            content.get(&component.source.content, || format!("component `{id}`"))?;
+        let source = wasm_dir.join(format!(
+            "{}.{}",
+            digest(&wasm).trim_start_matches("sha256:"),
+            if precompiled { "cwasm" } else { "wasm" }
+        ));
+        write_once(&source, &wasm)?;
+        let mut files = Vec::new();
+        for file in component.files {
+            let guest = guest_path(&file.path)
+                .ok_or_else(|| invalid(format!("component `{id}`: file path `{}` leaves the component's root", file.path)))?;
+            let (bytes, _) =
+                content.get(&file.content, || format!("file `{}` of component `{id}`", file.path))?;
+            let host = files_dir.join(digest(&bytes).trim_start_matches("sha256:"));
+            write_once(&host, &bytes)?;
+            files.push((host, guest));
+        }
+        components.insert(
+            id.clone(),
+            ComponentSpec {
+                id,
+                source,
+                precompiled,
+                files,
+                environment: component.env,
+                allowed_outbound_hosts: component.metadata.allowed_outbound_hosts,
+                key_value_stores: component.metadata.key_value_stores.into_iter().collect(),
+                sqlite_databases: component.metadata.databases.into_iter().collect(),
+                variables: component.config,
+                build: None,
+            },
+        );
+    }
+
+    let mut routes = Vec::new();
+    let mut served = BTreeSet::new();
+    for trigger in locked.triggers {
+        if trigger.trigger_type != "http" {
+            return Err(invalid(format!(
+                "trigger type `{}` is not supported: spindle serves HTTP triggers",
+                trigger.trigger_type
+            )));
+        }
+        let config = &trigger.trigger_config;
+        let Some(component) = config.get("component").and_then(|c| c.as_str()) else {
+            return Err(invalid(format!("trigger `{}` names no component", trigger.id)));
+        };
+        if !components.contains_key(component) {
+            return Err(invalid(format!(
+                "trigger `{}` names component `{component}`, which the app does not have",
+                trigger.id
+            )));
+        }
+        match config.get("route") {
+            Some(serde_json::Value::String(route)) => {
+                let pattern = RoutePattern::parse_with_base(&base, route)
+                    .map_err(|err| invalid(format!("trigger `{}`: {err}", trigger.id)))?;
+                if !served.insert(pattern.to_string()) {
+                    return Err(invalid(format!("route `{pattern}` is served twice")));
+                }
+                routes.push((pattern, component.to_owned()));
+            }
+            Some(serde_json::Value::Object(private))
+                if private.get("private") == Some(&serde_json::Value::Bool(true)) => {}
+            _ => {
+                return Err(invalid(format!(
+                    "trigger `{}` has no route (a path or {{ \"private\": true }})",
+                    trigger.id
+                )));
+            }
+        }
+    }
+    Ok(App {
+        name: locked.metadata.name,
+        dir: dir.to_path_buf(),
+        manifest_path: dir.join("locked-app.json"),
+        base,
+        variables,
+        components,
+        routes,
+    })
+}
+
+/// `static/a.txt` as the guest sees it, `/static/a.txt`; `None` for paths that would escape.
+fn guest_path(path: &str) -> Option<String> {
+    let relative = Path::new(path.trim_start_matches('/'));
+    relative
+        .components()
+        .all(|part| matches!(part, PathComponent::Normal(_)))
+        .then(|| format!("/{}", relative.display()))
+}
+
+/// Content-addressed files are written once: a second app in the same folder reuses them.
+fn write_once(path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temp, bytes)?;
+    std::fs::rename(&temp, path)
+}
