@@ -44,7 +44,9 @@ impl Compiler for SpindleCompiler {
                     }
                     // The start of the container reports it, in the container's log.
                     Err(err) => {
-                        log::warn!("layer {digest} is not a component spindle can compile: {err:#}");
+                        log::warn!(
+                            "layer {digest} is not a component spindle can compile: {err:#}"
+                        );
                         None
                     }
                 }

@@ -108,7 +108,10 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let err = from_env(&env(&["SPIN_MAX_INSTANCE_MEMORY=1Gi"]), None).unwrap_err();
-        assert!(err.to_string().contains("SPIN_MAX_INSTANCE_MEMORY=`1Gi`"), "{err}");
+        assert!(
+            err.to_string().contains("SPIN_MAX_INSTANCE_MEMORY=`1Gi`"),
+            "{err}"
+        );
         let err = from_env(&env(&["SPIN_HTTP_LISTEN_ADDR=:80"]), None).unwrap_err();
         assert!(err.to_string().contains("SPIN_HTTP_LISTEN_ADDR"), "{err}");
     }

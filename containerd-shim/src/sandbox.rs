@@ -46,9 +46,9 @@ impl Sandbox for SpindleSandbox {
 fn run(envs: &[String], layers: Option<&[WasmLayer]>) -> i32 {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .try_init();
     match serve(envs, layers) {
@@ -65,13 +65,14 @@ fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
     let runtime_config = Path::new(pod::RUNTIME_CONFIG);
     let pod = pod::from_env(
         envs,
-        runtime_config.exists().then(|| runtime_config.to_path_buf()),
+        runtime_config
+            .exists()
+            .then(|| runtime_config.to_path_buf()),
     )?;
     let app = match layers {
         Some(layers) => unpack(layers)?,
-        None => App::load(Path::new("/spin.toml")).context(
-            "the image has no Spin app layers, and its files have no /spin.toml",
-        )?,
+        None => App::load(Path::new("/spin.toml"))
+            .context("the image has no Spin app layers, and its files have no /spin.toml")?,
     };
     let precompiled = app.components.values().filter(|c| c.precompiled).count();
     let tokio = tokio::runtime::Builder::new_multi_thread()

@@ -121,7 +121,9 @@ impl Registry {
                 precompiled: false,
             })
             .collect();
-        let dir = cache.join("apps").join(digest.trim_start_matches("sha256:"));
+        let dir = cache
+            .join("apps")
+            .join(digest.trim_start_matches("sha256:"));
         artifact::unpack(&layers, &dir).with_context(|| format!("{reference} ({digest})"))
     }
 
@@ -172,8 +174,8 @@ fn docker_config_auth(registry: &str) -> Result<Option<RegistryAuth>> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
-    let config: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     Ok(auth_for(&config, registry))
 }
 
@@ -190,10 +192,13 @@ fn auth_for(config: &serde_json::Value, registry: &str) -> Option<RegistryAuth> 
             .then_some(entry)
     })?;
     if let Some(auth) = entry["auth"].as_str() {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
-        let (user, password) = String::from_utf8(decoded).ok()?.split_once(':').map(
-            |(user, password)| (user.to_owned(), password.to_owned()),
-        )?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?;
+        let (user, password) = String::from_utf8(decoded)
+            .ok()?
+            .split_once(':')
+            .map(|(user, password)| (user.to_owned(), password.to_owned()))?;
         return Some(RegistryAuth::Basic(user, password));
     }
     Some(RegistryAuth::Basic(

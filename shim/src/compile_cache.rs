@@ -56,7 +56,10 @@ pub fn load_precompiled(engine: &Engine, path: &Path) -> Result<Component> {
     #[allow(unsafe_code)]
     let component = unsafe { Component::deserialize_file(engine, path) };
     component.map_err(|err| {
-        anyhow::anyhow!("{} is not code compiled by this spindle: {err:#}", path.display())
+        anyhow::anyhow!(
+            "{} is not code compiled by this spindle: {err:#}",
+            path.display()
+        )
     })
 }
 

@@ -45,7 +45,10 @@ impl RegistryArgs {
                 std::io::stdin()
                     .read_to_string(&mut password)
                     .context("cannot read the password from stdin")?;
-                Some((user.clone(), password.trim_end_matches(['\r', '\n']).to_owned()))
+                Some((
+                    user.clone(),
+                    password.trim_end_matches(['\r', '\n']).to_owned(),
+                ))
             }
             _ => None,
         };

@@ -83,7 +83,9 @@ impl Blob {
 /// An artifact that cannot be run, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    #[error("the artifact has no Spin locked app layer ({LOCKED_APP_MEDIA_TYPE}) and is not a single `{PLAIN_WASM_MEDIA_TYPE}` layer (layers: {0})")]
+    #[error(
+        "the artifact has no Spin locked app layer ({LOCKED_APP_MEDIA_TYPE}) and is not a single `{PLAIN_WASM_MEDIA_TYPE}` layer (layers: {0})"
+    )]
     NotAnApp(String),
     #[error("the locked app is not valid: {0}")]
     LockedApp(String),

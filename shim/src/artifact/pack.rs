@@ -52,7 +52,10 @@ pub fn pack(app: &App) -> std::io::Result<Artifact> {
         let wasm = std::fs::read(&spec.source).map_err(|err| {
             std::io::Error::new(
                 err.kind(),
-                format!("component `{id}`: cannot read {}: {err}", spec.source.display()),
+                format!(
+                    "component `{id}`: cannot read {}: {err}",
+                    spec.source.display()
+                ),
             )
         })?;
         let wasm = Blob::new(WASM_MEDIA_TYPE, wasm);
@@ -83,8 +86,9 @@ pub fn pack(app: &App) -> std::io::Result<Artifact> {
             .map(|file| locked::File {
                 content: locked::Content {
                     digest: Some(digest(&file.bytes)),
-                    inline: (file.bytes.len() <= INLINE_LIMIT)
-                        .then(|| base64::engine::general_purpose::STANDARD_NO_PAD.encode(&file.bytes)),
+                    inline: (file.bytes.len() <= INLINE_LIMIT).then(|| {
+                        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&file.bytes)
+                    }),
                     source: None,
                 },
                 path: file.path.clone(),
@@ -235,7 +239,11 @@ fn archive(files: &[&PackedFile]) -> std::io::Result<Vec<u8>> {
         header.set_uid(0);
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, format!("./{}", file.path), file.bytes.as_slice())?;
+        tar.append_data(
+            &mut header,
+            format!("./{}", file.path),
+            file.bytes.as_slice(),
+        )?;
     }
     let mut gzip = tar.into_inner()?;
     gzip.flush()?;

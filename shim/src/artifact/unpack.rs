@@ -15,12 +15,7 @@ use super::{
     PLAIN_WASM_MEDIA_TYPE, digest, is_wasm_layer,
     locked::{self, LOCK_VERSION, LockedApp},
 };
-use crate::{
-    App,
-    app::ComponentSpec,
-    manifest,
-    routes::RoutePattern,
-};
+use crate::{App, app::ComponentSpec, manifest, routes::RoutePattern};
 
 /// One layer of an artifact.
 #[derive(Debug, Clone, Copy)]
@@ -158,7 +153,9 @@ impl<'a> Content<'a> {
         if let Some(inline) = &content.inline {
             let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
                 .decode(inline.trim_end_matches('='))
-                .map_err(|err| ArtifactError::LockedApp(format!("{}: inline content: {err}", what())))?;
+                .map_err(|err| {
+                    ArtifactError::LockedApp(format!("{}: inline content: {err}", what()))
+                })?;
             return Ok((bytes.into(), false));
         }
         let Some(digest) = &content.digest else {
@@ -168,7 +165,9 @@ impl<'a> Content<'a> {
                 content
                     .source
                     .as_ref()
-                    .map(|source| format!(" (only a source, {source}, which spindle does not fetch)"))
+                    .map(|source| format!(
+                        " (only a source, {source}, which spindle does not fetch)"
+                    ))
                     .unwrap_or_default()
             )));
         };
@@ -247,10 +246,15 @@ fn resolve(locked: LockedApp, content: &Content, dir: &Path) -> Result<App, Arti
         write_once(&source, &wasm)?;
         let mut files = Vec::new();
         for file in component.files {
-            let guest = guest_path(&file.path)
-                .ok_or_else(|| invalid(format!("component `{id}`: file path `{}` leaves the component's root", file.path)))?;
-            let (bytes, _) =
-                content.get(&file.content, || format!("file `{}` of component `{id}`", file.path))?;
+            let guest = guest_path(&file.path).ok_or_else(|| {
+                invalid(format!(
+                    "component `{id}`: file path `{}` leaves the component's root",
+                    file.path
+                ))
+            })?;
+            let (bytes, _) = content.get(&file.content, || {
+                format!("file `{}` of component `{id}`", file.path)
+            })?;
             let host = files_dir.join(digest(&bytes).trim_start_matches("sha256:"));
             write_once(&host, &bytes)?;
             files.push((host, guest));
@@ -283,7 +287,10 @@ fn resolve(locked: LockedApp, content: &Content, dir: &Path) -> Result<App, Arti
         }
         let config = &trigger.trigger_config;
         let Some(component) = config.get("component").and_then(|c| c.as_str()) else {
-            return Err(invalid(format!("trigger `{}` names no component", trigger.id)));
+            return Err(invalid(format!(
+                "trigger `{}` names no component",
+                trigger.id
+            )));
         };
         if !components.contains_key(component) {
             return Err(invalid(format!(
