@@ -98,3 +98,6 @@ pub enum ArtifactError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
+
+#[cfg(test)]
+mod tests;
