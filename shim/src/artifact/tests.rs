@@ -133,7 +133,12 @@ fn the_layout_is_spins() {
     // Two components, one large file (the small one is inline), the locked app last.
     assert_eq!(
         types,
-        [WASM_MEDIA_TYPE, WASM_MEDIA_TYPE, DATA_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE]
+        [
+            WASM_MEDIA_TYPE,
+            WASM_MEDIA_TYPE,
+            DATA_MEDIA_TYPE,
+            LOCKED_APP_MEDIA_TYPE
+        ]
     );
     let config: serde_json::Value = serde_json::from_slice(&artifact.config.bytes).unwrap();
     assert_eq!(config["architecture"], "wasm");
@@ -142,7 +147,10 @@ fn the_layout_is_spins() {
         artifact.layers.last().unwrap().digest.as_str()
     );
     let manifest: serde_json::Value = serde_json::from_slice(&artifact.manifest).unwrap();
-    assert_eq!(manifest["config"]["digest"], artifact.config.digest.as_str());
+    assert_eq!(
+        manifest["config"]["digest"],
+        artifact.config.digest.as_str()
+    );
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 4);
 
     let locked: serde_json::Value =
@@ -173,7 +181,10 @@ fn the_same_app_gives_the_same_digest_wherever_it_is_packed() {
     assert_eq!(first.manifest, again.manifest);
     assert_eq!(first.digest(), elsewhere.digest());
     std::fs::write(a.path().join("static/small.txt"), "changed").unwrap();
-    assert_ne!(pack(&App::load(a.path()).unwrap()).unwrap().digest(), first.digest());
+    assert_ne!(
+        pack(&App::load(a.path()).unwrap()).unwrap().digest(),
+        first.digest()
+    );
 }
 
 #[test]
@@ -188,7 +199,12 @@ fn many_files_go_into_an_archive_layer_per_component() {
         .collect();
     assert_eq!(
         types,
-        [WASM_MEDIA_TYPE, WASM_MEDIA_TYPE, ARCHIVE_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE]
+        [
+            WASM_MEDIA_TYPE,
+            WASM_MEDIA_TYPE,
+            ARCHIVE_MEDIA_TYPE,
+            LOCKED_APP_MEDIA_TYPE
+        ]
     );
     let out = tempfile::tempdir().unwrap();
     let back = unpack(&layers(&artifact), out.path()).unwrap();
@@ -266,7 +282,10 @@ fn what_spindle_cannot_serve_is_named() {
         "triggers": [{"id": "t", "trigger_type": "redis", "trigger_config": {}}],
         "components": [],
     }));
-    assert!(redis.contains("trigger type `redis` is not supported"), "{redis}");
+    assert!(
+        redis.contains("trigger type `redis` is not supported"),
+        "{redis}"
+    );
     let future = refuse(serde_json::json!({
         "spin_lock_version": 1, "must_understand": ["time_travel"],
         "triggers": [], "components": [],
