@@ -9,7 +9,7 @@
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{
         Arc,
@@ -18,44 +18,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod support;
+
+use support::{hello, workspace};
+
 const LOAD: Duration = Duration::from_secs(5);
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
-}
-
-/// Builds the example apps; returns the hello app's folder.
-fn hello() -> PathBuf {
-    let apps = workspace().join("examples/gitops-repo/apps");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-        ])
-        .current_dir(&apps);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
-            || key.starts_with("RUSTC")
-            || key == "RUSTFLAGS"
-            || key == "RUSTDOC"
-        {
-            cargo.env_remove(key);
-        }
-    }
-    assert!(
-        cargo.status().expect("cargo runs").success(),
-        "building the example apps failed"
-    );
-    apps.join("hello")
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
