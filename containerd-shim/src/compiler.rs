@@ -35,7 +35,7 @@ impl Compiler for SpindleCompiler {
         let mut compiled = Vec::with_capacity(layers.len());
         for layer in layers {
             let digest = layer.config.digest();
-            let wasm = artifact::is_wasm_layer(&layer.config.media_type().to_string());
+            let wasm = artifact::is_wasm_layer(layer.config.media_type().as_ref());
             compiled.push(if wasm && !layer.precompiled {
                 match self.engine.precompile_component(&layer.layer) {
                     Ok(bytes) => {
