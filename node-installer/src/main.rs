@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use spindle_node_installer::{config, distro, node};
+use spindle_node_installer::{config, distro, download, node};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,7 +82,8 @@ struct InstallArgs {
     /// The shim binary (in the installer image).
     #[arg(long)]
     shim_file: Option<PathBuf>,
-    /// Download the shim from here (not supported yet: use an installer image with --shim-file).
+    /// Download the shim from this http(s) URL (into the shim directory; verified against
+    /// --shim-sha256 before it is used). --shim-file wins when both are given.
     #[arg(long)]
     shim_url: Option<String>,
     /// Runtime options as a JSON object, written under the runtime's `options` table.
@@ -117,12 +118,18 @@ impl Target {
 }
 
 fn install(args: &InstallArgs) -> Result<node::Report> {
-    let source = match (&args.shim_file, &args.shim_url) {
+    let download = match &args.shim_url {
+        Some(url) if args.shim_file.is_none() => Some(download::fetch(
+            url,
+            &args.target.shim_dir(),
+            Duration::from_secs_f64(args.target.timeout.max(1.0)),
+        )?),
+        _ => None,
+    };
+    let source = match (&args.shim_file, &download) {
         (Some(file), _) => file.clone(),
-        (None, Some(url)) => bail!(
-            "--shim-url {url}: downloading is not supported yet; run an installer image that carries the shim and give --shim-file"
-        ),
-        (None, None) => bail!("give --shim-file"),
+        (None, Some(download)) => download.path().to_path_buf(),
+        (None, None) => bail!("give --shim-file or --shim-url"),
     };
     let options: BTreeMap<String, serde_json::Value> = match &args.options {
         Some(text) => serde_json::from_str(text).context("--options must be a JSON object")?,

@@ -3,6 +3,11 @@
 //!
 //! The test runs its own containerd (own root, state and socket) so that it can restart it: the
 //! installer is given a restart command that stops that process by PID and starts it again.
+//! With the real shim, a Spin artifact from the test registry runs on what the installer put in
+//! place, and keeps serving while a new shim version is installed.
+
+#[path = "../../reconciler/tests/support/workspace.rs"]
+mod workspace;
 
 use std::{
     path::{Path, PathBuf},
@@ -31,10 +36,11 @@ impl Node {
         std::fs::write(
             node.path("restart.sh"),
             format!(
-                "#!/bin/sh\n# Stops the test's containerd by PID and starts it again with the config as it is now;\n# a config with the option SimulateCrash stands for one this containerd cannot start with.\nif [ -f {pid} ]; then\n  kill $(cat {pid}) 2>/dev/null\n  while kill -0 $(cat {pid}) 2>/dev/null; do sleep 0.05; done\nfi\ngrep -q SimulateCrash {config} && exit 1\nsetsid containerd --config {config} >>{log} 2>&1 < /dev/null &\necho $! > {pid}\n",
+                "#!/bin/sh\n# Stops the test's containerd by PID and starts it again with the config as it is now;\n# a config with the option SimulateCrash stands for one this containerd cannot start with.\nif [ -f {pid} ]; then\n  kill $(cat {pid}) 2>/dev/null\n  while kill -0 $(cat {pid}) 2>/dev/null; do sleep 0.05; done\nfi\ngrep -q SimulateCrash {config} && exit 1\nPATH={bin}:$PATH setsid containerd --config {config} >>{log} 2>&1 < /dev/null &\necho $! > {pid}\n",
                 pid = node.path("containerd.pid").display(),
                 config = node.config().display(),
                 log = node.path("containerd.log").display(),
+                bin = node.shim_dir().display(),
             ),
         )
         .unwrap();
@@ -48,6 +54,12 @@ impl Node {
 
     fn host(&self) -> PathBuf {
         self.path("host")
+    }
+
+    /// Where the installer puts the shim: containerd's PATH has it first, so `ctr run --runtime
+    /// io.containerd.spindle.v1` finds it (CRI uses the config's `runtime_path`).
+    fn shim_dir(&self) -> PathBuf {
+        self.host().join("opt/spindle/bin")
     }
 
     fn config(&self) -> PathBuf {
@@ -232,4 +244,174 @@ fn installs_restarts_only_on_change_rolls_back_and_uninstalls() {
     assert!(!node.dump().contains("runtimes.spindle"));
     assert!(!shim.exists());
     assert!(node.answers());
+}
+
+/// Reads an environment variable naming a test server.
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: this test needs the test environment (scripts/test)")
+    })
+}
+
+/// Serves `bytes` at any path over HTTP on loopback, for `--shim-url`; returns the URL.
+fn serve_once_per_request(bytes: Vec<u8>) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/containerd-shim-spindle-v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.read(&mut [0u8; 4096]);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            let _ = stream.write_all(&bytes);
+        }
+    });
+    url
+}
+
+/// One GET; the status and body, or `None` when the connection fails.
+fn get(address: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let status = raw.get(9..12)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+#[test]
+fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it() {
+    let (registry, ctr17) = (required_env("SPINDLE_TEST_REGISTRY"), required_env("SPINDLE_TEST_CTR"));
+    let shim = std::fs::read(workspace::binary("containerd-shim-spindle-v1")).unwrap();
+    let node = Node::new();
+    node.start();
+    let socket = node.socket();
+    let ctr = |binary: &str, args: &[&str]| {
+        let out = Command::new(binary)
+            .args(["--address", socket.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    // A download that does not match its sha256 is refused before anything changes.
+    let url = serve_once_per_request(shim.clone());
+    let pid = node.pid();
+    let (ok, _, stderr) = node.installer(&["install", "--shim-url", &url, "--shim-sha256", &"0".repeat(64)]);
+    assert!(!ok && stderr.contains("refusing to install it"), "{stderr}");
+    assert!(!node.shim_dir().join("containerd-shim-spindle-v1").exists());
+    assert_eq!(node.pid(), pid, "nothing restarted");
+    let leftovers: Vec<_> = std::fs::read_dir(node.shim_dir()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(leftovers.is_empty(), "the download is removed: {leftovers:?}");
+
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&shim))
+    };
+    let (ok, report, stderr) = node.installer(&["install", "--shim-url", &url, "--shim-sha256", &sha]);
+    assert!(ok, "{stderr}");
+    assert_eq!(report["restarted"], true);
+    assert!(node.dump().contains("runtime_type = \"io.containerd.spindle.v1\""));
+
+    // A Spin artifact, pushed to the test registry and fetched into this containerd, runs on the
+    // installed shim.
+    let image = format!("{registry}/spindle-test/node-installer-{}:v1", std::process::id());
+    let apps = workspace::test_apps();
+    let push = Command::new(workspace::binary("spindle"))
+        .args(["push", apps.to_str().unwrap(), &image, "--insecure"])
+        .output()
+        .unwrap();
+    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
+    ctr("ctr", &["content", "fetch", "--plain-http", &image]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let id = format!("upgrade-{}", std::process::id());
+    ctr(&ctr17, &[
+        "run", "--detach", "--net-host", "--runtime", "io.containerd.spindle.v1",
+        "--env", &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
+        "--env", "SPIN_VARIABLE_SECRET_TOKEN=t",
+        &image, &id, "/",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&address, "/variables/message").is_none() {
+        assert!(Instant::now() < deadline, "the app does not answer: {}", node.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(&address, "/variables/message"), Some((200, "Hello, world".into())));
+
+    // A new shim version (other bytes: trailing data an ELF loader ignores) is installed while
+    // requests keep coming: the pointer moves, containerd is not restarted, no request fails.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, address) = (stop.clone(), address.clone());
+        std::thread::spawn(move || {
+            let (mut served, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match get(&address, "/variables/message") {
+                    Some((200, _)) => served += 1,
+                    other => failed.push(other),
+                }
+            }
+            (served, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let mut upgraded = shim.clone();
+    upgraded.extend_from_slice(b"spindle shim v2");
+    let upgraded_file = node.path("shim-v2");
+    std::fs::write(&upgraded_file, &upgraded).unwrap();
+    let pid = node.pid();
+    let (ok, report, stderr) = node.installer(&[
+        "install", "--shim-file", upgraded_file.to_str().unwrap(), "--shim-sha256", &sha256(&upgraded_file),
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!((report["shimChanged"].clone(), report["restarted"].clone()), (Value::Bool(true), Value::Bool(false)));
+    assert_eq!(node.pid(), pid);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (served, failed) = load.join().unwrap();
+    assert!(failed.is_empty(), "requests failed during the upgrade: {failed:?}");
+    assert!(served > 10, "only {served} requests were served");
+    let target = std::fs::read_link(node.shim_dir().join("containerd-shim-spindle-v1")).unwrap();
+    assert!(target.to_string_lossy().ends_with(&sha256(&upgraded_file)[..16]), "{target:?}");
+
+    // The next container starts on the new shim.
+    let stop_container = |id: &str, signal: &str| {
+        ctr("ctr", &["task", "kill", "--signal", signal, id]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Command::new("ctr")
+            .args(["--address", socket.to_str().unwrap(), "task", "delete", id])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+        {
+            assert!(Instant::now() < deadline, "task {id} does not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ctr("ctr", &["container", "rm", id]);
+    };
+    stop_container(&id, "SIGTERM");
+    let next = format!("{id}-next");
+    ctr(&ctr17, &[
+        "run", "--detach", "--net-host", "--runtime", "io.containerd.spindle.v1",
+        "--env", &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
+        "--env", "SPIN_VARIABLE_SECRET_TOKEN=t",
+        &image, &next, "/",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&address, "/variables/message").is_none() {
+        assert!(Instant::now() < deadline, "the new shim does not serve: {}", node.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(&address, "/variables/message"), Some((200, "Hello, world".into())));
+    stop_container(&next, "SIGTERM");
 }

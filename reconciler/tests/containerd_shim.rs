@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{HttpResponse, http, required_env, spindle, test_apps};
+use support::{HttpResponse, binary, http, required_env, spindle, test_apps};
 
 const RUNTIME: &str = "io.containerd.spindle.v1";
 
@@ -36,27 +36,14 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-/// Builds the shim as `cargo test --workspace` does (so a no-op after it; `--test` alone builds
-/// only this package's binaries) and puts it on containerd's PATH, by rename: a shim of an
-/// earlier run may still be executing.
+/// Puts the workspace's shim on containerd's PATH, by rename: a shim of an earlier run may still
+/// be executing.
 fn install_shim() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = Command::new(env!("CARGO"))
-            .args(["test", "--workspace", "--locked", "--no-run", "--quiet"])
-            .current_dir(&workspace)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "the shim does not build");
-        let built =
-            Path::new(env!("CARGO_BIN_EXE_spindle")).with_file_name("containerd-shim-spindle-v1");
         let shims = PathBuf::from(required_env("SPINDLE_TEST_CONTAINERD_SHIMS"));
-        let temp = shims.join(format!(
-            ".containerd-shim-spindle-v1.{}",
-            std::process::id()
-        ));
-        std::fs::copy(&built, &temp).expect("shim copies");
+        let temp = shims.join(format!(".containerd-shim-spindle-v1.{}", std::process::id()));
+        std::fs::copy(binary("containerd-shim-spindle-v1"), &temp).expect("shim copies");
         std::fs::rename(&temp, shims.join("containerd-shim-spindle-v1")).expect("shim installs");
     });
 }

@@ -6,6 +6,10 @@ use std::{
     process::Command,
 };
 
+mod workspace;
+
+pub use workspace::{binary, example_apps, test_apps};
+
 /// The example repository, relative to the reconciler crate (the tests' working directory).
 pub const EXAMPLE: &str = "../examples/gitops-repo";
 
@@ -142,57 +146,6 @@ pub async fn kube_client() -> kube::Client {
         .await
         .expect("kubeconfig is usable");
     kube::Client::try_from(config).expect("client builds")
-}
-
-/// Builds the Spin test apps of `tests/apps` (once per test binary) and returns their folder.
-pub fn test_apps() -> &'static Path {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| build_guests("tests/apps"))
-}
-
-/// Builds the example repository's apps (once per test binary); returns their Cargo folder.
-pub fn example_apps() -> &'static Path {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| build_guests("examples/gitops-repo/apps"))
-}
-
-/// `cargo build --release --target wasm32-wasip2` in `folder` of the workspace.
-fn build_guests(folder: &str) -> PathBuf {
-    {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(folder);
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .current_dir(&dir);
-        // The outer build's settings are not the guests' (RUSTUP_TOOLCHAIN stays: it keeps the
-        // toolchain of rust-toolchain.toml for every rustc the nested cargo runs).
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if (key.starts_with("CARGO_") && key != "CARGO_HOME")
-                || key.starts_with("RUSTC")
-                || key == "RUSTFLAGS"
-                || key == "RUSTDOC"
-            {
-                cargo.env_remove(key);
-            }
-        }
-        // The compiler beside this cargo, whatever directory rustc is started in.
-        let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
-        if rustc.exists() {
-            cargo.env("RUSTC", rustc);
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "building {folder} failed");
-        dir
-    }
 }
 
 /// A `spindle run` in the background, stopped (SIGTERM) when dropped.
