@@ -44,9 +44,15 @@ pub fn fetch(url: &str, dir: &Path, timeout: Duration) -> Result<Download> {
         .send()
         .with_context(|| format!("cannot fetch {url}"))?;
     if !response.status().is_success() {
-        bail!("cannot fetch {url}: the server answered {}", response.status());
+        bail!(
+            "cannot fetch {url}: the server answered {}",
+            response.status()
+        );
     }
-    if response.content_length().is_some_and(|length| length > MAX_BYTES) {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BYTES)
+    {
         bail!("{url} is larger than {} MiB: not a shim", MAX_BYTES >> 20);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -257,7 +257,10 @@ fn required_env(name: &str) -> String {
 fn serve_once_per_request(bytes: Vec<u8>) -> String {
     use std::io::{Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/containerd-shim-spindle-v1", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/containerd-shim-spindle-v1",
+        listener.local_addr().unwrap()
+    );
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             let _ = stream.read(&mut [0u8; 4096]);
@@ -272,22 +275,35 @@ fn serve_once_per_request(bytes: Vec<u8>) -> String {
     url
 }
 
-/// One GET; the status and body, or `None` when the connection fails.
-fn get(address: &str, path: &str) -> Option<(u16, String)> {
+/// One GET: the status and whether the body holds "Hello, world", or what went wrong.
+fn get(address: &str, path: &str) -> Result<(u16, bool), String> {
     use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
+    let mut stream = std::net::TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
     let mut raw = String::new();
-    stream.read_to_string(&mut raw).ok()?;
-    let status = raw.get(9..12)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+    stream
+        .read_to_string(&mut raw)
+        .map_err(|e| format!("read: {e}"))?;
+    let status = raw
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not a response: {raw:?}"))?;
+    Ok((status, raw.contains("Hello, world")))
 }
 
 #[test]
 fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it() {
-    let (registry, ctr17) = (required_env("SPINDLE_TEST_REGISTRY"), required_env("SPINDLE_TEST_CTR"));
+    let (registry, ctr17) = (
+        required_env("SPINDLE_TEST_REGISTRY"),
+        required_env("SPINDLE_TEST_CTR"),
+    );
     let shim = std::fs::read(workspace::binary("containerd-shim-spindle-v1")).unwrap();
     let node = Node::new();
     node.start();
@@ -298,53 +314,102 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
 
     // A download that does not match its sha256 is refused before anything changes.
     let url = serve_once_per_request(shim.clone());
     let pid = node.pid();
-    let (ok, _, stderr) = node.installer(&["install", "--shim-url", &url, "--shim-sha256", &"0".repeat(64)]);
+    let (ok, _, stderr) = node.installer(&[
+        "install",
+        "--shim-url",
+        &url,
+        "--shim-sha256",
+        &"0".repeat(64),
+    ]);
     assert!(!ok && stderr.contains("refusing to install it"), "{stderr}");
     assert!(!node.shim_dir().join("containerd-shim-spindle-v1").exists());
     assert_eq!(node.pid(), pid, "nothing restarted");
-    let leftovers: Vec<_> = std::fs::read_dir(node.shim_dir()).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(leftovers.is_empty(), "the download is removed: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(node.shim_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the download is removed: {leftovers:?}"
+    );
 
     let sha = {
         use sha2::Digest as _;
         hex::encode(sha2::Sha256::digest(&shim))
     };
-    let (ok, report, stderr) = node.installer(&["install", "--shim-url", &url, "--shim-sha256", &sha]);
+    let (ok, report, stderr) =
+        node.installer(&["install", "--shim-url", &url, "--shim-sha256", &sha]);
     assert!(ok, "{stderr}");
     assert_eq!(report["restarted"], true);
-    assert!(node.dump().contains("runtime_type = \"io.containerd.spindle.v1\""));
+    assert!(
+        node.dump()
+            .contains("runtime_type = \"io.containerd.spindle.v1\"")
+    );
 
     // A Spin artifact, pushed to the test registry and fetched into this containerd, runs on the
-    // installed shim.
-    let image = format!("{registry}/spindle-test/node-installer-{}:v1", std::process::id());
+    // installed shim (detached with --null-io: nobody would read its log FIFOs, and a full one
+    // blocks the writer).
+    let image = format!(
+        "{registry}/spindle-test/node-installer-{}:v1",
+        std::process::id()
+    );
     let apps = workspace::test_apps();
     let push = Command::new(workspace::binary("spindle"))
         .args(["push", apps.to_str().unwrap(), &image, "--insecure"])
         .output()
         .unwrap();
-    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
     ctr("ctr", &["content", "fetch", "--plain-http", &image]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let address = format!("127.0.0.1:{port}");
     let id = format!("upgrade-{}", std::process::id());
-    ctr(&ctr17, &[
-        "run", "--detach", "--net-host", "--runtime", "io.containerd.spindle.v1",
-        "--env", &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
-        "--env", "SPIN_VARIABLE_SECRET_TOKEN=t",
-        &image, &id, "/",
-    ]);
+    ctr(
+        &ctr17,
+        &[
+            "run",
+            "--detach",
+            "--null-io",
+            "--net-host",
+            "--runtime",
+            "io.containerd.spindle.v1",
+            "--env",
+            &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
+            "--env",
+            "SPIN_VARIABLE_SECRET_TOKEN=t",
+            &image,
+            &id,
+            "/",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&address, "/variables/message").is_none() {
-        assert!(Instant::now() < deadline, "the app does not answer: {}", node.log());
+    while get(&address, "/variables/message").is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the app does not answer: {}",
+            node.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(get(&address, "/variables/message"), Some((200, "Hello, world".into())));
+    assert_eq!(get(&address, "/variables/message"), Ok((200, true)));
 
     // A new shim version (other bytes: trailing data an ELF loader ignores) is installed while
     // requests keep coming: the pointer moves, containerd is not restarted, no request fails.
@@ -355,7 +420,7 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
             let (mut served, mut failed) = (0, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 match get(&address, "/variables/message") {
-                    Some((200, _)) => served += 1,
+                    Ok((200, _)) => served += 1,
                     other => failed.push(other),
                 }
             }
@@ -369,18 +434,33 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
     std::fs::write(&upgraded_file, &upgraded).unwrap();
     let pid = node.pid();
     let (ok, report, stderr) = node.installer(&[
-        "install", "--shim-file", upgraded_file.to_str().unwrap(), "--shim-sha256", &sha256(&upgraded_file),
+        "install",
+        "--shim-file",
+        upgraded_file.to_str().unwrap(),
+        "--shim-sha256",
+        &sha256(&upgraded_file),
     ]);
     assert!(ok, "{stderr}");
-    assert_eq!((report["shimChanged"].clone(), report["restarted"].clone()), (Value::Bool(true), Value::Bool(false)));
+    assert_eq!(
+        (report["shimChanged"].clone(), report["restarted"].clone()),
+        (Value::Bool(true), Value::Bool(false))
+    );
     assert_eq!(node.pid(), pid);
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (served, failed) = load.join().unwrap();
-    assert!(failed.is_empty(), "requests failed during the upgrade: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "requests failed during the upgrade: {failed:?}"
+    );
     assert!(served > 10, "only {served} requests were served");
     let target = std::fs::read_link(node.shim_dir().join("containerd-shim-spindle-v1")).unwrap();
-    assert!(target.to_string_lossy().ends_with(&sha256(&upgraded_file)[..16]), "{target:?}");
+    assert!(
+        target
+            .to_string_lossy()
+            .ends_with(&sha256(&upgraded_file)[..16]),
+        "{target:?}"
+    );
 
     // The next container starts on the new shim.
     let stop_container = |id: &str, signal: &str| {
@@ -401,17 +481,33 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
     };
     stop_container(&id, "SIGTERM");
     let next = format!("{id}-next");
-    ctr(&ctr17, &[
-        "run", "--detach", "--net-host", "--runtime", "io.containerd.spindle.v1",
-        "--env", &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
-        "--env", "SPIN_VARIABLE_SECRET_TOKEN=t",
-        &image, &next, "/",
-    ]);
+    ctr(
+        &ctr17,
+        &[
+            "run",
+            "--detach",
+            "--null-io",
+            "--net-host",
+            "--runtime",
+            "io.containerd.spindle.v1",
+            "--env",
+            &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
+            "--env",
+            "SPIN_VARIABLE_SECRET_TOKEN=t",
+            &image,
+            &next,
+            "/",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&address, "/variables/message").is_none() {
-        assert!(Instant::now() < deadline, "the new shim does not serve: {}", node.log());
+    while get(&address, "/variables/message").is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the new shim does not serve: {}",
+            node.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(get(&address, "/variables/message"), Some((200, "Hello, world".into())));
+    assert_eq!(get(&address, "/variables/message"), Ok((200, true)));
     stop_container(&next, "SIGTERM");
 }

@@ -91,6 +91,7 @@ fn start(ctr17: &str, image: &str, id: &str) -> Duration {
     run(ctr(ctr17).args([
         "run",
         "--detach",
+        "--null-io",
         "--net-host",
         "--runtime",
         "io.containerd.spindle.v1",

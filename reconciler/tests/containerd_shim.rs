@@ -42,7 +42,10 @@ fn install_shim() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         let shims = PathBuf::from(required_env("SPINDLE_TEST_CONTAINERD_SHIMS"));
-        let temp = shims.join(format!(".containerd-shim-spindle-v1.{}", std::process::id()));
+        let temp = shims.join(format!(
+            ".containerd-shim-spindle-v1.{}",
+            std::process::id()
+        ));
         std::fs::copy(binary("containerd-shim-spindle-v1"), &temp).expect("shim copies");
         std::fs::rename(&temp, shims.join("containerd-shim-spindle-v1")).expect("shim installs");
     });

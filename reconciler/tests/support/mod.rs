@@ -8,6 +8,7 @@ use std::{
 
 mod workspace;
 
+#[allow(unused_imports)]
 pub use workspace::{binary, example_apps, test_apps};
 
 /// The example repository, relative to the reconciler crate (the tests' working directory).
