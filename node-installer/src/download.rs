@@ -1,4 +1,5 @@
-//! `--shim-url`: the shim fetched over HTTP(S) into the shim directory (so that installing it is
+//! `--shim-url`: the shim fetched (over HTTP(S), or copied from a `file://` path) into the shim
+//! directory (so that installing it is
 //! a rename on the same filesystem). The caller checks the sha256 before anything uses it.
 
 use std::{
@@ -28,10 +29,17 @@ impl Drop for Download {
     }
 }
 
-/// Fetches `url` into `dir`.
+/// Fetches `url` (`https://`, `http://`, or `file://` for a file in the installer's image) into
+/// `dir`.
 pub fn fetch(url: &str, dir: &Path, timeout: Duration) -> Result<Download> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let download = Download(dir.join(format!(".download.{}", std::process::id())));
+    if let Some(path) = url.strip_prefix("file://") {
+        std::fs::copy(path, download.path()).with_context(|| format!("cannot copy {path}"))?;
+        return Ok(download);
+    }
     if !(url.starts_with("https://") || url.starts_with("http://")) {
-        bail!("--shim-url {url}: only http:// and https:// URLs are fetched");
+        bail!("--shim-url {url}: only https://, http:// and file:// URLs are fetched");
     }
     // reqwest's rustls is built without a crypto provider; ring is the one the workspace uses.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -55,8 +63,6 @@ pub fn fetch(url: &str, dir: &Path, timeout: Duration) -> Result<Download> {
     {
         bail!("{url} is larger than {} MiB: not a shim", MAX_BYTES >> 20);
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let download = Download(dir.join(format!(".download.{}", std::process::id())));
     let mut file = std::fs::File::create(download.path())
         .with_context(|| format!("cannot write {}", download.path().display()))?;
     let copied = std::io::copy(&mut response.by_ref().take(MAX_BYTES + 1), &mut file)

@@ -295,6 +295,9 @@ pub struct Runtime {
     pub rollout: Rollout,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_class: Option<RuntimeClass>,
+    /// Where containerd is on the nodes, when not where their distribution puts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd: Option<Containerd>,
 }
 
 impl Runtime {
@@ -348,6 +351,25 @@ impl Default for Rollout {
 
 fn default_max_unavailable() -> u32 {
     1
+}
+
+/// containerd on nodes set up their own way; every path is the node's. Left out, the installer
+/// detects the distribution (k3s, RKE2, MicroK8s, k0s, plain containerd) and uses its paths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Containerd {
+    /// containerd's config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// containerd's socket, checked after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
+    /// A shell command, run in the node's namespaces, that restarts containerd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_command: Option<String>,
+    /// Where the shim binary goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -251,6 +251,23 @@ fn check_runtime(problems: &mut Problems, name: &str, runtime: &Runtime) {
             "the shim version must not be empty",
         );
     }
+    if let Some(containerd) = &runtime.containerd {
+        let paths = [
+            ("config", &containerd.config),
+            ("socket", &containerd.socket),
+            ("shimDir", &containerd.shim_dir),
+        ];
+        for (field, path) in paths {
+            if let Some(path) = path
+                && !path.starts_with('/')
+            {
+                problems.push(
+                    format!("{at}/containerd/{field}"),
+                    format!("`{path}` must be an absolute path on the node"),
+                );
+            }
+        }
+    }
     if !is_dns_label(&runtime.handler) {
         problems.push(
             format!("{at}/handler"),

@@ -81,6 +81,21 @@ fn installer_args(name: &str, runtime: &Runtime) -> Vec<String> {
         // Validation guarantees the other source: an installer image that carries the shim.
         None => format!("--shim-file={SHIM_IN_IMAGE}"),
     });
+    if let Some(containerd) = &runtime.containerd {
+        let on_host = |path: &str| format!("{HOST_ROOT}/{}", path.trim_start_matches('/'));
+        if let Some(config) = &containerd.config {
+            args.push(format!("--config={}", on_host(config)));
+        }
+        if let Some(socket) = &containerd.socket {
+            args.push(format!("--socket={socket}"));
+        }
+        if let Some(command) = &containerd.restart_command {
+            args.push(format!("--restart-command={command}"));
+        }
+        if let Some(dir) = &containerd.shim_dir {
+            args.push(format!("--shim-dir={}", dir.trim_start_matches('/')));
+        }
+    }
     if !runtime.options.is_empty() {
         args.push(format!(
             "--options={}",
