@@ -310,6 +310,14 @@ impl Runtime {
     }
 }
 
+fn enter_host() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
 fn default_handler() -> String {
     "spindle".to_owned()
 }
@@ -364,9 +372,14 @@ pub struct Containerd {
     /// containerd's socket, checked after a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<String>,
-    /// A shell command, run in the node's namespaces, that restarts containerd.
+    /// A shell command that restarts containerd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_command: Option<String>,
+    /// Run the restart and the check in the node's namespaces, through its PID 1 (the default);
+    /// `false`: in the installer's container, which sees the node's processes and has the node's
+    /// root at `/host`.
+    #[serde(default = "enter_host", skip_serializing_if = "is_true")]
+    pub enter_host: bool,
     /// Where the shim binary goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shim_dir: Option<String>,

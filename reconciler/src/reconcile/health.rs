@@ -52,10 +52,17 @@ impl Report {
     pub fn any_failed(&self) -> bool {
         self.unhealthy().any(|(_, h)| h.state == State::Failed)
     }
+
+    /// Installer Jobs are among the objects and all of them have finished: the node rollout can
+    /// go on, and the apps that wait for a provisioned node cannot become healthy before it does.
+    pub fn rollout_can_advance(&self) -> bool {
+        let mut jobs = self.objects.iter().filter(|(id, _)| id.kind == "Job").peekable();
+        jobs.peek().is_some() && jobs.all(|(_, health)| health.state != State::Progressing)
+    }
 }
 
-/// Checks the objects that have a health until all are healthy, one fails, or `timeout` passes;
-/// the first look is at `live`, later ones list again.
+/// Checks the objects that have a health until all are healthy, one fails, the node rollout can
+/// advance, or `timeout` passes; the first look is at `live`, later ones list again.
 pub async fn wait(
     cluster: &Cluster,
     desired: &[Object],
@@ -72,7 +79,11 @@ pub async fn wait(
     let mut live = live;
     loop {
         let report = assess(&watched, &live);
-        if report.all_healthy() || report.any_failed() || tokio::time::Instant::now() >= deadline {
+        if report.all_healthy()
+            || report.any_failed()
+            || report.rollout_can_advance()
+            || tokio::time::Instant::now() >= deadline
+        {
             return Ok(report);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -207,6 +218,32 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_finished_installer_job_lets_the_rollout_advance_before_the_apps_are_healthy() {
+        let entry = |kind: &str, state: State| {
+            let id = ObjectRef {
+                api_version: "v1".into(),
+                kind: kind.into(),
+                namespace: Some("ns".into()),
+                name: format!("{kind}-{state:?}"),
+            };
+            (id, Health { state, reason: String::new() })
+        };
+        let report = |entries: Vec<(ObjectRef, Health)>| Report {
+            objects: entries.into_iter().collect(),
+            apps: BTreeMap::new(),
+        };
+        let waiting_app = entry("Deployment", State::Progressing);
+        assert!(
+            report(vec![waiting_app.clone(), entry("Job", State::Healthy)]).rollout_can_advance()
+        );
+        assert!(
+            !report(vec![waiting_app.clone(), entry("Job", State::Progressing)])
+                .rollout_can_advance()
+        );
+        assert!(!report(vec![waiting_app]).rollout_can_advance(), "no rollout");
+    }
 
     #[test]
     fn deployments_are_healthy_once_every_replica_is_new_and_available() {

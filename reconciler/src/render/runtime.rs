@@ -68,14 +68,16 @@ fn installer_args(name: &str, runtime: &Runtime) -> Vec<String> {
     let mut args = vec![
         "install".to_owned(),
         format!("--host-root={HOST_ROOT}"),
-        // Restart and check containerd in the host's namespaces (the pod has hostPID).
-        "--enter-host".to_owned(),
         format!("--runtime={name}"),
         format!("--handler={}", runtime.handler),
         format!("--runtime-type={}", runtime.runtime_type),
         format!("--shim-version={}", runtime.shim.version),
         format!("--shim-sha256={}", runtime.shim.sha256),
     ];
+    // Restart and check containerd in the host's namespaces (the pod has hostPID).
+    if runtime.containerd.as_ref().is_none_or(|c| c.enter_host) {
+        args.insert(2, "--enter-host".to_owned());
+    }
     args.push(match &runtime.shim.url {
         Some(url) => format!("--shim-url={url}"),
         // Validation guarantees the other source: an installer image that carries the shim.
