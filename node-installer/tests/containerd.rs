@@ -176,6 +176,11 @@ impl Drop for Node {
         if let Ok(pid) = std::fs::read_to_string(self.path("containerd.pid")) {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
+        // Shims outlive containerd; those of this node's socket go too (a failed test leaves
+        // containers running).
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("-address {}", self.socket().display())])
+            .status();
     }
 }
 
