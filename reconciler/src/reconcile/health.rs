@@ -56,7 +56,11 @@ impl Report {
     /// Installer Jobs are among the objects and all of them have finished: the node rollout can
     /// go on, and the apps that wait for a provisioned node cannot become healthy before it does.
     pub fn rollout_can_advance(&self) -> bool {
-        let mut jobs = self.objects.iter().filter(|(id, _)| id.kind == "Job").peekable();
+        let mut jobs = self
+            .objects
+            .iter()
+            .filter(|(id, _)| id.kind == "Job")
+            .peekable();
         jobs.peek().is_some() && jobs.all(|(_, health)| health.state != State::Progressing)
     }
 }
@@ -228,7 +232,13 @@ mod tests {
                 namespace: Some("ns".into()),
                 name: format!("{kind}-{state:?}"),
             };
-            (id, Health { state, reason: String::new() })
+            (
+                id,
+                Health {
+                    state,
+                    reason: String::new(),
+                },
+            )
         };
         let report = |entries: Vec<(ObjectRef, Health)>| Report {
             objects: entries.into_iter().collect(),
@@ -242,7 +252,10 @@ mod tests {
             !report(vec![waiting_app.clone(), entry("Job", State::Progressing)])
                 .rollout_can_advance()
         );
-        assert!(!report(vec![waiting_app]).rollout_can_advance(), "no rollout");
+        assert!(
+            !report(vec![waiting_app]).rollout_can_advance(),
+            "no rollout"
+        );
     }
 
     #[test]
