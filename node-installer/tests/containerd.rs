@@ -386,34 +386,38 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
         .unwrap()
         .port();
     let address = format!("127.0.0.1:{port}");
-    let id = format!("upgrade-{}", std::process::id());
-    ctr(
-        &ctr17,
-        &[
-            "run",
-            "--detach",
-            "--null-io",
-            "--net-host",
-            "--runtime",
-            "io.containerd.spindle.v1",
-            "--env",
-            &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
-            "--env",
-            "SPIN_VARIABLE_SECRET_TOKEN=t",
-            &image,
-            &id,
-            "/",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&address, "/variables/message").is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the app does not answer: {}",
-            node.log()
+    // Starts the artifact as container `id` and waits until it answers.
+    let serve = |id: &str| {
+        ctr(
+            &ctr17,
+            &[
+                "run",
+                "--detach",
+                "--null-io",
+                "--net-host",
+                "--runtime",
+                "io.containerd.spindle.v1",
+                "--env",
+                &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
+                "--env",
+                "SPIN_VARIABLE_SECRET_TOKEN=t",
+                &image,
+                id,
+                "/",
+            ],
         );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(&address, "/variables/message").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "container {id} does not answer: {}",
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let id = format!("upgrade-{}", std::process::id());
+    serve(&id);
     assert_eq!(get(&address, "/variables/message"), Ok((200, true)));
 
     // A new shim version (other bytes: trailing data an ELF loader ignores) is installed while
@@ -486,33 +490,7 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
     };
     stop_container(&id, "SIGTERM");
     let next = format!("{id}-next");
-    ctr(
-        &ctr17,
-        &[
-            "run",
-            "--detach",
-            "--null-io",
-            "--net-host",
-            "--runtime",
-            "io.containerd.spindle.v1",
-            "--env",
-            &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
-            "--env",
-            "SPIN_VARIABLE_SECRET_TOKEN=t",
-            &image,
-            &next,
-            "/",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&address, "/variables/message").is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the new shim does not serve: {}",
-            node.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    serve(&next);
     assert_eq!(get(&address, "/variables/message"), Ok((200, true)));
     stop_container(&next, "SIGTERM");
 }

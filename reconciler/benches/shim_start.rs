@@ -140,16 +140,11 @@ fn main() {
         shims.join("containerd-shim-spindle-v1"),
     )
     .unwrap();
+    hello();
     let wasm = std::fs::read(
         workspace().join("examples/gitops-repo/apps/target/wasm32-wasip2/release/hello.wasm"),
     )
-    .unwrap_or_else(|_| {
-        hello();
-        std::fs::read(
-            workspace().join("examples/gitops-repo/apps/target/wasm32-wasip2/release/hello.wasm"),
-        )
-        .unwrap()
-    });
+    .expect("the hello guest is built");
 
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     let run_id = std::process::id();

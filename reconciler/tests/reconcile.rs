@@ -871,6 +871,39 @@ fn node_runtimes_roll_out_node_by_node_stop_on_failure_and_reinstall_new_shims()
         Some("provisioned"),
         "apps keep node a meanwhile"
     );
+
+    // Node a leaves the selector: the runtime is taken off it, and then its label and annotation.
+    let api = live.api("v1", "Node", "");
+    let unlabel = json!({"metadata": {"labels": {"rollout-test": null}}});
+    live.runtime
+        .block_on(api.patch(
+            &names[0],
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&unlabel),
+        ))
+        .unwrap();
+    assert_ok(&apply(&repo, &id, &[]));
+    let uninstall = live
+        .installer_jobs(&runtime)
+        .into_iter()
+        .find(|(node, job)| node == &names[0] && job.starts_with("uninstall-"))
+        .expect("an uninstall Job for node a");
+    let job = live
+        .get("batch/v1", "Job", "spindle-system", &uninstall.1)
+        .unwrap();
+    let args = job["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert_eq!(args[0], "uninstall", "{args}");
+    assert!(
+        !args.to_string().contains("--shim-sha256"),
+        "uninstall needs no shim: {args}"
+    );
+    live.finish_job("spindle-system", &uninstall.1, "Complete");
+    assert_ok(&apply(&repo, &id, &[]));
+    assert_eq!(
+        provisioned(0),
+        (None, None),
+        "node a is no longer provisioned"
+    );
 }
 
 #[test]

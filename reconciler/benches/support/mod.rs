@@ -2,12 +2,17 @@
 #![allow(dead_code)]
 
 use std::{
-    path::{Path, PathBuf},
-    process::Command,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use spindle::snapshot::Snapshot;
+
+#[path = "../../tests/support/workspace.rs"]
+mod workspace;
+
+#[allow(unused_imports)]
+pub use workspace::root as workspace;
 
 /// The environment entry of the generated repositories.
 pub const ENTRY: &str = "environments/production.ncl";
@@ -61,39 +66,7 @@ pub fn median_and_fastest(runs: usize, mut run: impl FnMut()) -> (Duration, Dura
     (times[runs / 2], times[0])
 }
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
-}
-
-/// Builds the example apps; returns the hello app's folder.
+/// The example repository's `hello` app, built.
 pub fn hello() -> PathBuf {
-    let apps = workspace().join("examples/gitops-repo/apps");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-        ])
-        .current_dir(&apps);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
-            || key.starts_with("RUSTC")
-            || key == "RUSTFLAGS"
-            || key == "RUSTDOC"
-        {
-            cargo.env_remove(key);
-        }
-    }
-    assert!(
-        cargo.status().expect("cargo runs").success(),
-        "building the example apps failed"
-    );
-    apps.join("hello")
+    workspace::example_apps().join("hello")
 }

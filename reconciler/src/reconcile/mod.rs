@@ -308,8 +308,15 @@ impl Reconciler {
                 .event(false, "NodeProvisioned", &message)
                 .await;
         }
+        if !rollout.uninstalled.is_empty() {
+            let message = format!("uninstalled from {}", rollout.uninstalled.join(", "));
+            self.reporter()
+                .event(false, "NodeUninstalled", &message)
+                .await;
+        }
         // The next wave of a rollout is planned by the next pass: come back soon.
         outcome.progressing = !rollout.provisioned.is_empty()
+            || !rollout.uninstalled.is_empty()
             || report
                 .unhealthy()
                 .any(|(id, h)| h.state == State::Progressing && id.kind == "Job");

@@ -4,7 +4,8 @@
 //! annotation), so the next pass plans the next wave. A failed Job stops the rollout: its node
 //! stays unprovisioned, so the wave does not move on until the cause is fixed. A new shim sha256
 //! makes every node unprovisioned for it, so the rollout reinstalls node by node while running
-//! apps keep their nodes.
+//! apps keep their nodes. A provisioned node that leaves the runtime's selector gets an uninstall
+//! Job; when it completes, the node's label and annotation go.
 
 use anyhow::{Context as _, Result};
 use k8s_openapi::api::core::v1::Node;
@@ -22,12 +23,15 @@ use crate::{
 pub struct Progress {
     /// `runtime/node` pairs marked provisioned in this pass.
     pub provisioned: Vec<String>,
+    /// `runtime/node` pairs the runtime was taken off in this pass.
+    pub uninstalled: Vec<String>,
     /// `runtime/node: reason` of failed installs.
     pub failed: Vec<String>,
 }
 
-/// An installer Job's runtime, node and shim sha256, read from its labels and annotation.
-fn installer(job: &Object) -> Option<(&str, &str, &str)> {
+/// An installer Job's runtime, node, shim sha256 and action, read from its labels and
+/// annotation.
+fn installer(job: &Object) -> Option<(&str, &str, &str, &str)> {
     let value = job.value();
     let label = |key: &str| {
         value
@@ -37,7 +41,12 @@ fn installer(job: &Object) -> Option<(&str, &str, &str)> {
     let sha = value
         .pointer(&format!("/metadata/annotations/{DOMAIN}~1shim-sha256"))
         .and_then(Value::as_str)?;
-    Some((label("runtime")?, label("node")?, sha))
+    Some((
+        label("runtime")?,
+        label("node")?,
+        sha,
+        label("action").unwrap_or("install"),
+    ))
 }
 
 /// Marks the nodes whose installer Job completed, and collects the failed ones.
@@ -49,7 +58,7 @@ pub async fn advance(
     let nodes: Api<Node> = Api::all(client.clone());
     let mut progress = Progress::default();
     for job in desired.iter().filter(|o| o.kind() == "Job") {
-        let Some((runtime, node, sha)) = installer(job) else {
+        let Some((runtime, node, sha, action)) = installer(job) else {
             continue;
         };
         let Some(state) = health.objects.get(&super::inventory::ObjectRef::of(job)) else {
@@ -58,10 +67,15 @@ pub async fn advance(
         match state.state {
             State::Healthy => {
                 let key = provisioned_key(runtime);
+                let (label, annotation) = if action == "uninstall" {
+                    (Value::Null, Value::Null)
+                } else {
+                    (json!(PROVISIONED), json!(sha))
+                };
                 let patch = json!({
                     "metadata": {
-                        "labels": {&key: PROVISIONED},
-                        "annotations": {&key: sha},
+                        "labels": {&key: label},
+                        "annotations": {&key: annotation},
                     }
                 });
                 let params = PatchParams::default();
@@ -69,9 +83,13 @@ pub async fn advance(
                 retry(node, || nodes.patch(node, &params, &patch))
                     .await
                     .with_context(|| {
-                        format!("could not mark node {node} provisioned for {runtime}")
+                        format!("could not record the {action} of {runtime} on {node}")
                     })?;
-                progress.provisioned.push(format!("{runtime}/{node}"));
+                if action == "uninstall" {
+                    progress.uninstalled.push(format!("{runtime}/{node}"));
+                } else {
+                    progress.provisioned.push(format!("{runtime}/{node}"));
+                }
             }
             State::Failed => progress
                 .failed

@@ -1,5 +1,6 @@
-//! What a node runtime becomes: a RuntimeClass that schedules onto provisioned nodes only, and
-//! the installer Jobs of the rollout's first wave.
+//! What a node runtime becomes: a RuntimeClass that schedules onto provisioned nodes only, the
+//! installer Jobs of the rollout's first wave, and uninstall Jobs for provisioned nodes that no
+//! longer match the runtime's selector.
 //!
 //! A node is provisioned for runtime `R` when it carries the label `runtime.spindle.dev/R:
 //! provisioned` and the annotation `runtime.spindle.dev/R: <sha256 of the shim>`. The reconciler
@@ -29,7 +30,12 @@ pub fn render(context: &Context, name: &str, runtime: &Runtime) -> Vec<Object> {
         objects.extend(
             first_wave(name, runtime, nodes)
                 .into_iter()
-                .map(|node| installer_job(context, name, runtime, node)),
+                .map(|node| installer_job(context, name, runtime, node, Action::Install)),
+        );
+        objects.extend(
+            leaving(name, runtime, nodes)
+                .into_iter()
+                .map(|node| installer_job(context, name, runtime, node, Action::Uninstall)),
         );
     }
     objects
@@ -63,26 +69,59 @@ pub fn first_wave<'a>(name: &str, runtime: &Runtime, nodes: &'a [Node]) -> Vec<&
         .collect()
 }
 
+/// Provisioned nodes that no longer match the runtime's selector: the runtime is taken off them,
+/// at most `maxUnavailable` at a time.
+pub fn leaving<'a>(name: &str, runtime: &Runtime, nodes: &'a [Node]) -> Vec<&'a Node> {
+    let key = provisioned_key(name);
+    nodes
+        .iter()
+        .filter(|node| node.labels.contains_key(&key) && !node.matches(&runtime.node_selector))
+        .take(runtime.rollout.max_unavailable as usize)
+        .collect()
+}
+
+/// What an installer Job does on its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Install,
+    Uninstall,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Install => "install",
+            Action::Uninstall => "uninstall",
+        }
+    }
+}
+
 /// What the installer is told; a change to any of it means a new install (and a new Job name).
-fn installer_args(name: &str, runtime: &Runtime) -> Vec<String> {
+fn installer_args(name: &str, runtime: &Runtime, action: Action) -> Vec<String> {
     let mut args = vec![
-        "install".to_owned(),
+        action.as_str().to_owned(),
         format!("--host-root={HOST_ROOT}"),
-        format!("--runtime={name}"),
-        format!("--handler={}", runtime.handler),
-        format!("--runtime-type={}", runtime.runtime_type),
-        format!("--shim-version={}", runtime.shim.version),
-        format!("--shim-sha256={}", runtime.shim.sha256),
     ];
     // Restart and check containerd in the host's namespaces (the pod has hostPID).
     if runtime.containerd.as_ref().is_none_or(|c| c.enter_host) {
-        args.insert(2, "--enter-host".to_owned());
+        args.push("--enter-host".to_owned());
     }
-    args.push(match &runtime.shim.url {
-        Some(url) => format!("--shim-url={url}"),
-        // Validation guarantees the other source: an installer image that carries the shim.
-        None => format!("--shim-file={SHIM_IN_IMAGE}"),
-    });
+    if action == Action::Install {
+        args.push(format!("--runtime={name}"));
+    }
+    args.push(format!("--handler={}", runtime.handler));
+    if action == Action::Install {
+        args.extend([
+            format!("--runtime-type={}", runtime.runtime_type),
+            format!("--shim-version={}", runtime.shim.version),
+            format!("--shim-sha256={}", runtime.shim.sha256),
+        ]);
+        args.push(match &runtime.shim.url {
+            Some(url) => format!("--shim-url={url}"),
+            // Validation guarantees the other source: an installer image that carries the shim.
+            None => format!("--shim-file={SHIM_IN_IMAGE}"),
+        });
+    }
     if let Some(containerd) = &runtime.containerd {
         let on_host = |path: &str| format!("{HOST_ROOT}/{}", path.trim_start_matches('/'));
         if let Some(config) = &containerd.config {
@@ -98,7 +137,7 @@ fn installer_args(name: &str, runtime: &Runtime) -> Vec<String> {
             args.push(format!("--shim-dir={}", dir.trim_start_matches('/')));
         }
     }
-    if !runtime.options.is_empty() {
+    if action == Action::Install && !runtime.options.is_empty() {
         args.push(format!(
             "--options={}",
             serde_json::to_string(&runtime.options).expect("JSON values serialise")
@@ -107,17 +146,23 @@ fn installer_args(name: &str, runtime: &Runtime) -> Vec<String> {
     args
 }
 
-/// `install-<runtime>-<node>-<hash of what runs>`, shortened to fit the 63 characters a Job's
+/// `<action>-<runtime>-<node>-<hash of what runs>`, shortened to fit the 63 characters a Job's
 /// name may use in its pods' `job-name` label. Jobs are immutable: another install is another Job.
-fn job_name(runtime: &str, node: &str, image: &str, args: &[String]) -> String {
+fn job_name(action: Action, runtime: &str, node: &str, image: &str, args: &[String]) -> String {
     let hash = short_hash(format!("{image}\n{}", args.join("\n")).as_bytes(), 8);
-    let mut stem = format!("install-{runtime}-{node}");
+    let mut stem = format!("{}-{runtime}-{node}", action.as_str());
     stem.truncate(63 - hash.len() - 1);
     format!("{}-{hash}", stem.trim_end_matches(['-', '.']))
 }
 
-fn installer_job(context: &Context, name: &str, runtime: &Runtime, node: &Node) -> Object {
-    let args = installer_args(name, runtime);
+fn installer_job(
+    context: &Context,
+    name: &str,
+    runtime: &Runtime,
+    node: &Node,
+    action: Action,
+) -> Object {
+    let args = installer_args(name, runtime, action);
     let image = runtime
         .shim
         .image
@@ -125,11 +170,12 @@ fn installer_job(context: &Context, name: &str, runtime: &Runtime, node: &Node) 
         .unwrap_or(&context.options.installer_image);
     let mut metadata = context.metadata(
         Owner::Runtime(name),
-        &job_name(name, &node.name, image, &args),
+        &job_name(action, name, &node.name, image, &args),
         Some(&context.options.system_namespace),
         None,
     );
     metadata["labels"][format!("{DOMAIN}/node")] = json!(node.name);
+    metadata["labels"][format!("{DOMAIN}/action")] = json!(action.as_str());
     metadata["annotations"] = json!({ format!("{DOMAIN}/shim-sha256"): runtime.shim.sha256 });
     Object::new(json!({
         "apiVersion": "batch/v1",
@@ -226,10 +272,23 @@ mod tests {
     #[test]
     fn job_names_fit_a_label_and_change_with_the_install() {
         let long = "n".repeat(80);
-        let name = job_name("spin", &long, "img", &["x".to_owned()]);
+        let name = job_name(Action::Install, "spin", &long, "img", &["x".to_owned()]);
         assert_eq!(name.len(), 63);
-        assert_ne!(name, job_name("spin", &long, "img", &["y".to_owned()]));
-        assert_ne!(name, job_name("spin", &long, "img2", &["x".to_owned()]));
-        assert!(job_name("spin", "node-1", "img", &[]).starts_with("install-spin-node-1-"));
+        assert_ne!(
+            name,
+            job_name(Action::Install, "spin", &long, "img", &["y".to_owned()])
+        );
+        assert_ne!(
+            name,
+            job_name(Action::Install, "spin", &long, "img2", &["x".to_owned()])
+        );
+        assert!(
+            job_name(Action::Install, "spin", "node-1", "img", &[])
+                .starts_with("install-spin-node-1-")
+        );
+        assert!(
+            job_name(Action::Uninstall, "spin", "node-1", "img", &[])
+                .starts_with("uninstall-spin-node-1-")
+        );
     }
 }

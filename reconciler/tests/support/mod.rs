@@ -149,6 +149,24 @@ pub async fn kube_client() -> kube::Client {
     kube::Client::try_from(config).expect("client builds")
 }
 
+/// Appends what `pipe` says to `sink`, on a thread of its own, until it closes.
+pub fn collect(
+    mut pipe: impl std::io::Read + Send + 'static,
+    sink: std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+}
+
 /// A `spindle run` in the background, stopped (SIGTERM) when dropped.
 pub struct Served {
     child: std::process::Child,
@@ -172,19 +190,8 @@ impl Served {
             .spawn()
             .expect("spindle runs");
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        });
+        let pipe = child.stderr.take().expect("stderr");
+        collect(pipe, stderr.clone());
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut first = String::new();
         stdout.read_line(&mut first).expect("reads stdout");

@@ -8,7 +8,7 @@ use std::{
 };
 
 /// The workspace's root.
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

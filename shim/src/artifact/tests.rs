@@ -53,17 +53,25 @@ source = "worker.wasm"
     App::load(dir).unwrap()
 }
 
-fn layers(artifact: &Artifact) -> Vec<Layer<'_>> {
+fn layer(blob: &Blob) -> Layer<'_> {
+    Layer {
+        media_type: &blob.media_type,
+        digest: &blob.digest,
+        bytes: &blob.bytes,
+        precompiled: false,
+    }
+}
+
+fn media_types(artifact: &Artifact) -> Vec<&str> {
     artifact
         .layers
         .iter()
-        .map(|blob| Layer {
-            media_type: &blob.media_type,
-            digest: &blob.digest,
-            bytes: &blob.bytes,
-            precompiled: false,
-        })
+        .map(|l| l.media_type.as_str())
         .collect()
+}
+
+fn layers(artifact: &Artifact) -> Vec<Layer<'_>> {
+    artifact.layers.iter().map(layer).collect()
 }
 
 /// A component's files as the guest sees them: path and content.
@@ -125,11 +133,7 @@ fn an_app_survives_packing_and_unpacking() {
 fn the_layout_is_spins() {
     let dir = tempfile::tempdir().unwrap();
     let artifact = pack(&sample(dir.path(), 0)).unwrap();
-    let types: Vec<&str> = artifact
-        .layers
-        .iter()
-        .map(|l| l.media_type.as_str())
-        .collect();
+    let types = media_types(&artifact);
     // Two components, one large file (the small one is inline), the locked app last.
     assert_eq!(
         types,
@@ -192,11 +196,7 @@ fn many_files_go_into_an_archive_layer_per_component() {
     let dir = tempfile::tempdir().unwrap();
     let app = sample(dir.path(), 600);
     let artifact = pack(&app).unwrap();
-    let types: Vec<&str> = artifact
-        .layers
-        .iter()
-        .map(|l| l.media_type.as_str())
-        .collect();
+    let types = media_types(&artifact);
     assert_eq!(
         types,
         [
@@ -243,16 +243,7 @@ fn content_the_locked_app_names_must_be_there() {
 fn a_lone_wasm_layer_is_a_one_component_app() {
     let wasm = Blob::new(PLAIN_WASM_MEDIA_TYPE, b"\0asm plain".to_vec());
     let out = tempfile::tempdir().unwrap();
-    let app = unpack(
-        &[Layer {
-            media_type: &wasm.media_type,
-            digest: &wasm.digest,
-            bytes: &wasm.bytes,
-            precompiled: false,
-        }],
-        out.path(),
-    )
-    .unwrap();
+    let app = unpack(&[layer(&wasm)], out.path()).unwrap();
     assert_eq!(app.routes.len(), 1);
     assert_eq!(app.routes[0].0.to_string(), "/...");
     assert_eq!(
@@ -266,17 +257,7 @@ fn what_spindle_cannot_serve_is_named() {
     let refuse = |locked: serde_json::Value| {
         let blob = Blob::new(LOCKED_APP_MEDIA_TYPE, serde_json::to_vec(&locked).unwrap());
         let out = tempfile::tempdir().unwrap();
-        unpack(
-            &[Layer {
-                media_type: &blob.media_type,
-                digest: &blob.digest,
-                bytes: &blob.bytes,
-                precompiled: false,
-            }],
-            out.path(),
-        )
-        .unwrap_err()
-        .to_string()
+        unpack(&[layer(&blob)], out.path()).unwrap_err().to_string()
     };
     let redis = refuse(serde_json::json!({
         "triggers": [{"id": "t", "trigger_type": "redis", "trigger_config": {}}],
