@@ -105,7 +105,6 @@ impl Target {
             socket: self.socket.clone(),
             timeout: Duration::from_secs_f64(self.timeout.max(1.0)),
             enter_host: self.enter_host,
-            host_root: self.host_root.clone(),
         }
     }
 

@@ -29,8 +29,6 @@ pub struct Control {
     pub timeout: Duration,
     /// Run host commands in PID 1's namespaces (the installer runs in a pod with hostPID).
     pub enter_host: bool,
-    /// Where the host's root is: without `enter_host`, host paths (the socket) are read there.
-    pub host_root: PathBuf,
 }
 
 /// What an install or uninstall did, printed as JSON for the reconciler and for people.
@@ -222,13 +220,6 @@ fn wait_until_answering(layout: &Layout, control: &Control) -> Result<()> {
             .socket
             .clone()
             .unwrap_or_else(|| PathBuf::from(layout.socket));
-        let socket = if control.enter_host {
-            socket
-        } else {
-            control
-                .host_root
-                .join(socket.strip_prefix("/").unwrap_or(&socket))
-        };
         let socket = socket.display();
         format!(
             "if command -v ctr >/dev/null; then ctr --address {socket} version; else test -S {socket}; fi"

@@ -128,6 +128,12 @@ fn installer_args(name: &str, runtime: &Runtime, action: Action) -> Vec<String> 
             args.push(format!("--config={}", on_host(config)));
         }
         if let Some(socket) = &containerd.socket {
+            // Checked in the node's namespaces, or in the installer's container under /host.
+            let socket = if containerd.enter_host {
+                socket.clone()
+            } else {
+                on_host(socket)
+            };
             args.push(format!("--socket={socket}"));
         }
         if let Some(command) = &containerd.restart_command {
