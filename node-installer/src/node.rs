@@ -151,8 +151,16 @@ fn apply_config(
             layout.config.display()
         );
     }
+    // containerd answers before its CRI plugin has caught up with the running containers: an exit
+    // in that window (this installer's own, in a Job) is lost, and the kubelet records the pod as
+    // failed with an unknown status. Give it time before returning.
+    std::thread::sleep(CRI_SETTLE);
     Ok(())
 }
+
+/// How long containerd's CRI plugin gets, after containerd answers again, to recover its
+/// containers and subscribe to their events.
+const CRI_SETTLE: Duration = Duration::from_secs(3);
 
 fn backup_path(config: &Path) -> PathBuf {
     let mut name = config.file_name().unwrap_or_default().to_os_string();
