@@ -403,3 +403,104 @@ fn a_trapping_guest_fails_one_request_and_the_container_serves_on() {
     assert!(log.contains("this guest traps on purpose"), "{log}");
     assert!(log.contains("wasm trap"), "{log}");
 }
+
+/// An OCI image archive of one uncompressed layer holding `files` (name, bytes), named `name`.
+fn image_archive(files: &[(&str, &[u8])], name: &str, dir: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    let root = dir.join("rootfs");
+    let blobs = dir.join("layout/blobs/sha256");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&blobs).unwrap();
+    for (file, bytes) in files {
+        std::fs::write(root.join(file), bytes).unwrap();
+    }
+    let layer = dir.join("layer.tar");
+    let status = Command::new("tar")
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-cf",
+        ])
+        .arg(&layer)
+        .arg("-C")
+        .arg(&root)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let blob = |bytes: &[u8]| {
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        std::fs::write(blobs.join(&digest), bytes).unwrap();
+        (format!("sha256:{digest}"), bytes.len())
+    };
+    let (layer, layer_size) = blob(&std::fs::read(&layer).unwrap());
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer]},
+    });
+    let (config, config_size) = blob(config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}],
+    });
+    let (manifest, manifest_size) = blob(manifest.to_string().as_bytes());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest, "size": manifest_size,
+            "platform": {"architecture": "amd64", "os": "linux"},
+            "annotations": {"io.containerd.image.name": name},
+        }],
+    });
+    std::fs::write(dir.join("layout/index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        dir.join("layout/oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let archive = dir.join("image.tar");
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.join("layout"))
+        .args(["oci-layout", "index.json", "blobs"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    archive
+}
+
+#[test]
+fn an_image_with_a_spin_toml_among_its_files_runs_too() {
+    // SpinKube's older image style: an ordinary image whose files are the app.
+    let headers = std::fs::read(test_apps().join("target/wasm32-wasip2/release/headers.wasm"))
+        .expect("the headers guest is built");
+    let manifest = "spin_manifest_version = 2\n[application]\nname = \"files-app\"\n\
+                    [[trigger.http]]\nroute = \"/...\"\ncomponent = \"app\"\n\
+                    [component.app]\nsource = \"app.wasm\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("spindle.test/{}:v1", unique("files-app"));
+    let archive = image_archive(
+        &[("spin.toml", manifest.as_bytes()), ("app.wasm", &headers)],
+        &name,
+        dir.path(),
+    );
+    let (imported, output) = Ctr::V16.run(&["image", "import", archive.to_str().unwrap()]);
+    assert!(imported, "ctr image import: {output}");
+    let mut container = Container::start(&name, &[]);
+    let answer = container.wait_serving("/users/7");
+    assert_eq!(answer.status, 200, "{}", container.output());
+    assert!(answer.body.contains("spin-full-url"), "{answer:?}");
+    let (code, log) = container.terminate();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("precompiled=0"),
+        "read from the image's files: {log}"
+    );
+}
