@@ -101,21 +101,11 @@ fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
 
 /// Writes the layers' app into a folder of the container's own files.
 fn unpack(layers: &[WasmLayer]) -> Result<App> {
-    let described: Vec<(String, String)> = layers
-        .iter()
-        .map(|layer| {
-            (
-                layer.config.media_type().to_string(),
-                layer.config.digest().to_string(),
-            )
-        })
-        .collect();
     let layers: Vec<artifact::Layer> = layers
         .iter()
-        .zip(&described)
-        .map(|(layer, (media_type, digest))| artifact::Layer {
-            media_type,
-            digest,
+        .map(|layer| artifact::Layer {
+            media_type: layer.config.media_type().as_ref(),
+            digest: layer.config.digest().as_ref(),
             bytes: &layer.layer,
             precompiled: layer.precompiled,
         })

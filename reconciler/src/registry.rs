@@ -139,10 +139,8 @@ impl Registry {
             .pull_blob(reference, digest, &mut bytes)
             .await
             .with_context(|| format!("cannot fetch blob {digest} of {reference}"))?;
-        std::fs::create_dir_all(path.parent().expect("blob paths have a folder"))?;
-        let temp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&temp, &bytes)?;
-        std::fs::rename(&temp, &path)?;
+        spindle_shim::atomic_file::write(&path, &bytes)
+            .with_context(|| format!("cannot keep blob {digest} in {}", path.display()))?;
         Ok(bytes)
     }
 }

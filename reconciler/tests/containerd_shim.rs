@@ -17,24 +17,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{HttpResponse, binary, collect, http, required_env, spindle, test_apps};
+use support::{
+    HttpResponse, binary, collect, free_port, http, required_env, spindle, test_apps, unique,
+};
 
 const RUNTIME: &str = "io.containerd.spindle.v1";
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros()
-            % 1_000_000
-    )
-}
 
 /// Puts the workspace's shim on containerd's PATH, by rename: a shim of an earlier run may still
 /// be executing.
@@ -137,14 +124,6 @@ fn single_component_app(wasm: &[u8]) -> tempfile::TempDir {
     )
     .unwrap();
     dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `ctr run` of an image in the foreground: the container's stdout and stderr are collected.

@@ -13,7 +13,7 @@ use std::{
 use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use spindle::{cluster::Cluster, render::Object};
-use support::{GitRepo, Output, http, kube_client, spindle};
+use support::{GitRepo, Output, free_port, http, kube_client, spindle, unique};
 
 const SHIM_SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -55,16 +55,6 @@ fn apply(repo: &GitRepo, instance: &str, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     spindle(&args)
-}
-
-/// A name of its own for each run, so that runs against a long-lived test cluster do not meet
-/// each other's objects.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{:x}", nanos ^ std::process::id())
 }
 
 fn assert_ok(out: &Output) {
@@ -567,15 +557,6 @@ fn a_reconciler_killed_half_way_converges_without_orphans() {
         "killed after {applied_before_the_kill} Deployments"
     );
     assert_eq!(live.names("v1", "Service", ns), expected);
-}
-
-/// A free port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {

@@ -2,12 +2,11 @@
 //! so that only the first run of a given spindle build pays for compilation.
 
 use std::{
-    fs,
     hash::{Hash, Hasher},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, component::Component};
 
@@ -30,7 +29,7 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Resu
         }
     }
     let compiled = engine.precompile_component(wasm)?;
-    if let Err(err) = store(dir, &path, &compiled) {
+    if let Err(err) = crate::atomic_file::write(&path, &compiled) {
         tracing::warn!(path = %path.display(), "could not cache the compiled component: {err:#}");
     }
     // SAFETY: these bytes were produced just now by `precompile_component` of this engine.
@@ -68,12 +67,4 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
     digest.update(compatibility(engine).to_le_bytes());
     digest.update(wasm);
     hex::encode(&digest.finalize()[..16])
-}
-
-fn store(dir: &Path, path: &PathBuf, compiled: &[u8]) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let temp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&temp, compiled)?;
-    fs::rename(&temp, path)?;
-    Ok(())
 }

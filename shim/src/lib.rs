@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod artifact;
+pub mod atomic_file;
 pub mod compile_cache;
 pub mod files;
 mod guest_log;

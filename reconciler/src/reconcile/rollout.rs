@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::health::{Report, State};
 use crate::{
     cluster::retry,
-    render::{DOMAIN, Object, PROVISIONED, provisioned_key},
+    render::{Action, DOMAIN, Object, PROVISIONED, provisioned_key},
 };
 
 /// What a pass did for rollouts.
@@ -31,7 +31,7 @@ pub struct Progress {
 
 /// An installer Job's runtime, node, shim sha256 and action, read from its labels and
 /// annotation.
-fn installer(job: &Object) -> Option<(&str, &str, &str, &str)> {
+fn installer(job: &Object) -> Option<(&str, &str, &str, Action)> {
     let value = job.value();
     let label = |key: &str| {
         value
@@ -45,7 +45,7 @@ fn installer(job: &Object) -> Option<(&str, &str, &str, &str)> {
         label("runtime")?,
         label("node")?,
         sha,
-        label("action").unwrap_or("install"),
+        Action::from_label(label("action")),
     ))
 }
 
@@ -67,10 +67,9 @@ pub async fn advance(
         match state.state {
             State::Healthy => {
                 let key = provisioned_key(runtime);
-                let (label, annotation) = if action == "uninstall" {
-                    (Value::Null, Value::Null)
-                } else {
-                    (json!(PROVISIONED), json!(sha))
+                let (label, annotation) = match action {
+                    Action::Install => (json!(PROVISIONED), json!(sha)),
+                    Action::Uninstall => (Value::Null, Value::Null),
                 };
                 let patch = json!({
                     "metadata": {
@@ -83,12 +82,12 @@ pub async fn advance(
                 retry(node, || nodes.patch(node, &params, &patch))
                     .await
                     .with_context(|| {
+                        let action = action.as_str();
                         format!("could not record the {action} of {runtime} on {node}")
                     })?;
-                if action == "uninstall" {
-                    progress.uninstalled.push(format!("{runtime}/{node}"));
-                } else {
-                    progress.provisioned.push(format!("{runtime}/{node}"));
+                match action {
+                    Action::Install => progress.provisioned.push(format!("{runtime}/{node}")),
+                    Action::Uninstall => progress.uninstalled.push(format!("{runtime}/{node}")),
                 }
             }
             State::Failed => progress

@@ -21,7 +21,7 @@ use spindle_schema::{App, Platform, pointer_segment};
 pub use kube_version::KubeVersion;
 pub use nodes::Node;
 pub use object::{Object, Stage, sort};
-pub use runtime::{PROVISIONED, provisioned_key};
+pub use runtime::{Action, PROVISIONED, provisioned_key};
 
 /// Label and annotation prefix of everything spindle writes.
 pub const DOMAIN: &str = "spindle.dev";

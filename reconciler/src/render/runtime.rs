@@ -88,10 +88,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// The value of the Job's `spindle.dev/action` label.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Install => "install",
             Action::Uninstall => "uninstall",
+        }
+    }
+
+    /// The action a Job's label names; Jobs from before the label existed install.
+    pub fn from_label(label: Option<&str>) -> Action {
+        match label {
+            Some("uninstall") => Action::Uninstall,
+            _ => Action::Install,
         }
     }
 }

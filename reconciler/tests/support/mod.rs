@@ -128,6 +128,32 @@ impl GitRepo {
     }
 }
 
+/// A name of its own for each call, so that runs (and tests) against long-lived test servers do
+/// not meet each other's objects.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+            % 1_000_000
+    )
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Reads an environment variable naming a test server; fails with a clear message when absent.
 pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {

@@ -5,7 +5,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     io::Read as _,
-    path::{Component as PathComponent, Path, PathBuf},
+    path::{Component as PathComponent, Path},
 };
 
 use base64::Engine as _;
@@ -338,11 +338,9 @@ fn guest_path(path: &str) -> Option<String> {
 }
 
 /// Content-addressed files are written once: a second app in the same folder reuses them.
-fn write_once(path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
+fn write_once(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let temp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temp, bytes)?;
-    std::fs::rename(&temp, path)
+    crate::atomic_file::write(path, bytes)
 }
