@@ -1,7 +1,7 @@
 //! The container's environment, read in SpinKube's conventions so that Deployments made for
 //! SpinKube's shim run unchanged: `SPIN_HTTP_LISTEN_ADDR`, `SPIN_VARIABLE_<NAME>`,
-//! `SPIN_COMPONENTS_TO_RETAIN`, `SPIN_MAX_INSTANCE_MEMORY` (bytes) and a runtime config mounted
-//! at `/runtime-config.toml`.
+//! `SPIN_COMPONENTS_TO_RETAIN`, `SPIN_MAX_INSTANCE_MEMORY` (bytes), a runtime config mounted
+//! at `/runtime-config.toml`, and the `OTEL_*` variables (read by [`var`] when the app starts).
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -17,6 +17,15 @@ const DEFAULT_LISTEN: &str = "0.0.0.0:80";
 pub struct Pod {
     pub listen: SocketAddr,
     pub options: Options,
+}
+
+/// The value of `name` among the container's `KEY=VALUE` entries (the last one wins).
+pub fn var(envs: &[String], name: &str) -> Option<String> {
+    envs.iter()
+        .rev()
+        .filter_map(|entry| entry.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// Reads `KEY=VALUE` entries of the container's process; `runtime_config` is the mounted runtime

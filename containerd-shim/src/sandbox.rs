@@ -10,7 +10,7 @@ use containerd_shim_wasm::sandbox::{
     Sandbox,
     context::{RuntimeContext, Source, WasmLayer},
 };
-use spindle_shim::{App, Runtime, artifact, server};
+use spindle_shim::{App, Runtime, artifact, server, telemetry};
 
 use crate::pod;
 
@@ -63,7 +63,7 @@ fn run(envs: &[String], layers: Option<&[WasmLayer]>) -> i32 {
 fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
     let started = Instant::now();
     let runtime_config = Path::new(pod::RUNTIME_CONFIG);
-    let pod = pod::from_env(
+    let mut pod = pod::from_env(
         envs,
         runtime_config
             .exists()
@@ -81,6 +81,9 @@ fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
     tokio.block_on(async {
         let name = app.name.clone();
         let components = app.components.len();
+        let traces = telemetry::start_if_configured(|key| pod::var(envs, key), &name);
+        let (tracer, exporter) = traces.unzip();
+        pod.options.tracer = tracer;
         let prepared = Runtime::new(app, pod.options)?;
         let listener = tokio::net::TcpListener::bind(pod.listen)
             .await
@@ -94,6 +97,9 @@ fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
             started.elapsed().as_millis()
         );
         server::serve(server::Slot::new(prepared), listener, server::termination()).await?;
+        if let Some(exporter) = exporter {
+            exporter.finish().await;
+        }
         tracing::info!("stopped: in-flight requests finished");
         anyhow::Ok(())
     })

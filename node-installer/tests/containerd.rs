@@ -179,7 +179,7 @@ impl Drop for Node {
         // Shims outlive containerd; those of this node's socket go too (a failed test leaves
         // containers running).
         let _ = Command::new("pkill")
-            .args(["-f", &format!("-address {}", self.socket().display())])
+            .args(["-f", "--", &format!("-address {}", self.socket().display())])
             .status();
     }
 }

@@ -1,66 +1,131 @@
-//! Evaluation + validation time for generated repositories of 10, 100 and 1,000 apps.
+//! Evaluation + validation time for generated repositories of 10, 100 and 1,000 apps, against
+//! the same programs evaluated natively (no wasm).
 //!
-//! `cargo bench -p spindle --bench evaluate` prints, per size, the median and the fastest of
-//! several runs of `spec::load` (sandboxed Nickel evaluation with the Platform contract,
-//! deserialisation and validation), with the evaluator compiled and warm; then the bare sandboxed
-//! evaluation of each repository, which it also writes to `target/bench-repos/apps-N`, so that the
-//! evaluator's `native` example can time the same program outside wasm (see docs/testing.md).
+//! Per size: the median of several runs of `spec::load` (sandboxed Nickel evaluation with the
+//! Platform contract, deserialisation and validation) with the evaluator warm; the bare sandboxed
+//! evaluation; and, when `SPINDLE_BENCH_NATIVE` names the evaluator's `native` example (as
+//! `scripts/benchmarks` does), the same evaluation outside the sandbox. The repositories are
+//! written to `target/bench-repos/apps-N` for it.
 
-use std::time::Instant;
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use spindle::{
     evaluate::{Evaluator, Limits},
     spec,
 };
 use spindle_schema::NICKEL_LIBRARY;
-use support::{ENTRY, median_and_fastest, repository};
+use support::{
+    ENTRY, median_and_fastest,
+    report::{Section, ratio, time, verdict},
+    repository, workspace,
+};
 
 mod support;
 
+const SIZES: [usize; 3] = [10, 100, 1000];
+
 fn main() {
-    let cache = std::env::temp_dir().join("spindle-bench-cache");
+    let cache = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
-    let evaluator = Evaluator::new(Some(cache), Limits::default()).expect("evaluator");
-    println!(
-        "evaluator ready in {:?} (compiled or loaded from cache)",
-        started.elapsed()
-    );
-    println!("load (evaluate + contract + validate)");
-    println!("{:>6}  {:>10}  {:>10}", "apps", "median", "fastest");
-    for apps in [10, 100, 1000] {
+    Evaluator::new(Some(cache.path().to_owned()), Limits::default()).expect("evaluator");
+    let compile = started.elapsed();
+    let started = Instant::now();
+    let evaluator =
+        Evaluator::new(Some(cache.path().to_owned()), Limits::default()).expect("evaluator");
+    let cached = started.elapsed();
+
+    let native = std::env::var_os("SPINDLE_BENCH_NATIVE");
+    let library = [("spindle.ncl".to_owned(), NICKEL_LIBRARY.to_owned())];
+    let mut rows = Vec::new();
+    let mut at_1000 = (Duration::ZERO, Duration::ZERO, None);
+    for apps in SIZES {
         let snapshot = repository(apps);
         let runs = if apps >= 1000 { 7 } else { 15 };
-        let (median, fastest) = median_and_fastest(runs, || {
+        let (load, _) = median_and_fastest(runs, || {
             let loaded = spec::load(&evaluator, &snapshot, None).expect("valid repository");
             assert_eq!(loaded.platform.apps.len(), apps);
         });
-        println!("{apps:>6}  {median:>10.1?}  {fastest:>10.1?}");
-    }
-
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("reconciler/ sits in the workspace")
-        .join("target/bench-repos");
-    let library = [("spindle.ncl".to_owned(), NICKEL_LIBRARY.to_owned())];
-    println!("bare evaluation in the sandbox (compare: the evaluator's `native` example)");
-    for apps in [10, 100, 1000] {
-        let snapshot = repository(apps);
         let files: Vec<(String, String)> = snapshot
             .config_files()
             .map(|(path, text)| (path.to_owned(), text.to_owned()))
             .collect();
-        let dir = out.join(format!("apps-{apps}"));
-        for (path, text) in &files {
-            let path = dir.join(path);
-            std::fs::create_dir_all(path.parent().expect("file in a folder")).expect("mkdir");
-            std::fs::write(path, text).expect("write bench repository");
-        }
-        let (median, fastest) = median_and_fastest(9, || {
+        let (sandboxed, _) = median_and_fastest(9, || {
             evaluator.eval(ENTRY, &files, &library).expect("evaluates");
         });
-        println!(
-            "wasm    {}: median {median:.1?}, fastest {fastest:.1?}",
-            dir.display()
-        );
+        let natively = native.as_ref().map(|binary| {
+            let dir = workspace().join(format!("target/bench-repos/apps-{apps}"));
+            for (path, text) in &files {
+                let path = dir.join(path);
+                std::fs::create_dir_all(path.parent().expect("file in a folder")).expect("mkdir");
+                std::fs::write(path, text).expect("write bench repository");
+            }
+            run_native(Path::new(binary), &dir)
+        });
+        at_1000 = (load, sandboxed, natively);
+        rows.push([
+            apps.to_string(),
+            time(load),
+            time(sandboxed),
+            natively.map_or("—".to_owned(), time),
+        ]);
     }
+
+    let mut section = Section::new(
+        "evaluate",
+        "Specs: evaluation and validation",
+        "cargo bench --bench evaluate",
+        "Generated repositories: N apps (image, replicas, a literal and a Secret-backed variable, \
+         ingress host, readiness check), one runtime, one environment that overrides an app. \
+         Medians; the evaluator is compiled and warm.",
+    );
+    section.table(
+        [
+            "apps",
+            "load: evaluate + contract + validate",
+            "bare sandboxed evaluation",
+            "native evaluation (no wasm)",
+        ],
+        &rows,
+    );
+    let (load, sandboxed, natively) = at_1000;
+    section.note(format!(
+        "Target for 1,000 apps (under 1 s): {}, {}.",
+        verdict(load, Duration::from_secs(1)),
+        time(load)
+    ));
+    if let Some(natively) = natively {
+        section.note(format!(
+            "The sandbox costs {} over native Nickel at 1,000 apps (cranelift's code against \
+             rustc's, plus copying the files in and the JSON out).",
+            ratio(sandboxed, natively)
+        ));
+    }
+    section.note(format!(
+        "Preparing the evaluator: {} to compile the component on a first run, {} to load it from \
+         the on-disk cache (`~/.cache/spindle/components`).",
+        time(compile),
+        time(cached)
+    ));
+    section.write();
+}
+
+/// The `native` example's median for the repository in `dir`.
+fn run_native(binary: &Path, dir: &Path) -> Duration {
+    let out = Command::new(binary)
+        .arg(dir)
+        .arg(ENTRY)
+        .output()
+        .expect("the native evaluator runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "native evaluator: {stdout}");
+    let micros = stdout
+        .strip_prefix("median ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output of the native evaluator: {stdout}"));
+    Duration::from_micros(micros)
 }

@@ -1,15 +1,16 @@
 //! spindle's runtime against `wasmtime serve` on the same hello component (the example
 //! repository's `hello`, a Rust spin-sdk 5.2 guest).
 //!
-//! `scripts/bench-runtime` installs wasmtime-cli 48.0.8 and runs this; without it the wasmtime
-//! rows are left out. Measures requests/s and p50/p99 latency at concurrency 1 and 32, the time
-//! from process start to the first response (compile cache empty, then filled), and memory: the
-//! serving process's RSS, and the growth of one process's RSS with 1 and with 50 apps loaded.
+//! `scripts/benchmarks` installs wasmtime-cli 48.0.8 into `target/bench-tools` (or
+//! `SPINDLE_BENCH_WASMTIME` names one); without it the wasmtime column says "not measured".
+//! Measures requests/s and p50/p99 latency at concurrency 1 and 32, the time from process start
+//! to the first response (compile cache empty, then filled), and memory: the serving process's
+//! RSS, and the growth of one process's RSS with 1 and with 50 apps loaded.
 
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    path::Path,
+    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
         Arc,
@@ -20,7 +21,11 @@ use std::{
 
 mod support;
 
-use support::{hello, workspace};
+use support::{
+    hello,
+    report::{Section, time, verdict},
+    workspace,
+};
 
 const LOAD: Duration = Duration::from_secs(5);
 
@@ -131,103 +136,184 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+struct Server {
+    child: Child,
+    port: u16,
 }
 
-fn spindle(app: &Path, port: u16, cache: &Path) -> Server {
-    Server(
-        Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .arg("run")
-            .arg(app)
-            .args(["--ephemeral", "--listen", &format!("127.0.0.1:{port}")])
-            .env("SPINDLE_CACHE", cache)
-            .env("SPINDLE_LOG", "error")
+impl Server {
+    fn spawn(command: &mut Command, port: u16) -> Server {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("spindle runs"),
-    )
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        Server { child, port }
+    }
 }
 
-fn report(name: &str, port: u16, pid: u32) {
-    for concurrency in [1, 32] {
-        let stats = load(port, concurrency);
-        println!(
-            "{name:<16} c={concurrency:<3} {:>9.0} req/s   p50 {:>8.2?}   p99 {:>8.2?}",
-            stats.per_second, stats.p50, stats.p99
-        );
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    println!("{name:<16} RSS after load: {} MiB", rss_kib(pid) / 1024);
+}
+
+/// Requests/s and latencies at concurrency 1 and 32, then the server's RSS.
+struct Measured {
+    start_empty_cache: Duration,
+    start_filled_cache: Duration,
+    loads: [Stats; 2],
+    rss_mib: u64,
+}
+
+fn measure(start: impl Fn() -> Server) -> Measured {
+    let mut starts = [Duration::ZERO; 2];
+    for took in &mut starts {
+        let started = Instant::now();
+        let server = start();
+        *took = first_response(server.port, started);
+    }
+    let server = start();
+    first_response(server.port, Instant::now());
+    let loads = [load(server.port, 1), load(server.port, 32)];
+    Measured {
+        start_empty_cache: starts[0],
+        start_filled_cache: starts[1],
+        loads,
+        rss_mib: rss_kib(server.child.id()) / 1024,
+    }
 }
 
 fn main() {
     let app = hello();
     let wasm = app.join("../target/wasm32-wasip2/release/hello.wasm");
-    let cache = tempfile::tempdir().expect("temp dir");
-
-    for label in ["cold (empty compile cache)", "warm (compile cache filled)"] {
+    let caches = tempfile::tempdir().expect("temp dir");
+    let spindle_cache = caches.path().join("spindle");
+    let spindle = measure(|| {
         let port = free_port();
-        let started = Instant::now();
-        let _server = spindle(&app, port, cache.path());
-        println!(
-            "spindle start to first response, {label}: {:.1?}",
-            first_response(port, started)
-        );
-    }
+        Server::spawn(
+            Command::new(env!("CARGO_BIN_EXE_spindle"))
+                .arg("run")
+                .arg(&app)
+                .args(["--ephemeral", "--listen", &format!("127.0.0.1:{port}")])
+                .env("SPINDLE_CACHE", &spindle_cache)
+                .env("SPINDLE_LOG", "error"),
+            port,
+        )
+    });
 
-    let port = free_port();
-    let server = spindle(&app, port, cache.path());
-    first_response(port, Instant::now());
-    report("spindle run", port, server.0.id());
-    drop(server);
-
-    let wasmtime = workspace().join("target/bench-tools/bin/wasmtime");
-    if wasmtime.exists() {
-        let port = free_port();
-        let started = Instant::now();
-        let server = Server(
-            Command::new(&wasmtime)
-                .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
-                .arg(&wasm)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("wasmtime runs"),
-        );
-        println!(
-            "wasmtime serve start to first response: {:.1?}",
-            first_response(port, started)
-        );
-        report("wasmtime serve", port, server.0.id());
-    } else {
-        println!(
-            "(wasmtime serve not measured: run scripts/bench-runtime to install wasmtime-cli 48.0.8)"
-        );
-    }
+    let wasmtime_binary = std::env::var_os("SPINDLE_BENCH_WASMTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/bench-tools/bin/wasmtime"));
+    let wasmtime = wasmtime_binary.exists().then(|| {
+        let config = caches.path().join("wasmtime.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[cache]\ndirectory = \"{}\"\n",
+                caches.path().join("wasmtime").display()
+            ),
+        )
+        .unwrap();
+        measure(|| {
+            let port = free_port();
+            Server::spawn(
+                Command::new(&wasmtime_binary)
+                    .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+                    .arg(format!("-Ccache-config={}", config.display()))
+                    .arg(&wasm),
+                port,
+            )
+        })
+    });
 
     // Memory per app: one process, one engine, N apps prepared to serve.
     let shared = spindle_shim::ServingEngine::new(256 << 20).expect("engine");
     let options = spindle_shim::Options {
-        cache_dir: Some(cache.path().join("components")),
+        cache_dir: Some(spindle_cache.join("components")),
         ..spindle_shim::Options::default()
     };
     let me = std::process::id();
     let before = rss_kib(me);
     let mut loaded = Vec::new();
+    let mut growth = Vec::new();
     for count in 1..=50 {
         let app = spindle_shim::App::load(&app).expect("loads");
         loaded.push(spindle_shim::Runtime::on(&shared, app, options.clone()).expect("prepares"));
         if count == 1 || count == 50 {
-            println!(
-                "RSS growth with {count:>2} app(s) loaded: {} MiB",
-                (rss_kib(me) - before) / 1024
-            );
+            growth.push((rss_kib(me) - before) / 1024);
         }
     }
+
+    let mut section = Section::new(
+        "serve",
+        "Runtime",
+        "cargo bench --bench serve",
+        "The example repository's `hello` (a Rust spin-sdk 5.2 guest), served by `spindle run` \
+         and by `wasmtime serve -Scli` from wasmtime-cli 48.0.8, both release builds, in the same \
+         run. Keep-alive connections sending GETs for 5 s; the load generator runs on the same \
+         cores as the server.",
+    );
+    let column = |pick: &dyn Fn(&Measured) -> String| {
+        [
+            pick(&spindle),
+            wasmtime.as_ref().map_or("not measured".to_owned(), pick),
+        ]
+    };
+    let row = |what: &str, pick: &dyn Fn(&Measured) -> String| {
+        let [a, b] = column(pick);
+        [what.to_owned(), a, b]
+    };
+    let mut rows = Vec::new();
+    for (i, concurrency) in [1, 32].into_iter().enumerate() {
+        rows.push(row(&format!("c={concurrency} requests/s"), &|m| {
+            format!("{:.0}", m.loads[i].per_second)
+        }));
+        rows.push(row(&format!("c={concurrency} p50 / p99"), &|m| {
+            format!("{} / {}", time(m.loads[i].p50), time(m.loads[i].p99))
+        }));
+    }
+    rows.push(row(
+        "process start to first response, compile cache empty",
+        &|m| time(m.start_empty_cache),
+    ));
+    rows.push(row(
+        "process start to first response, compile cache filled",
+        &|m| time(m.start_filled_cache),
+    ));
+    rows.push(row("RSS of the serving process after the load", &|m| {
+        format!("{} MiB", m.rss_mib)
+    }));
+    section.table(["", "spindle run", "wasmtime serve"], &rows);
+    if let Some(wasmtime) = &wasmtime {
+        let met: Vec<String> = [0, 1]
+            .iter()
+            .map(|&i| {
+                let (ours, theirs) = (spindle.loads[i].per_second, wasmtime.loads[i].per_second);
+                format!(
+                    "{} at c={} ({:.2}x)",
+                    if ours >= theirs { "met" } else { "missed" },
+                    [1, 32][i],
+                    ours / theirs
+                )
+            })
+            .collect();
+        section.note(format!(
+            "Throughput target (at least `wasmtime serve`'s): {}.",
+            met.join(", ")
+        ));
+    }
+    section.note(format!(
+        "Cached cold start target (under 50 ms): {}, {}.",
+        verdict(spindle.start_filled_cache, Duration::from_millis(50)),
+        time(spindle.start_filled_cache)
+    ));
+    section.note(format!(
+        "Memory per app: one process, one engine, N copies of the app prepared to serve \
+         (components loaded from the compile cache, pre-instantiated, stores opened): RSS grows \
+         {} MiB for 1 app and {} MiB for 50 apps.",
+        growth[0], growth[1]
+    ));
+    section.write();
 }

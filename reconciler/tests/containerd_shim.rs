@@ -18,7 +18,9 @@ use std::{
 };
 
 use support::{
-    HttpResponse, binary, collect, free_port, http, required_env, spindle, test_apps, unique,
+    HttpResponse, binary, collect, free_port, http, http_with_headers,
+    otlp::{Collector, Value},
+    required_env, spindle, test_apps, unique,
 };
 
 const RUNTIME: &str = "io.containerd.spindle.v1";
@@ -381,6 +383,75 @@ fn a_trapping_guest_fails_one_request_and_the_container_serves_on() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("this guest traps on purpose"), "{log}");
     assert!(log.contains("wasm trap"), "{log}");
+}
+
+#[test]
+fn request_spans_go_to_the_otlp_endpoint_the_pod_names() {
+    let collector = Collector::start();
+    let image = push(test_apps());
+    let mut container = Container::start(
+        &image,
+        &[
+            ("SPIN_VARIABLE_SECRET_TOKEN", "x"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_SERVICE_NAME", "traced-app"),
+        ],
+    );
+    container.wait_serving("/variables/message");
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{caller_trace}-00f067aa0ba902b7-01");
+    let answered = http_with_headers(
+        &container.address,
+        "GET",
+        "/users/7",
+        &[("traceparent", &traceparent)],
+        "",
+    );
+    assert_eq!(answered.status, 200, "{}", container.output());
+
+    let received = collector.wait_for(|r| hex(&r.span.trace_id) == caller_trace);
+    let span = &received.span;
+    assert_eq!(received.service, "traced-app");
+    assert_eq!(hex(&span.parent_span_id), "00f067aa0ba902b7");
+    assert_eq!(span.name, "GET /users/:user_id");
+    assert_eq!(span.kind, 2, "a server span");
+    let attribute = |key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.clone())
+    };
+    assert_eq!(
+        attribute("url.path"),
+        Some(Value::StringValue("/users/7".into()))
+    );
+    assert_eq!(
+        attribute("http.response.status_code"),
+        Some(Value::IntValue(200))
+    );
+    assert_eq!(
+        attribute("spin.component"),
+        Some(Value::StringValue("headers".into()))
+    );
+
+    // A trap is an error span; the spans still queued at SIGTERM are sent before the exit.
+    assert_eq!(
+        http(&container.address, "GET", "/misbehave/trap", "").status,
+        500
+    );
+    let (code, log) = container.terminate();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("exporting traces to"), "{log}");
+    let trapped = collector.wait_for(|r| r.span.name == "GET /misbehave/...");
+    assert_eq!(
+        trapped.span.status.as_ref().map(|s| s.code),
+        Some(2),
+        "{trapped:?}"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An OCI image archive of one uncompressed layer holding `files` (name, bytes), named `name`.

@@ -4,152 +4,22 @@
 mod support;
 
 use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use support::{example_apps, git, http};
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == ".spindle" || name == "golden" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            if name == "target" {
-                continue;
-            }
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// `spindle up` with its output collected line by line.
-struct Up {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Up {
-    fn start(repo: &Path) -> Up {
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .args([
-                "up",
-                repo.to_str().unwrap(),
-                "--env",
-                "production",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .env("SPINDLE_CACHE", cache)
-            .env("SPINDLE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        Up { child, lines }
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// Waits for a line containing `text`.
-    fn wait_for(&self, text: &str) -> String {
-        let started = Instant::now();
-        loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(text)) {
-                return line.clone();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "no `{text}` in:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The address an app was started on.
-    fn address(&self, app: &str) -> String {
-        let line = self.wait_for(&format!("started  {app} "));
-        line.split("http://")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `address` until the body contains `text`; how long it took.
-fn live_within(address: &str, text: &str, limit: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        if http(address, "GET", "/", "").body.contains(text) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "`{text}` not served by {address} within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use support::{
+    git, http,
+    up::{Up, example_repository, live_within},
+};
 
 #[test]
 fn commits_switch_only_what_they_change_without_failing_a_request() {
-    let built = example_apps();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = example_repository();
     let repo = dir.path();
-    copy_tree(&built.join(".."), repo);
-    // The Wasm files are build output: bring them along untracked, where the manifests point.
-    let wasm = repo.join("apps/target/wasm32-wasip2/release");
-    std::fs::create_dir_all(&wasm).unwrap();
-    for app in ["hello", "counter", "greeter"] {
-        std::fs::copy(
-            built.join(format!("target/wasm32-wasip2/release/{app}.wasm")),
-            wasm.join(format!("{app}.wasm")),
-        )
-        .unwrap();
-    }
-    git(repo, &["init", "-q", "-b", "main"]);
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-qm", "example"]);
-
     let up = Up::start(repo);
     let (hello, greeter, counter) = (
         up.address("hello"),
@@ -191,11 +61,10 @@ fn commits_switch_only_what_they_change_without_failing_a_request() {
     let production = repo.join("environments/production.ncl");
     let original = std::fs::read_to_string(&production).unwrap();
 
-    // A new variable value: live within 2 s, and only greeter switches.
+    // A new variable value: only greeter switches. (benches/up.rs measures how soon.)
     std::fs::write(&production, original.replace("Good day", "Good evening")).unwrap();
     git(repo, &["commit", "-qam", "evening"]);
-    let took = live_within(&greeter, "Good evening!", Duration::from_secs(2));
-    eprintln!("variable change live after {took:?}");
+    live_within(&greeter, "Good evening!", Duration::from_secs(30));
     up.wait_for("switched greeter");
     assert!(!up.output().contains("switched hello"), "{}", up.output());
     assert!(

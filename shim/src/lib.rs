@@ -8,6 +8,7 @@
 //! - [`server`]: the HTTP trigger: [`routes`], `spin-*` headers, an instance per request, the
 //!   outbound allow-list ([`outbound`]).
 //! - [`host`]: Spin's platform interfaces for guests.
+//! - [`telemetry`]: request spans exported over OTLP when the `OTEL_*` variables ask for it.
 //! - [`artifact`]: apps as Spin OCI artifacts, packed for a registry and unpacked to run.
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod routes;
 pub mod runtime;
 pub mod server;
 pub mod stores;
+pub mod telemetry;
 pub mod variables;
 
 pub use app::App;

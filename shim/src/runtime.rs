@@ -28,6 +28,7 @@ use crate::{
     host::{self, ComponentHost, SpinView},
     outbound::{AllowList, Outbound},
     stores::{RuntimeConfig, StateDir, Stores},
+    telemetry::Tracer,
     variables::{self, EnvProvider, Provider},
 };
 
@@ -55,6 +56,8 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
+    /// Where request spans go, when traces are exported.
+    pub tracer: Option<Tracer>,
 }
 
 impl Default for Options {
@@ -69,6 +72,7 @@ impl Default for Options {
             instance_memory: 256 << 20,
             request_timeout: Duration::from_secs(30),
             cache_dir: None,
+            tracer: None,
         }
     }
 }
@@ -200,6 +204,11 @@ fn engine(instance_memory: u64) -> Result<Engine> {
 
 impl Runtime {
     /// Prepares `app` on an engine of its own.
+    /// Where this app's request spans go, when traces are exported.
+    pub fn tracer(&self) -> Option<&Tracer> {
+        self.options.tracer.as_ref()
+    }
+
     pub fn new(app: App, options: Options) -> Result<Runtime> {
         let engine = ServingEngine::new(options.instance_memory)?;
         Self::on(&engine, app, options)

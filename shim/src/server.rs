@@ -18,6 +18,7 @@ use wasmtime_wasi_http::{
 use crate::{
     routes::{self, spin_headers},
     runtime::{DeadlineExceeded, Runtime},
+    telemetry,
 };
 
 /// Paths Spin answers itself.
@@ -107,24 +108,44 @@ pub async fn handle(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let (response, component) = route(runtime, request, client).await;
+    let span = runtime
+        .tracer()
+        .map(|tracer| tracer.begin(request.headers()));
+    let (response, target) = route(runtime, request, client).await;
+    let status = response.status().as_u16();
+    let (route, component) = match &target {
+        Some((route, component)) => (Some(route.as_str()), Some(*component)),
+        None => (None, None),
+    };
     tracing::info!(
         target: "spindle::request",
         %method,
         %path,
-        status = response.status().as_u16(),
+        status,
         component = %component.unwrap_or("-"),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
+    if let (Some(tracer), Some(span)) = (runtime.tracer(), span) {
+        let answered = telemetry::Answered {
+            method: method.as_str(),
+            path: &path,
+            route,
+            component,
+            status,
+        };
+        tracer.end(span, answered);
+    }
     response
 }
 
+/// The response, and the route and component that answered it (none for a 404 or Spin's
+/// well-known paths).
 async fn route(
     runtime: &Arc<Runtime>,
     request: Request<Incoming>,
     client: SocketAddr,
-) -> (Response<HyperOutgoingBody>, Option<&str>) {
+) -> (Response<HyperOutgoingBody>, Option<(String, &str)>) {
     let path = request.uri().path().to_owned();
     if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
         return (well_known(runtime, reserved), None);
@@ -133,7 +154,7 @@ async fn route(
         return (text(StatusCode::NOT_FOUND, "Not Found\n"), None);
     };
     let response = dispatch(runtime, pattern, id, &matched, request, client, 0).await;
-    (response, Some(id.as_str()))
+    (response, Some((pattern.to_string(), id.as_str())))
 }
 
 /// Where a guest's request to its own app goes, without leaving the process.

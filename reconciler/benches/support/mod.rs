@@ -8,6 +8,8 @@ use std::{
 
 use spindle::snapshot::Snapshot;
 
+pub mod report;
+
 #[path = "../../tests/support/workspace.rs"]
 mod workspace;
 

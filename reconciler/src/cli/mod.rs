@@ -96,6 +96,11 @@ enum Command {
     /// Prints the routes with their URLs, logs every request (method, path, status, duration)
     /// and serves until Ctrl-C or SIGTERM, letting in-flight requests finish.
     ///
+    /// With OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, every
+    /// request's span is exported over OTLP/HTTP (protobuf), a child of its `traceparent`;
+    /// OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS and
+    /// OTEL_SDK_DISABLED are honoured.
+    ///
     /// Exit status: 0 after a clean stop, 1 invalid manifest, 2 the app cannot start.
     Run(run::RunArgs),
     /// Push a Spin app to an OCI registry as a Spin artifact, the layout `spin registry push`

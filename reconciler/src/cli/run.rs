@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use spindle_shim::{App, Options, Runtime, server, stores::StateDir};
+use spindle_shim::{App, Options, Runtime, server, stores::StateDir, telemetry};
 
 use super::{cache_dir, exit};
 
@@ -82,7 +82,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
                 .unwrap_or_else(|| app.dir.join(".spindle")),
         )
     };
-    let options = Options {
+    let mut options = Options {
         state,
         runtime_config: args.runtime_config.clone(),
         variables: args.variables.iter().cloned().collect(),
@@ -94,6 +94,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         ..Options::default()
     };
     runtime.block_on(async {
+        let traces = telemetry::start_if_configured(|name| std::env::var(name).ok(), &app.name);
+        let (tracer, exporter) = traces.unzip();
+        options.tracer = tracer;
         let loaded = Runtime::new(app, options).context("the app cannot start")?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -113,6 +116,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             println!("  {id:<20} (private: no route)");
         }
         server::serve(server::Slot::new(loaded), listener, server::termination()).await?;
+        if let Some(exporter) = exporter {
+            exporter.finish().await;
+        }
         eprintln!("stopped: in-flight requests finished");
         anyhow::Ok(())
     })?;

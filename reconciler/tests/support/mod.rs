@@ -6,6 +6,8 @@ use std::{
     process::Command,
 };
 
+pub mod otlp;
+pub mod up;
 mod workspace;
 
 #[allow(unused_imports)]
@@ -275,11 +277,26 @@ pub struct HttpResponse {
 
 /// One HTTP/1.1 request on a new connection (`Connection: close`).
 pub fn http(address: &str, method: &str, path: &str, body: &str) -> HttpResponse {
+    http_with_headers(address, method, path, &[], body)
+}
+
+/// [`http`] with extra request headers.
+pub fn http_with_headers(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("connects");
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("writes");
