@@ -15,7 +15,7 @@ use spindle::{
 };
 use support::{
     ENTRY,
-    report::{Section, ratio, time, verdict},
+    report::{Section, time, verdict},
     repository_variant,
 };
 
@@ -125,11 +125,11 @@ fn main() {
                 ],
             ],
         );
-        let flux = Duration::from_secs(25);
         section.note(format!(
-            "Flux's published figure: 25 s for one Kustomization of 1,500 objects. spindle's \
-             first apply of {sent} objects is {} faster.",
-            ratio(flux, first_apply)
+            "Flux's published figure: 25 s for one Kustomization of 1,500 objects, 60 objects/s. \
+             spindle's first apply here: {sent} objects in {}, {:.0} objects/s.",
+            time(first_apply),
+            sent as f64 / first_apply.as_secs_f64()
         ));
         section.write();
         // The namespace goes with everything in it; the RuntimeClass is shared with other runs.

@@ -242,7 +242,7 @@ fn main() {
         let app = spindle_shim::App::load(&app).expect("loads");
         loaded.push(spindle_shim::Runtime::on(&shared, app, options.clone()).expect("prepares"));
         if count == 1 || count == 50 {
-            growth.push((rss_kib(me) - before) / 1024);
+            growth.push(rss_kib(me).saturating_sub(before) / 1024);
         }
     }
 

@@ -17,7 +17,7 @@ use std::{
 
 use support::{
     hello,
-    report::{Section, ratio, time},
+    report::{Section, faster, time},
     workspace,
 };
 
@@ -207,9 +207,9 @@ fn main() {
     let spinkube = Duration::from_millis(1100);
     section.note(format!(
         "SpinKube's shim measured about 1.1 s per start before runwasi 0.6 (published): \
-         spindle's is {} faster when it compiles and {} faster precompiled.",
-        ratio(spinkube, compiled),
-        ratio(spinkube, precompiled)
+         spindle's is {} when it compiles and {} precompiled.",
+        faster(compiled, spinkube),
+        faster(precompiled, spinkube)
     ));
     section.write();
 }

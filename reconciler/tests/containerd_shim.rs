@@ -19,7 +19,7 @@ use std::{
 
 use support::{
     HttpResponse, binary, collect, free_port, http, http_with_headers,
-    otlp::{Collector, Value},
+    otlp::{Collector, Value, hex},
     required_env, spindle, test_apps, unique,
 };
 
@@ -395,6 +395,8 @@ fn request_spans_go_to_the_otlp_endpoint_the_pod_names() {
             ("SPIN_VARIABLE_SECRET_TOKEN", "x"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
             ("OTEL_SERVICE_NAME", "traced-app"),
+            // Nothing is sent before SIGTERM: the spans arrive through the flush at the stop.
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
         ],
     );
     container.wait_serving("/variables/message");
@@ -408,6 +410,10 @@ fn request_spans_go_to_the_otlp_endpoint_the_pod_names() {
         "",
     );
     assert_eq!(answered.status, 200, "{}", container.output());
+    assert_eq!(http(&container.address, "GET", "/misbehave/trap", "").status, 500);
+    let (code, log) = container.terminate();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("exporting traces to"), "{log}");
 
     let received = collector.wait_for(|r| hex(&r.span.trace_id) == caller_trace);
     let span = &received.span;
@@ -421,37 +427,15 @@ fn request_spans_go_to_the_otlp_endpoint_the_pod_names() {
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_ref()?.value.clone())
     };
-    assert_eq!(
-        attribute("url.path"),
-        Some(Value::StringValue("/users/7".into()))
-    );
-    assert_eq!(
-        attribute("http.response.status_code"),
-        Some(Value::IntValue(200))
-    );
-    assert_eq!(
-        attribute("spin.component"),
-        Some(Value::StringValue("headers".into()))
-    );
-
-    // A trap is an error span; the spans still queued at SIGTERM are sent before the exit.
-    assert_eq!(
-        http(&container.address, "GET", "/misbehave/trap", "").status,
-        500
-    );
-    let (code, log) = container.terminate();
-    assert_eq!(code, 0, "{log}");
-    assert!(log.contains("exporting traces to"), "{log}");
+    assert_eq!(attribute("url.path"), Some(Value::StringValue("/users/7".into())));
+    assert_eq!(attribute("http.response.status_code"), Some(Value::IntValue(200)));
+    assert_eq!(attribute("spin.component"), Some(Value::StringValue("headers".into())));
+    // The guest (which echoes its request headers) was handed this span as its parent.
+    let forwarded = format!("traceparent: 00-{caller_trace}-{}-01", hex(&span.span_id));
+    assert!(answered.body.contains(&forwarded), "{}", answered.body);
+    // A trap is an error span.
     let trapped = collector.wait_for(|r| r.span.name == "GET /misbehave/...");
-    assert_eq!(
-        trapped.span.status.as_ref().map(|s| s.code),
-        Some(2),
-        "{trapped:?}"
-    );
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    assert_eq!(trapped.span.status.as_ref().map(|s| s.code), Some(2), "{trapped:?}");
 }
 
 /// An OCI image archive of one uncompressed layer holding `files` (name, bytes), named `name`.

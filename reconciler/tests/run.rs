@@ -7,7 +7,11 @@ use std::{
     net::TcpListener,
 };
 
-use support::{Served, http, required_env, spindle, test_apps};
+use support::{
+    Served, http,
+    otlp::{Collector, hex},
+    required_env, spindle, test_apps,
+};
 
 fn serve(extra: &[&str]) -> (Served, tempfile::TempDir) {
     serve_with_env(extra, &[])
@@ -294,6 +298,35 @@ fn requests_are_logged_and_sigterm_stops_cleanly() {
         "{log}"
     );
     assert!(served.stop().success());
+}
+
+#[test]
+fn request_spans_are_exported_over_otlp_when_the_environment_asks() {
+    let collector = Collector::start();
+    let (served, _state) = serve_with_env(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ],
+    );
+    let answered = http(&served.address, "GET", "/headers/a", "");
+    assert_eq!(answered.status, 200);
+    let forwarded = header(&answered.body, "traceparent").expect("the guest gets a traceparent");
+    // Probes of Spin's well-known paths are not traced.
+    assert_eq!(http(&served.address, "GET", "/.well-known/spin/health", "").status, 200);
+    assert!(served.stop().success());
+
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0].span;
+    assert_eq!(spans[0].service, "spindle-test-apps", "the app's name by default");
+    assert_eq!(span.name, "GET /headers/...");
+    assert!(span.parent_span_id.is_empty(), "a root span");
+    assert_eq!(
+        forwarded,
+        format!("00-{}-{}-01", hex(&span.trace_id), hex(&span.span_id))
+    );
 }
 
 #[test]

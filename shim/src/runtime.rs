@@ -203,12 +203,12 @@ fn engine(instance_memory: u64) -> Result<Engine> {
 }
 
 impl Runtime {
-    /// Prepares `app` on an engine of its own.
     /// Where this app's request spans go, when traces are exported.
     pub fn tracer(&self) -> Option<&Tracer> {
         self.options.tracer.as_ref()
     }
 
+    /// Prepares `app` on an engine of its own.
     pub fn new(app: App, options: Options) -> Result<Runtime> {
         let engine = ServingEngine::new(options.instance_memory)?;
         Self::on(&engine, app, options)

@@ -102,21 +102,28 @@ pub async fn termination() {
 /// Answers one request.
 pub async fn handle(
     runtime: &Arc<Runtime>,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     client: SocketAddr,
 ) -> Response<HyperOutgoingBody> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // Probes of Spin's well-known paths are not traced.
     let span = runtime
         .tracer()
+        .filter(|_| !path.starts_with(WELL_KNOWN))
         .map(|tracer| tracer.begin(request.headers()));
+    if let Some(span) = &span
+        && let Ok(value) = HeaderValue::try_from(span.traceparent())
+    {
+        request.headers_mut().insert("traceparent", value);
+    }
     let (response, target) = route(runtime, request, client).await;
     let status = response.status().as_u16();
-    let (route, component) = match &target {
-        Some((route, component)) => (Some(route.as_str()), Some(*component)),
-        None => (None, None),
-    };
+    let route = (target.as_ref())
+        .filter(|_| span.is_some())
+        .map(|(pattern, _)| pattern.to_string());
+    let component = target.map(|(_, component)| component);
     tracing::info!(
         target: "spindle::request",
         %method,
@@ -130,7 +137,7 @@ pub async fn handle(
         let answered = telemetry::Answered {
             method: method.as_str(),
             path: &path,
-            route,
+            route: route.as_deref(),
             component,
             status,
         };
@@ -145,7 +152,10 @@ async fn route(
     runtime: &Arc<Runtime>,
     request: Request<Incoming>,
     client: SocketAddr,
-) -> (Response<HyperOutgoingBody>, Option<(String, &str)>) {
+) -> (
+    Response<HyperOutgoingBody>,
+    Option<(&routes::RoutePattern, &str)>,
+) {
     let path = request.uri().path().to_owned();
     if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
         return (well_known(runtime, reserved), None);
@@ -154,7 +164,7 @@ async fn route(
         return (text(StatusCode::NOT_FOUND, "Not Found\n"), None);
     };
     let response = dispatch(runtime, pattern, id, &matched, request, client, 0).await;
-    (response, Some((pattern.to_string(), id.as_str())))
+    (response, Some((pattern, id.as_str())))
 }
 
 /// Where a guest's request to its own app goes, without leaving the process.

@@ -70,3 +70,12 @@ pub fn verdict(figure: Duration, target: Duration) -> &'static str {
 pub fn ratio(a: Duration, b: Duration) -> String {
     format!("{:.1}x", a.as_secs_f64() / b.as_secs_f64())
 }
+
+/// How `ours` compares with the peer's `theirs`: "3.7x faster" or "1.2x slower".
+pub fn faster(ours: Duration, theirs: Duration) -> String {
+    if ours <= theirs {
+        format!("{} faster", ratio(theirs, ours))
+    } else {
+        format!("{} slower", ratio(ours, theirs))
+    }
+}

@@ -24,6 +24,8 @@ pub struct Received {
 pub struct Collector {
     pub endpoint: String,
     received: Arc<Mutex<Vec<Received>>>,
+    /// Exports that were not valid OTLP.
+    invalid: Arc<Mutex<Vec<String>>>,
 }
 
 impl Collector {
@@ -31,21 +33,38 @@ impl Collector {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = received.clone();
+        let invalid = Arc::new(Mutex::new(Vec::new()));
+        let (sink, errors) = (received.clone(), invalid.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let sink = sink.clone();
-                std::thread::spawn(move || serve(stream, &sink));
+                let (sink, errors) = (sink.clone(), errors.clone());
+                std::thread::spawn(move || serve(stream, &sink, &errors));
             }
         });
-        Collector { endpoint, received }
+        Collector {
+            endpoint,
+            received,
+            invalid,
+        }
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<Received> {
+        self.assert_valid();
+        self.received.lock().unwrap().clone()
+    }
+
+    fn assert_valid(&self) {
+        let invalid = self.invalid.lock().unwrap();
+        assert!(invalid.is_empty(), "invalid exports: {invalid:?}");
     }
 
     /// Waits until a span matching `wanted` arrives.
     pub fn wait_for(&self, wanted: impl Fn(&Received) -> bool) -> Received {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            self.assert_valid();
             if let Some(found) = self.received.lock().unwrap().iter().find(|r| wanted(r)) {
                 return found.clone();
             }
@@ -60,7 +79,7 @@ impl Collector {
 }
 
 /// Answers the requests of one keep-alive connection.
-fn serve(stream: std::net::TcpStream, sink: &Mutex<Vec<Received>>) {
+fn serve(stream: std::net::TcpStream, sink: &Mutex<Vec<Received>>, errors: &Mutex<Vec<String>>) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     loop {
@@ -86,40 +105,54 @@ fn serve(stream: std::net::TcpStream, sink: &Mutex<Vec<Received>>) {
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
-        let accepted = request_line.starts_with("POST /v1/traces ")
-            && content_type == "application/x-protobuf";
-        if accepted {
-            let export = ExportTraceServiceRequest::decode(body.as_slice())
-                .expect("a valid OTLP trace export");
-            let mut sink = sink.lock().unwrap();
-            for resource in export.resource_spans {
-                let service = resource
-                    .resource
-                    .iter()
-                    .flat_map(|r| &r.attributes)
-                    .find(|kv| kv.key == "service.name")
-                    .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-                    .map(|value| match value {
-                        Value::StringValue(name) => name.clone(),
-                        other => format!("{other:?}"),
-                    })
-                    .unwrap_or_default();
-                for scope in resource.scope_spans {
-                    for span in scope.spans {
-                        sink.push(Received {
-                            service: service.clone(),
-                            span,
-                        });
-                    }
-                }
+        let export = if !request_line.starts_with("POST /v1/traces ") {
+            Err(format!("unexpected request: {}", request_line.trim()))
+        } else if content_type != "application/x-protobuf" {
+            Err(format!("content type `{content_type}`"))
+        } else {
+            ExportTraceServiceRequest::decode(body.as_slice()).map_err(|err| err.to_string())
+        };
+        let status = match export {
+            Ok(export) => {
+                record(export, sink);
+                "200 OK"
+            }
+            Err(err) => {
+                errors.lock().unwrap().push(err);
+                "400 Bad Request"
+            }
+        };
+        let response = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+        let _ = writer.write_all(response.as_bytes());
+    }
+}
+
+fn record(export: ExportTraceServiceRequest, sink: &Mutex<Vec<Received>>) {
+    let mut sink = sink.lock().unwrap();
+    for resource in export.resource_spans {
+        let service = resource
+            .resource
+            .iter()
+            .flat_map(|r| &r.attributes)
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+            .map(|value| match value {
+                Value::StringValue(name) => name.clone(),
+                other => format!("{other:?}"),
+            })
+            .unwrap_or_default();
+        for scope in resource.scope_spans {
+            for span in scope.spans {
+                sink.push(Received {
+                    service: service.clone(),
+                    span,
+                });
             }
         }
-        let status = if accepted {
-            "200 OK"
-        } else {
-            "400 Bad Request"
-        };
-        let _ =
-            writer.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes());
     }
+}
+
+/// Lowercase hex, as W3C trace context writes ids.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

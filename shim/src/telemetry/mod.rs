@@ -2,8 +2,8 @@
 //! (protobuf) when the standard `OTEL_*` variables name an endpoint, as SpinKube's pods set them.
 //! A request's `traceparent` header (W3C Trace Context) makes its span a child of the caller's.
 //!
-//! Spans go through a bounded queue to one exporter task, which sends a batch every second (or
-//! sooner when 512 are waiting). A full queue or an unreachable collector drops spans, never
+//! Spans go through a bounded queue to one exporter task, which sends a batch every second
+//! (`OTEL_BSP_SCHEDULE_DELAY`), or sooner when 512 are waiting. A full queue or an unreachable collector drops spans, never
 //! slows or fails a request; the first failure of a run is logged.
 
 pub mod otlp;
@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 const QUEUE: usize = 4096;
 const BATCH: usize = 512;
-const INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_secs(1);
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and as what traces are exported.
@@ -33,6 +33,8 @@ pub struct Config {
     pub headers: Vec<(String, String)>,
     /// The resource: `service.name` first, then `OTEL_RESOURCE_ATTRIBUTES`.
     pub resource: Vec<(String, String)>,
+    /// How long spans wait for their batch (`OTEL_BSP_SCHEDULE_DELAY`, in milliseconds).
+    pub schedule_delay: Duration,
 }
 
 impl Config {
@@ -43,7 +45,9 @@ impl Config {
         default_service: &str,
     ) -> Result<Option<Config>, String> {
         let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
-        if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            || set("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none")
+        {
             return Ok(None);
         }
         let endpoint = match (
@@ -73,6 +77,25 @@ impl Config {
                 .or_else(|| set("OTEL_EXPORTER_OTLP_HEADERS"))
                 .unwrap_or_default(),
         );
+        for (name, value) in &headers {
+            if http::HeaderName::try_from(name.as_str()).is_err()
+                || http::HeaderValue::try_from(value.as_str()).is_err()
+            {
+                return Err(format!("OTLP header `{name}` is not a valid HTTP header"));
+            }
+        }
+        let schedule_delay = match set("OTEL_BSP_SCHEDULE_DELAY") {
+            None => DEFAULT_SCHEDULE_DELAY,
+            Some(ms) => ms
+                .trim()
+                .parse()
+                .map(Duration::from_millis)
+                .ok()
+                .filter(|delay| !delay.is_zero())
+                .ok_or_else(|| {
+                    format!("OTEL_BSP_SCHEDULE_DELAY=`{ms}` is not a number of milliseconds")
+                })?,
+        };
         let mut attributes: BTreeMap<String, String> =
             list(&set("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default())
                 .into_iter()
@@ -87,6 +110,7 @@ impl Config {
             endpoint,
             headers,
             resource,
+            schedule_delay,
         }))
     }
 }
@@ -169,10 +193,11 @@ pub fn start_if_configured(
 }
 
 impl Exporter {
-    /// Sends the spans still queued, waiting at most `EXPORT_TIMEOUT`.
+    /// Sends the spans still queued: the export under way, then the last one, each bounded by
+    /// `EXPORT_TIMEOUT`.
     pub async fn finish(self) {
         let _ = self.stop.send(());
-        if tokio::time::timeout(EXPORT_TIMEOUT, self.task)
+        if tokio::time::timeout(2 * EXPORT_TIMEOUT, self.task)
             .await
             .is_err()
         {
@@ -188,7 +213,7 @@ async fn export(
 ) {
     let mut batch = Vec::new();
     let mut failed_before = false;
-    let mut tick = tokio::time::interval(INTERVAL);
+    let mut tick = tokio::time::interval(config.schedule_delay);
     loop {
         let stopping = tokio::select! {
             span = queue.recv() => match span {
@@ -275,10 +300,9 @@ async fn send(config: &Config, spans: Vec<otlp::Span>) -> Result<(), String> {
         let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
             .await
             .map_err(|err| err.to_string())?;
-        let driver = tokio::spawn(io);
+        let _driver = AbortOnDrop(tokio::spawn(io));
         let status = response.status();
         let body = response.into_body().collect().await.map(|b| b.to_bytes());
-        driver.abort();
         match (status.is_success(), body) {
             (true, _) => Ok(()),
             (false, Ok(body)) => Err(format!(
@@ -293,13 +317,37 @@ async fn send(config: &Config, spans: Vec<otlp::Span>) -> Result<(), String> {
         .map_err(|_| "timed out".to_owned())?
 }
 
+/// Stops the connection's task however the exchange ends, a timeout included.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A request's span while it is being answered.
 pub struct RequestSpan {
     trace_id: [u8; 16],
     span_id: [u8; 8],
+    /// The caller's span, from `traceparent`.
     parent: Option<[u8; 8]>,
-    sampled: bool,
+    /// W3C trace flags (bit 0: sampled).
+    flags: u8,
     start: SystemTime,
+}
+
+impl RequestSpan {
+    /// `traceparent` for the guest: this span in the caller's trace, so that what the guest
+    /// forwards continues from here.
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            hex::encode(self.trace_id),
+            hex::encode(self.span_id),
+            self.flags
+        )
+    }
 }
 
 /// What the finished span says about the request.
@@ -319,22 +367,22 @@ impl Tracer {
             .get("traceparent")
             .and_then(|value| value.to_str().ok())
             .and_then(traceparent);
-        let (trace_id, parent, sampled) = match parent {
-            Some((trace, span, sampled)) => (trace, Some(span), sampled),
-            None => (rand::random(), None, true),
+        let (trace_id, parent, flags) = match parent {
+            Some((trace, span, flags)) => (trace, Some(span), flags),
+            None => (rand::random(), None, SAMPLED),
         };
         RequestSpan {
             trace_id,
             span_id: rand::random(),
             parent,
-            sampled,
+            flags,
             start: SystemTime::now(),
         }
     }
 
     /// Closes the span and queues it for export (unless the caller said not to sample it).
     pub fn end(&self, span: RequestSpan, answered: Answered<'_>) {
-        if !span.sampled {
+        if span.flags & SAMPLED == 0 {
             return;
         }
         let nanos = |t: SystemTime| {
@@ -370,30 +418,45 @@ impl Tracer {
                 message: String::new(),
                 code: if error { 2 } else { 0 },
             }),
-            flags: 0x100 | u32::from(span.sampled),
+            // The trace flags, and whether the parent's remoteness is known (it is: a caller).
+            flags: u32::from(span.flags)
+                | HAS_IS_REMOTE
+                | if span.parent.is_some() { IS_REMOTE } else { 0 },
         };
         // A full queue drops the span: tracing must not hold a request up.
         let _ = self.spans.try_send(finished);
     }
 }
 
-/// `version-traceid-parentid-flags`: the trace, the caller's span, and whether it is sampled.
-fn traceparent(value: &str) -> Option<([u8; 16], [u8; 8], bool)> {
+const SAMPLED: u8 = 1;
+/// OTLP span flags: bit 8 says whether bit 9 (the parent is remote) is known.
+const HAS_IS_REMOTE: u32 = 0x100;
+const IS_REMOTE: u32 = 0x200;
+
+/// `version-traceid-parentid-flags`: the trace, the caller's span, and the trace flags.
+fn traceparent(value: &str) -> Option<([u8; 16], [u8; 8], u8)> {
+    let lower_hex = |part: &str, len: usize| {
+        part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
     let mut parts = value.trim().split('-');
     let (version, trace, span, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if version.len() != 2 || version == "ff" || (version == "00" && parts.next().is_some()) {
+    let valid = lower_hex(version, 2)
+        && version != "ff"
+        && !(version == "00" && parts.next().is_some())
+        && lower_hex(trace, 32)
+        && lower_hex(span, 16)
+        && lower_hex(flags, 2);
+    if !valid {
         return None;
     }
     let trace: [u8; 16] = hex::decode(trace).ok()?.try_into().ok()?;
     let span: [u8; 8] = hex::decode(span).ok()?.try_into().ok()?;
-    let flags = u8::from_str_radix(flags, 16)
-        .ok()
-        .filter(|_| flags.len() == 2)?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
     if trace == [0; 16] || span == [0; 8] {
         return None;
     }
-    Some((trace, span, flags & 1 == 1))
+    Some((trace, span, flags))
 }
 
 #[cfg(test)]

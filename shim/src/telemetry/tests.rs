@@ -74,7 +74,24 @@ fn service_name_resource_attributes_and_headers_come_from_their_variables() {
 }
 
 #[test]
+fn the_exporter_none_turns_traces_off_and_the_batch_delay_is_read() {
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+    assert_eq!(config(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]), Ok(None));
+    let config_with = |delay| config(&[endpoint, ("OTEL_BSP_SCHEDULE_DELAY", delay)]);
+    assert_eq!(
+        config_with("250").unwrap().unwrap().schedule_delay,
+        Duration::from_millis(250)
+    );
+    assert!(config_with("soon").unwrap_err().contains("OTEL_BSP_SCHEDULE_DELAY"));
+}
+
+#[test]
 fn settings_spindle_cannot_honour_are_named() {
+    let bad_header = config(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "bad header=x"),
+    ]);
+    assert!(bad_header.unwrap_err().contains("`bad header`"));
     let grpc = config(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
@@ -104,6 +121,9 @@ fn traceparent_is_read_as_w3c_trace_context_writes_it() {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
         "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
     ] {
         assert_eq!(traceparent(invalid), None, "{invalid}");
     }
@@ -173,6 +193,7 @@ fn a_request_without_context_starts_a_trace_and_a_server_error_marks_the_span() 
     let span = queue.try_recv().unwrap();
     assert_eq!(span.trace_id.len(), 16);
     assert!(span.parent_span_id.is_empty());
+    assert_eq!(span.flags, 0x101, "sampled, a root span");
     assert_eq!(span.status.unwrap().code, 2);
 }
 
