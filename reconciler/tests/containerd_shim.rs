@@ -410,7 +410,10 @@ fn request_spans_go_to_the_otlp_endpoint_the_pod_names() {
         "",
     );
     assert_eq!(answered.status, 200, "{}", container.output());
-    assert_eq!(http(&container.address, "GET", "/misbehave/trap", "").status, 500);
+    assert_eq!(
+        http(&container.address, "GET", "/misbehave/trap", "").status,
+        500
+    );
     let (code, log) = container.terminate();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("exporting traces to"), "{log}");
@@ -427,15 +430,28 @@ fn request_spans_go_to_the_otlp_endpoint_the_pod_names() {
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_ref()?.value.clone())
     };
-    assert_eq!(attribute("url.path"), Some(Value::StringValue("/users/7".into())));
-    assert_eq!(attribute("http.response.status_code"), Some(Value::IntValue(200)));
-    assert_eq!(attribute("spin.component"), Some(Value::StringValue("headers".into())));
+    assert_eq!(
+        attribute("url.path"),
+        Some(Value::StringValue("/users/7".into()))
+    );
+    assert_eq!(
+        attribute("http.response.status_code"),
+        Some(Value::IntValue(200))
+    );
+    assert_eq!(
+        attribute("spin.component"),
+        Some(Value::StringValue("headers".into()))
+    );
     // The guest (which echoes its request headers) was handed this span as its parent.
     let forwarded = format!("traceparent: 00-{caller_trace}-{}-01", hex(&span.span_id));
     assert!(answered.body.contains(&forwarded), "{}", answered.body);
     // A trap is an error span.
     let trapped = collector.wait_for(|r| r.span.name == "GET /misbehave/...");
-    assert_eq!(trapped.span.status.as_ref().map(|s| s.code), Some(2), "{trapped:?}");
+    assert_eq!(
+        trapped.span.status.as_ref().map(|s| s.code),
+        Some(2),
+        "{trapped:?}"
+    );
 }
 
 /// An OCI image archive of one uncompressed layer holding `files` (name, bytes), named `name`.

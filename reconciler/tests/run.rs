@@ -314,13 +314,19 @@ fn request_spans_are_exported_over_otlp_when_the_environment_asks() {
     assert_eq!(answered.status, 200);
     let forwarded = header(&answered.body, "traceparent").expect("the guest gets a traceparent");
     // Probes of Spin's well-known paths are not traced.
-    assert_eq!(http(&served.address, "GET", "/.well-known/spin/health", "").status, 200);
+    assert_eq!(
+        http(&served.address, "GET", "/.well-known/spin/health", "").status,
+        200
+    );
     assert!(served.stop().success());
 
     let spans = collector.spans();
     assert_eq!(spans.len(), 1, "{spans:#?}");
     let span = &spans[0].span;
-    assert_eq!(spans[0].service, "spindle-test-apps", "the app's name by default");
+    assert_eq!(
+        spans[0].service, "spindle-test-apps",
+        "the app's name by default"
+    );
     assert_eq!(span.name, "GET /headers/...");
     assert!(span.parent_span_id.is_empty(), "a root span");
     assert_eq!(

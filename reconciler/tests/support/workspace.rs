@@ -24,11 +24,32 @@ pub fn example_apps() -> &'static Path {
     BUILT.get_or_init(|| build_guests("examples/gitops-repo/apps"))
 }
 
+/// The cargo that runs this test, without the variables cargo gives a test: build scripts that
+/// watch them (ring's watch `CARGO_PKG_NAME` and `OUT_DIR`, ours `SPINDLE_EVALUATOR_WASM`)
+/// would see them change, and the outer and the nested build would rebuild half the workspace
+/// each time. RUSTUP_TOOLCHAIN stays: it keeps rust-toolchain.toml's toolchain for every rustc.
+fn nested_cargo() -> Command {
+    let mut cargo = Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+            || key == "RUSTDOC"
+            || key == "OUT_DIR"
+            || key == "SPINDLE_EVALUATOR_WASM"
+        {
+            cargo.env_remove(key);
+        }
+    }
+    cargo
+}
+
 /// `cargo build --release --target wasm32-wasip2` in `folder` of the workspace.
 fn build_guests(folder: &str) -> PathBuf {
     {
         let dir = root().join(folder);
-        let mut cargo = Command::new(env!("CARGO"));
+        let mut cargo = nested_cargo();
         cargo
             .args([
                 "build",
@@ -38,18 +59,6 @@ fn build_guests(folder: &str) -> PathBuf {
                 "wasm32-wasip2",
             ])
             .current_dir(&dir);
-        // The outer build's settings are not the guests' (RUSTUP_TOOLCHAIN stays: it keeps the
-        // toolchain of rust-toolchain.toml for every rustc the nested cargo runs).
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if (key.starts_with("CARGO_") && key != "CARGO_HOME")
-                || key.starts_with("RUSTC")
-                || key == "RUSTFLAGS"
-                || key == "RUSTDOC"
-            {
-                cargo.env_remove(key);
-            }
-        }
         // The compiler beside this cargo, whatever directory rustc is started in.
         let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
         if rustc.exists() {
@@ -67,7 +76,7 @@ fn build_guests(folder: &str) -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
-        let status = Command::new(env!("CARGO"))
+        let status = nested_cargo()
             .args(["test", "--workspace", "--locked", "--no-run", "--quiet"])
             .current_dir(root())
             .status()

@@ -76,13 +76,20 @@ fn service_name_resource_attributes_and_headers_come_from_their_variables() {
 #[test]
 fn the_exporter_none_turns_traces_off_and_the_batch_delay_is_read() {
     let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
-    assert_eq!(config(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]), Ok(None));
+    assert_eq!(
+        config(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]),
+        Ok(None)
+    );
     let config_with = |delay| config(&[endpoint, ("OTEL_BSP_SCHEDULE_DELAY", delay)]);
     assert_eq!(
         config_with("250").unwrap().unwrap().schedule_delay,
         Duration::from_millis(250)
     );
-    assert!(config_with("soon").unwrap_err().contains("OTEL_BSP_SCHEDULE_DELAY"));
+    assert!(
+        config_with("soon")
+            .unwrap_err()
+            .contains("OTEL_BSP_SCHEDULE_DELAY")
+    );
 }
 
 #[test]
@@ -103,16 +110,15 @@ fn settings_spindle_cannot_honour_are_named() {
 
 #[test]
 fn traceparent_is_read_as_w3c_trace_context_writes_it() {
-    let (trace, span, sampled) =
+    let (trace, span, flags) =
         traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
     assert_eq!(hex::encode(trace), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(hex::encode(span), "00f067aa0ba902b7");
-    assert!(sampled);
-    assert!(
-        !traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
-            .unwrap()
-            .2
-    );
+    assert_eq!(flags, 1);
+    let unsampled = traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+    assert_eq!(unsampled.unwrap().2, 0);
+    // A later version may add fields after the flags.
+    assert!(traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more").is_some());
     for invalid in [
         "",
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
@@ -155,12 +161,15 @@ fn a_request_with_traceparent_is_a_child_span_of_the_caller() {
             .unwrap(),
     );
     let span = tracer.begin(&headers);
+    let forwarded = span.traceparent();
     tracer.end(span, answered(200));
     let span = queue.try_recv().unwrap();
-    assert_eq!(
-        hex::encode(&span.trace_id),
-        "4bf92f3577b34da6a3ce929d0e0e4736"
-    );
+    // The guest is handed this span as its parent.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let own = hex::encode(&span.span_id);
+    assert_eq!(forwarded, format!("00-{trace}-{own}-01"));
+    assert_eq!(span.flags, 0x301, "sampled, with a remote parent");
+    assert_eq!(hex::encode(&span.trace_id), trace);
     assert_eq!(hex::encode(&span.parent_span_id), "00f067aa0ba902b7");
     assert_eq!(span.span_id.len(), 8);
     assert_ne!(span.span_id, span.parent_span_id);
