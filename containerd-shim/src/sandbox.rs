@@ -71,8 +71,12 @@ fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
     )?;
     let app = match layers {
         Some(layers) => unpack(layers)?,
-        None => App::load(Path::new("/spin.toml"))
-            .context("the image has no Spin app layers, and its files have no /spin.toml")?,
+        None => App::load(Path::new("/spin.toml")).context(
+            "containerd handed over no Wasm layers and the image's files have no /spin.toml \
+             (for a Spin artifact, containerd's log says why the layers were not read: with \
+             runwasi 1.0.1, another container compiling on this node at the same moment; the \
+             next start succeeds)",
+        )?,
     };
     let precompiled = app.components.values().filter(|c| c.precompiled).count();
     let tokio = tokio::runtime::Builder::new_multi_thread()

@@ -128,17 +128,27 @@ fn single_component_app(wasm: &[u8]) -> tempfile::TempDir {
     dir
 }
 
+/// One container starts at a time, until it serves or exits: runwasi 1.0.1 names the lease of
+/// every precompile on a node alike, so two first starts at once make the later one lose its
+/// Wasm layers (containerd's log: `lease "precompile-runwasi.io/precompiled/…": already
+/// exists`). docs/containerd-shim.md has more on it.
+static STARTING: Mutex<()> = Mutex::new(());
+
 /// `ctr run` of an image in the foreground: the container's stdout and stderr are collected.
 struct Container {
     id: String,
     address: String,
     child: Option<Child>,
     output: Arc<Mutex<String>>,
+    starting: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl Container {
     fn start(image: &str, env: &[(&str, &str)]) -> Container {
         install_shim();
+        let starting = STARTING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let id = unique("ctr");
         let address = format!("127.0.0.1:{}", free_port());
         let mut command = Ctr::V17.command();
@@ -162,6 +172,7 @@ impl Container {
             address,
             child: Some(child),
             output,
+            starting: Some(starting),
         }
     }
 
@@ -174,6 +185,7 @@ impl Container {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if std::net::TcpStream::connect(&self.address).is_ok() {
+                self.starting = None;
                 return http(&self.address, "GET", path, "");
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -198,6 +210,7 @@ impl Container {
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
+                self.starting = None;
                 break status;
             }
             if Instant::now() > deadline {
