@@ -135,6 +135,14 @@ fn traceparent_is_read_as_w3c_trace_context_writes_it() {
     }
 }
 
+/// Headers with the caller's `traceparent`, trace flags `flags`.
+fn from_caller(flags: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let traceparent = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+    headers.insert("traceparent", traceparent.parse().unwrap());
+    headers
+}
+
 fn tracer() -> (Tracer, mpsc::Receiver<otlp::Span>) {
     let (spans, queue) = mpsc::channel(8);
     (Tracer { spans }, queue)
@@ -153,13 +161,7 @@ fn answered(status: u16) -> Answered<'static> {
 #[test]
 fn a_request_with_traceparent_is_a_child_span_of_the_caller() {
     let (tracer, mut queue) = tracer();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "traceparent",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-            .parse()
-            .unwrap(),
-    );
+    let headers = from_caller("01");
     let span = tracer.begin(&headers);
     let forwarded = span.traceparent();
     tracer.end(span, answered(200));
@@ -209,13 +211,7 @@ fn a_request_without_context_starts_a_trace_and_a_server_error_marks_the_span() 
 #[test]
 fn a_caller_that_does_not_sample_gets_no_span() {
     let (tracer, mut queue) = tracer();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "traceparent",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
-            .parse()
-            .unwrap(),
-    );
+    let headers = from_caller("00");
     let span = tracer.begin(&headers);
     tracer.end(span, answered(200));
     assert!(queue.try_recv().is_err());
