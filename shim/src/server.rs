@@ -120,9 +120,6 @@ pub async fn handle(
     }
     let (response, target) = route(runtime, request, client).await;
     let status = response.status().as_u16();
-    let route = (target.as_ref())
-        .filter(|_| span.is_some())
-        .map(|(pattern, _)| pattern.to_string());
     let component = target.map(|(_, component)| component);
     tracing::info!(
         target: "spindle::request",
@@ -134,6 +131,7 @@ pub async fn handle(
         "request"
     );
     if let (Some(tracer), Some(span)) = (runtime.tracer(), span) {
+        let route = target.map(|(pattern, _)| pattern.to_string());
         let answered = telemetry::Answered {
             method: method.as_str(),
             path: &path,

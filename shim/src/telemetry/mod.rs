@@ -166,7 +166,7 @@ pub struct Exporter {
 }
 
 /// Starts the exporter on the current tokio runtime.
-pub fn start(config: Config) -> (Tracer, Exporter) {
+fn start(config: Config) -> (Tracer, Exporter) {
     let (spans, queue) = mpsc::channel(QUEUE);
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(export(config, queue, stopped));
