@@ -8,7 +8,7 @@ use kube::{
     discovery::Scope,
 };
 
-use crate::render::{KubeVersion, MANAGER, Object};
+use spindle_render::{KubeVersion, MANAGER, Node, Object};
 
 /// Whether a cluster is configured: `KUBECONFIG`, `~/.kube/config`, or running in a pod.
 pub fn configured() -> bool {
@@ -32,6 +32,27 @@ pub async fn version(client: &kube::Client, timeout: Duration) -> Result<KubeVer
         .context("the cluster did not answer")?
         .context("could not ask the cluster for its version")?;
     KubeVersion::from_server(&info.major, &info.minor).map_err(anyhow::Error::msg)
+}
+
+/// The cluster's nodes, sorted by name.
+pub async fn nodes(client: kube::Client) -> Result<Vec<Node>> {
+    use k8s_openapi::api::core::v1::Node as KubeNode;
+    let api: kube::Api<KubeNode> = kube::Api::all(client);
+    let list = api
+        .list(&Default::default())
+        .await
+        .context("could not list the cluster's nodes")?;
+    let mut nodes: Vec<Node> = list
+        .items
+        .into_iter()
+        .map(|node| Node {
+            name: node.metadata.name.unwrap_or_default(),
+            labels: node.metadata.labels.unwrap_or_default(),
+            annotations: node.metadata.annotations.unwrap_or_default(),
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(nodes)
 }
 
 /// A connection to a cluster that knows which resources it serves.

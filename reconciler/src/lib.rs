@@ -1,33 +1,24 @@
-//! spindle: GitOps for WebAssembly on Kubernetes.
+//! spindle's pipeline and controller: what turns a followed repository into a cluster's state.
 //!
-//! A repository of specs goes through a pipeline, one module per stage:
+//! The stages it builds on are crates of their own: `spindle_config` (files → evaluated,
+//! validated spec) and `spindle_render` (spec → objects, and diffs between object sets), neither of
+//! which can reach a cluster. This crate adds:
 //!
-//! 1. [`snapshot`]: the repository's files at one moment, read once.
-//! 2. [`evaluate`]: the configuration language, run inside a wasm sandbox.
-//! 3. [`spec`]: the environment's evaluated value, deserialised into `spindle_schema` types and
-//!    validated; every error carries a file, line and column ([`diagnostic`]).
-//! 4. [`render`]: the Kubernetes objects an environment becomes, for a cluster's API versions.
-//! 5. [`diff`]: what changes between two revisions, or between a revision and the cluster.
-//!
-//! Around them: [`git`] reads revisions and names where a working tree came from, [`cluster`]
-//! talks to a cluster, [`yaml`] writes objects, [`golden`] keeps them in folders. [`reconcile`]
-//! applies a revision (inventory, pruning, health, drift) and [`source`] fetches revisions to
-//! apply. Start at [`spec::load`].
+//! - [`pipeline`]: evaluate → validate → render, the one composition every command and the
+//!   reconciler use. Start at [`pipeline::build`].
+//! - [`revisions`]: where revisions come from (Git, remotes, the working tree) and when there is
+//!   a new one.
+//! - [`cluster`]: discovery, server-side apply with retries, the cluster's nodes; [`live`]: the
+//!   cluster's side of `spindle diff --live`.
+//! - [`reconcile`]: one pass of a revision against a cluster (inventory, pruning, health, drift,
+//!   status) and the [`reconcile::Controller`] loop around passes.
+//! - [`up`]: `spindle up`, an environment's apps served on this machine with spindle's runtime.
+//! - [`registry`]: Spin OCI artifacts pushed to and pulled from registries.
 
-pub mod cli;
 pub mod cluster;
-pub mod diagnostic;
-pub mod diff;
-pub mod evaluate;
-pub mod git;
-pub mod golden;
-mod known_hosts;
+pub mod live;
+pub mod pipeline;
 pub mod reconcile;
 pub mod registry;
-pub mod render;
-pub mod snapshot;
-pub mod source;
-pub mod spec;
+pub mod revisions;
 pub mod up;
-pub mod watch;
-pub mod yaml;

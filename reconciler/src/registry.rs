@@ -11,7 +11,7 @@ use oci_client::{
     client::{ClientConfig, ClientProtocol},
     secrets::RegistryAuth,
 };
-use spindle_shim::{
+use spindle_runtime::{
     App,
     artifact::{self, Artifact, LAYER_MEDIA_TYPES, MANIFEST_MEDIA_TYPE},
 };
@@ -139,7 +139,7 @@ impl Registry {
             .pull_blob(reference, digest, &mut bytes)
             .await
             .with_context(|| format!("cannot fetch blob {digest} of {reference}"))?;
-        spindle_shim::atomic_file::write(&path, &bytes)
+        spindle_runtime::atomic_file::write(&path, &bytes)
             .with_context(|| format!("cannot keep blob {digest} in {}", path.display()))?;
         Ok(bytes)
     }

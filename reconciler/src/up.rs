@@ -8,119 +8,42 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::{Context as _, Result};
 use sha2::{Digest as _, Sha256};
-use spindle_schema::{App as AppSpec, KeyValueStore, Platform, SqliteDatabase, Variable};
-use spindle_shim::{
+use spindle_runtime::{
     App, Options, Runtime, ServingEngine,
     server::{self, Slot},
     stores::{RuntimeConfig, StateDir, StoreConfig},
 };
+use spindle_schema::{App as AppSpec, KeyValueStore, Platform, SqliteDatabase, Variable};
 use tokio::sync::oneshot;
 
-use crate::{
-    diff::{self, Action, Diff, format::Format},
-    evaluate::Evaluator,
-    git::Folder,
-    render::{self, Object, Options as RenderOptions},
-    snapshot::Snapshot,
-    spec::{self, Spec},
-};
+use crate::{pipeline, revisions::Local};
+use spindle_config::evaluate::Evaluator;
+use spindle_config::spec::{self, Spec};
+use spindle_render::diff::{self, Action, Diff, format::Format};
+use spindle_render::{Object, Target};
 
-/// Where a repository's revisions come from.
-pub enum Source {
-    /// The tip of a branch of a Git repository (REPO may be a folder inside it).
-    Branch {
-        folder: Folder,
-        branch: String,
-        path: PathBuf,
-    },
-    /// The files as they are.
-    WorkingTree { path: PathBuf },
-}
-
-impl Source {
-    /// The branch tip of the repository holding `path` (the checked-out branch unless `branch`
-    /// is given), or its working tree when `dirty` or when it is not in a repository.
-    pub fn new(path: &Path, branch: Option<String>, dirty: bool) -> Result<Source> {
-        if dirty {
-            return Ok(Source::WorkingTree {
-                path: path.to_path_buf(),
-            });
-        }
-        match Folder::open(path) {
-            Ok(folder) => {
-                let branch = match branch.or_else(|| folder.current_branch()) {
-                    Some(branch) => branch,
-                    None => anyhow::bail!(
-                        "HEAD is detached: name a branch with --branch, or use --dirty"
-                    ),
-                };
-                folder.resolve(&branch)?;
-                Ok(Source::Branch {
-                    folder,
-                    branch,
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(_) => Ok(Source::WorkingTree {
-                path: path.to_path_buf(),
-            }),
-        }
-    }
-
-    /// The current revision: its files and a name for it.
-    pub fn read(&self) -> Result<(Snapshot, String)> {
-        match self {
-            Source::Branch { folder, branch, .. } => {
-                let (snapshot, commit) = folder.snapshot(branch)?;
-                Ok((snapshot, commit[..12].to_owned()))
-            }
-            Source::WorkingTree { path } => {
-                let snapshot = Snapshot::from_dir(path)?;
-                let mut digest = Sha256::new();
-                for (file, text) in snapshot.config_files() {
-                    digest.update(file.as_bytes());
-                    digest.update(text.as_bytes());
-                }
-                Ok((
-                    snapshot,
-                    format!("files {}", &hex::encode(digest.finalize())[..12]),
-                ))
-            }
-        }
-    }
-
-    /// The repository folder on disk (apps' `spin.toml` and Wasm files are read from here).
-    pub fn path(&self) -> &Path {
-        match self {
-            Source::Branch { path, .. } | Source::WorkingTree { path } => path,
-        }
-    }
-
-    /// What to watch for changes: the Git folder (refs), or the files.
-    pub fn watched(&self) -> PathBuf {
-        match self {
-            Source::Branch { folder, .. } => folder.git_dir().to_path_buf(),
-            Source::WorkingTree { path } => path.clone(),
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            Source::Branch { branch, path, .. } => format!("{} (branch {branch})", path.display()),
-            Source::WorkingTree { path } => format!("{} (working tree)", path.display()),
-        }
-    }
-}
-
-/// A revision of the repository, evaluated: its spec, or its errors rendered for people.
+/// A revision of the repository, evaluated and rendered.
 pub struct Revision {
+    /// The commit (12 digits) or a hash of the working tree's files.
     pub name: String,
-    pub spec: Result<Spec, String>,
+    /// The validated spec and what it renders to, or its errors rendered for people.
+    pub loaded: Result<Loaded, String>,
+}
+
+/// A valid revision.
+pub struct Loaded {
+    /// The environment's spec.
+    pub spec: Spec,
+    /// The objects it would deploy, for the diff between revisions; empty when it does not render
+    /// for a cluster (apps with a `source` and no `image` run here but not there).
+    pub objects: Vec<Object>,
+    /// Why it would not render for a cluster, when it would not.
+    pub undeployable: Option<String>,
 }
 
 /// One served app.
@@ -134,7 +57,7 @@ struct Served {
 
 /// The apps of an environment, served.
 pub struct Up {
-    source: Source,
+    source: Local,
     environment: String,
     engine: ServingEngine,
     first_port: u16,
@@ -147,7 +70,7 @@ pub struct Up {
 
 impl Up {
     pub fn new(
-        source: Source,
+        source: Local,
         environment: String,
         listen: SocketAddr,
         cache_dir: Option<PathBuf>,
@@ -165,25 +88,38 @@ impl Up {
         })
     }
 
+    /// What the apps are served from.
+    pub fn source(&self) -> &Local {
+        &self.source
+    }
+
     /// Evaluates the current revision; `Ok(None)` when it is the one already served.
     pub fn load(&self, evaluator: &Evaluator) -> Result<Option<Revision>> {
         let (snapshot, name) = self.source.read()?;
         if name == self.revision {
             return Ok(None);
         }
-        let spec = spec::load(evaluator, &snapshot, Some(&self.environment))
+        let loaded = spec::load(evaluator, &snapshot, Some(&self.environment))
+            .map(|spec| match pipeline::render(&spec, &Target::default()) {
+                Ok(objects) => Loaded {
+                    spec,
+                    objects,
+                    undeployable: None,
+                },
+                Err(err) => Loaded {
+                    spec,
+                    objects: Vec::new(),
+                    undeployable: Some(err.render(&snapshot)),
+                },
+            })
             .map_err(|err| err.render(&snapshot));
-        Ok(Some(Revision { name, spec }))
+        Ok(Some(Revision { name, loaded }))
     }
 
     /// Brings the served apps to `spec`: starts new ones, switches changed ones, stops removed
     /// ones. An app that fails to prepare is reported and its running version kept.
-    pub async fn apply(&mut self, revision: String, spec: &Spec) -> Result<()> {
-        let objects = render::render(
-            &spec.platform,
-            &RenderOptions::new(self.environment.clone()),
-        )
-        .unwrap_or_default();
+    pub async fn apply(&mut self, revision: String, loaded: Loaded) -> Result<()> {
+        let Loaded { spec, objects, .. } = loaded;
         if !self.revision.is_empty() {
             let (changes, unchanged) = diff::compare(&self.objects, &objects, Action::Removed);
             let report = Diff {
@@ -384,19 +320,3 @@ fn load_local(repo: &Path, spec: &AppSpec) -> Result<(App, String)> {
     }
     Ok((app, hex::encode(digest.finalize())))
 }
-
-/// Signals each change of what `up` follows: a moved branch ref, or a saved file.
-pub fn watch_source(
-    up: &Up,
-) -> Result<(notify::RecommendedWatcher, tokio::sync::mpsc::Receiver<()>)> {
-    let relevant: fn(&str) -> bool = match up.source {
-        Source::Branch { .. } => crate::watch::is_ref_change,
-        _ => |path| {
-            !(path.contains("/.git/") || path.contains("/.spindle/") || path.contains("/target/"))
-        },
-    };
-    crate::watch::watch(&up.source.watched(), relevant)
-}
-
-/// How long to wait for more events after one, so that a commit's several writes count once.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);

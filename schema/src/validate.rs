@@ -10,7 +10,9 @@ use crate::{
 /// One violated rule, at a JSON pointer (RFC 6901) into the evaluated [`Platform`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Where, as a JSON pointer into the environment's value.
     pub pointer: String,
+    /// What is wrong, for people.
     pub message: String,
 }
 

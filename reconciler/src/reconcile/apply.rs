@@ -10,10 +10,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::Value;
 
 use super::inventory::{Entry, Inventory, ObjectRef, desired_hash, live_marker};
-use crate::{
-    cluster::Cluster,
-    render::{Object, Stage},
-};
+use crate::cluster::Cluster;
+use spindle_render::{Object, Stage};
 
 /// How many applies are in flight at once.
 const CONCURRENCY: usize = 16;

@@ -14,11 +14,10 @@ use super::{
     inventory::{Inventory, ObjectRef, live_marker},
     observe::Live,
 };
-use crate::{
-    cluster::Cluster,
-    diff::{canonical, live::project_managed},
-    render::Object,
-};
+use crate::cluster::Cluster;
+use crate::live::project_managed;
+use spindle_render::Object;
+use spindle_render::diff::canonical;
 
 /// An object that is not as spindle left it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,10 +10,8 @@ use serde_json::Value;
 
 use super::inventory::ObjectRef;
 use super::observe::{self, Live};
-use crate::{
-    cluster::Cluster,
-    render::{DOMAIN, Object},
-};
+use crate::cluster::Cluster;
+use spindle_render::{DOMAIN, Object};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

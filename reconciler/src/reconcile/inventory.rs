@@ -18,10 +18,8 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::state_map;
-use crate::{
-    diff::canonical,
-    render::{Object, Stage},
-};
+use spindle_render::diff::canonical;
+use spindle_render::{Object, Stage};
 
 const KEY: &str = "inventory.json";
 
@@ -177,6 +175,7 @@ pub fn live_marker(live: &Value) -> String {
 }
 
 /// Where one reconciler instance keeps its inventory.
+#[derive(Clone)]
 pub struct Store {
     api: Api<k8s_openapi::api::core::v1::ConfigMap>,
     name: String,

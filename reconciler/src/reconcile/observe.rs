@@ -8,10 +8,8 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use super::inventory::ObjectRef;
-use crate::{
-    cluster::{Cluster, retry},
-    render::{self, Object},
-};
+use crate::cluster::{Cluster, retry};
+use spindle_render::{self as render, Object};
 
 /// Live objects by identity.
 pub type Live = BTreeMap<ObjectRef, Value>;

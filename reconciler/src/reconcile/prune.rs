@@ -91,7 +91,7 @@ pub async fn prune(cluster: &Cluster, candidates: &[ObjectRef]) -> Result<Pruned
         let managed_by = live
             .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
             .and_then(Value::as_str);
-        if managed_by != Some(crate::render::MANAGER) {
+        if managed_by != Some(spindle_render::MANAGER) {
             tracing::info!("{id}: not pruned (no longer labelled as managed by spindle)");
             pruned.protected.push(id.clone());
             continue;

@@ -13,10 +13,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::health::{Report, State};
-use crate::{
-    cluster::retry,
-    render::{Action, DOMAIN, Object, PROVISIONED, provisioned_key},
-};
+use crate::cluster::retry;
+use spindle_render::{Action, DOMAIN, Object, PROVISIONED, provisioned_key};
 
 /// What a pass did for rollouts.
 #[derive(Debug, Default)]

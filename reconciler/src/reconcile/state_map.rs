@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::render::MANAGER;
+use spindle_render::MANAGER;
 
 /// The text under `key` of ConfigMap `name`; `None` when either is missing.
 pub async fn read(maps: &Api<ConfigMap>, name: &str, key: &str) -> Result<Option<String>> {

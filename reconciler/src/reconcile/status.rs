@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{health::Health, state_map};
-use crate::render::MANAGER;
+use spindle_render::MANAGER;
 
 const KEY: &str = "status.json";
 

@@ -1,0 +1,72 @@
+//! `spindle check`: evaluate, validate, summarise.
+
+use std::io::Write as _;
+
+use anyhow::Result;
+use spindle_schema::Platform;
+
+use super::{CheckArgs, exit, load};
+use spindle_config::snapshot::Snapshot;
+use spindle_config::spec::Spec;
+
+pub fn check(args: &CheckArgs) -> Result<i32> {
+    let (snapshot, spec) = load(&args.repo)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", summary(&snapshot, &spec))?;
+    for line in describe(&spec.platform) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(exit::OK)
+}
+
+fn summary(snapshot: &Snapshot, spec: &Spec) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}: environment {} is valid: {}, {}",
+        snapshot.display_root().display(),
+        spec.environment,
+        plural(spec.platform.apps.len(), "app"),
+        plural(spec.platform.runtimes.len(), "runtime"),
+    )
+}
+
+/// One line per app and runtime.
+fn describe(platform: &Platform) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (name, app) in &platform.apps {
+        let scale = match &app.autoscaling {
+            Some(a) => format!(
+                "replicas {}-{} (cpu {}%)",
+                a.min_replicas, a.max_replicas, a.target_cpu_utilization
+            ),
+            None => format!("replicas {}", app.replicas),
+        };
+        let from = match (&app.image, &app.source) {
+            (Some(image), _) => format!("image {image}"),
+            (None, Some(source)) => format!("source {source}"),
+            (None, None) => String::new(),
+        };
+        let runtime = platform.runtime_of(app).map_or("-", |(name, _)| name);
+        lines.push(format!(
+            "  app      {name:<20} {:<12} {scale:<24} runtime {runtime:<12} {from}",
+            app.namespace
+        ));
+    }
+    for (name, runtime) in &platform.runtimes {
+        let nodes = if runtime.node_selector.is_empty() {
+            "all nodes".to_owned()
+        } else {
+            runtime
+                .node_selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        lines.push(format!(
+            "  runtime  {name:<20} shim {:<10} handler {:<12} nodes {nodes} (maxUnavailable {})",
+            runtime.shim.version, runtime.handler, runtime.rollout.max_unavailable
+        ));
+    }
+    lines
+}

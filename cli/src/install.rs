@@ -1,0 +1,209 @@
+//! `spindle install --print`: the manifests that run `spindle reconcile` in a cluster, with
+//! least-privilege RBAC (only the kinds spindle renders, its own ConfigMaps and Events).
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::exit;
+use spindle_render::KINDS;
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Print the manifests (apply them with `kubectl apply -f -`). Required: spindle does not
+    /// install itself.
+    #[arg(long)]
+    print: bool,
+    /// The repository the in-cluster reconciler follows.
+    #[arg(
+        long,
+        default_value = "https://git.example.com/platform/gitops.git",
+        value_name = "URL"
+    )]
+    repo: String,
+    /// What it follows: `branch:NAME`, `tag:PATTERN` or `commit:SHA`.
+    #[arg(long, default_value = "main", value_name = "REF")]
+    follow: String,
+    /// The environment it applies.
+    #[arg(long, short = 'e', default_value = "production")]
+    env: String,
+    /// Namespace of the reconciler, its inventory and status.
+    #[arg(long, default_value = "spindle-system", value_name = "NAMESPACE")]
+    namespace: String,
+    /// The image with the `spindle` binary.
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+}
+
+/// The Secret the Deployment reads git credentials and the webhook secret from (its keys are the
+/// file names `--credentials-dir` knows).
+const CREDENTIALS: &str = "spindle-git";
+
+pub fn install(args: &InstallArgs) -> Result<i32> {
+    if !args.print {
+        bail!(
+            "spindle does not install itself: run `spindle install --print | kubectl apply -f -`"
+        );
+    }
+    let mut out = String::new();
+    for object in manifests(args) {
+        out.push_str("---\n");
+        out.push_str(&spindle_render::yaml::to_string(&object));
+    }
+    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?;
+    Ok(exit::OK)
+}
+
+fn manifests(args: &InstallArgs) -> Vec<Value> {
+    let namespace = &args.namespace;
+    let labels =
+        json!({"app.kubernetes.io/name": "spindle", "app.kubernetes.io/component": "reconciler"});
+    let image = args
+        .image
+        .clone()
+        .unwrap_or_else(|| format!("ghcr.io/spindle-dev/spindle:{}", env!("CARGO_PKG_VERSION")));
+    let verbs = json!([
+        "get", "list", "watch", "create", "patch", "update", "delete"
+    ]);
+    let mut rules: Vec<Value> = Vec::new();
+    let mut by_group: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
+        Default::default();
+    for (api_version, kind) in KINDS {
+        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+        by_group.entry(group).or_default().insert(plural(kind));
+    }
+    for (group, resources) in by_group {
+        rules.push(json!({"apiGroups": [group], "resources": resources, "verbs": verbs}));
+    }
+    // Installer Jobs are planned for the nodes a runtime selects.
+    rules.push(
+        json!({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}),
+    );
+    vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "spindle", "namespace": namespace, "labels": labels},
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "spindle-reconciler", "labels": labels},
+            "rules": rules,
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "spindle-reconciler", "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "spindle-reconciler"},
+            "subjects": [{"kind": "ServiceAccount", "name": "spindle", "namespace": namespace}],
+        }),
+        // Its inventory, status and Events live in its own namespace only.
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "spindle-state", "namespace": namespace, "labels": labels},
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "update"]},
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            ],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "spindle-state", "namespace": namespace, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "spindle-state"},
+            "subjects": [{"kind": "ServiceAccount", "name": "spindle", "namespace": namespace}],
+        }),
+        deployment(args, &labels, &image),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "spindle", "namespace": namespace, "labels": labels},
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": "http", "port": 9090, "targetPort": "http", "protocol": "TCP"}],
+            },
+        }),
+    ]
+}
+
+fn deployment(args: &InstallArgs, labels: &Value, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "spindle", "namespace": args.namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            // One reconciler at a time: the old one stops before the new one starts.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": "spindle",
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "fsGroup": 65532},
+                    "containers": [{
+                        "name": "reconciler",
+                        "image": image,
+                        "args": [
+                            "reconcile",
+                            "--repo", args.repo,
+                            "--follow", args.follow,
+                            "--env", args.env,
+                            "--system-namespace", args.namespace,
+                            "--listen", "0.0.0.0:9090",
+                            "--log-format", "json",
+                        ],
+                        "env": [
+                            {"name": "SPINDLE_CACHE", "value": "/var/cache/spindle"},
+                            {"name": "SPINDLE_CREDENTIALS_DIR", "value": format!("/etc/spindle/{CREDENTIALS}")},
+                        ],
+                        "ports": [{"name": "http", "containerPort": 9090, "protocol": "TCP"}],
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "128Mi"},
+                            "limits": {"memory": "1Gi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volumeMounts": [
+                            {"name": "cache", "mountPath": "/var/cache/spindle"},
+                            {"name": "credentials", "mountPath": format!("/etc/spindle/{CREDENTIALS}"), "readOnly": true},
+                        ],
+                    }],
+                    "volumes": [
+                        {"name": "cache", "emptyDir": {}},
+                        // Optional: a public repository without webhooks needs no Secret.
+                        {"name": "credentials", "secret": {"secretName": CREDENTIALS, "optional": true}},
+                    ],
+                },
+            },
+        },
+    })
+}
+
+/// The resource name of a kind spindle renders.
+fn plural(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    match lower.as_str() {
+        "ingress" => "ingresses".to_owned(),
+        "runtimeclass" => "runtimeclasses".to_owned(),
+        _ => format!("{lower}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals_are_the_api_resource_names() {
+        assert_eq!(plural("Deployment"), "deployments");
+        assert_eq!(plural("Ingress"), "ingresses");
+        assert_eq!(plural("RuntimeClass"), "runtimeclasses");
+        assert_eq!(
+            plural("HorizontalPodAutoscaler"),
+            "horizontalpodautoscalers"
+        );
+        assert_eq!(plural("SpinAppExecutor"), "spinappexecutors");
+    }
+}

@@ -1,0 +1,202 @@
+//! `spindle check` on the example repository and on a table of broken inputs: each broken input
+//! must exit 1 with an error that names the file, line and column and says what is wrong.
+
+use crate::support::{Repo, spindle};
+
+#[test]
+fn the_example_repository_is_valid_in_every_environment() {
+    for env in ["production", "staging"] {
+        let out = spindle(&["check", crate::support::EXAMPLE, "--env", env]);
+        assert_eq!(out.code, 0, "{env}: {}", out.stderr);
+        assert!(
+            out.stdout
+                .contains(&format!("environment {env} is valid: 3 apps, 1 runtime")),
+            "{}",
+            out.stdout
+        );
+        for app in ["hello", "counter", "greeter"] {
+            assert!(
+                out.stdout.contains(&format!("app      {app}")),
+                "{}",
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn environment_overrides_apply() {
+    let out = spindle(&["check", crate::support::EXAMPLE, "--env", "production"]);
+    assert!(
+        out.stdout.contains("replicas 2-10 (cpu 70%)"),
+        "{}",
+        out.stdout
+    );
+    let out = spindle(&["check", crate::support::EXAMPLE, "--env", "staging"]);
+    assert!(
+        out.stdout.contains("hello                staging"),
+        "{}",
+        out.stdout
+    );
+}
+
+const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// (case, entry file name, entry text, expected `file:line:col` or "", expected message part)
+fn broken_inputs() -> Vec<(
+    &'static str,
+    &'static str,
+    String,
+    &'static str,
+    &'static str,
+)> {
+    let runtime = format!(
+        r#"runtimes.spin.shim = {{ version = "1", url = "https://example.com/shim", sha256 = "{SHA}" }}"#
+    );
+    vec![
+        ("syntax error", "prod.ncl", r#"{ apps.web = { image = "a/b" "#.into(), "prod.ncl:1:29", "unexpected end of file when parsing environments/prod.ncl"),
+        ("contract violation", "prod.ncl", r#"{ apps.web = { image = "a/b", replicas = "three" } }"#.into(), "prod.ncl:1:42", "`replicas`: expected a number"),
+        ("unknown field", "prod.ncl", r#"{ apps.web = { image = "a/b", replica = 3 } }"#.into(), "prod.ncl:1:14", "extra field `replica`"),
+        ("duplicate app", "prod.ncl", "{ apps = {\n  web = { image = \"a/b\" },\n  web = { image = \"c/d\" },\n} }".into(), "prod.ncl:2:19", "non mergeable terms"),
+        ("missing runtime", "prod.ncl", r#"{ apps.web = { image = "a/b", runtime = "nope" } }"#.into(), "prod.ncl:1:41", "runtime `nope` is not defined"),
+        ("route collision", "prod.ncl", "{ apps = {\n  a = { image = \"a/b\", ingress.host = \"x.example.com\" },\n  b = { image = \"a/c\", ingress.host = \"x.example.com\" },\n} }".into(), "prod.ncl:3:", "route x.example.com/ is already taken by app `a`"),
+        ("bad image reference", "prod.ncl", r#"{ apps.web.image = "Not An Image" }"#.into(), "prod.ncl:1:20", "not a valid OCI image reference"),
+        ("non-terminating program", "prod.ncl", "let rec f = fun n => if n < 0 then 0 else f n in { apps.web.replicas = f 1 }".into(), "", "evaluation did not finish within"),
+        ("huge allocation", "prod.ncl", r#"{ apps.web.image = std.string.join "" (std.array.generate (fun i => std.string.join "" (std.array.replicate 100000 "x")) 100000) }"#.into(), "", "evaluation needed more than"),
+        ("import outside the repository", "prod.ncl", r#"let secret = import "../../../../etc/passwd" in { apps = {} }"#.into(), "prod.ncl:1:14", "could not find import"),
+        ("absolute import", "prod.ncl", r#"let secret = import "/etc/hostname" in { apps = {} }"#.into(), "prod.ncl:1:14", "could not find import"),
+        ("app name not a DNS label", "prod.ncl", r#"{ apps.Web.image = "a/b" }"#.into(), "prod.ncl:1:12", "app name `Web` is not a DNS-1123 label"),
+        ("bad variable name", "prod.ncl", r#"{ apps.web = { image = "a/b", variables."Api-Key" = "x" } }"#.into(), "prod.ncl:1:", "`Api-Key` is not a Spin variable name"),
+        ("missing source file", "prod.ncl", r#"{ apps.web.source = "apps/web/spin.toml" }"#.into(), "prod.ncl:1:21", "`apps/web/spin.toml` does not exist in the repository"),
+        ("bad shim digest", "prod.ncl", r#"{ runtimes.spin.shim = { version = "1", url = "https://x", sha256 = "abc" } }"#.into(), "prod.ncl:1:", "expected 64 lower-case hex digits"),
+        ("neither image nor source", "prod.ncl", r#"{ apps.web.replicas = 2 }"#.into(), "prod.ncl:1:", "has neither `image`"),
+        ("type error", "prod.ncl", r#"{ apps.web.replicas = 1 + "a" }"#.into(), "prod.ncl:1:27", "dynamic type error"),
+        ("autoscaling without a CPU request", "prod.ncl", r#"{ apps.web = { image = "a/b", autoscaling = { minReplicas = 1, maxReplicas = 2 } } }"#.into(), "prod.ncl:1:", "needs `resources.requests.cpu`"),
+        ("autoscaling bounds", "prod.ncl", r#"{ apps.web = { image = "a/b", autoscaling = { minReplicas = 5, maxReplicas = 2 } } }"#.into(), "prod.ncl:1:", "minReplicas <= maxReplicas"),
+        ("runtime not chosen", "prod.ncl", format!("{{ apps.web.image = \"a/b\", {runtime}, runtimes.other = runtimes.spin & {{ runtimeClass.name = \"other\" }} }}"), "prod.ncl:1:", "must name its `runtime`"),
+        ("yaml wrong type", "prod.yaml", "apps:\n  web:\n    image: a/b\n    replicas: three\n".into(), "prod.yaml:4:", "`replicas`: expected a number"),
+        ("yaml unknown field", "prod.yaml", "apps:\n  web:\n    image: a/b\n    replicaz: 3\n".into(), "prod.yaml:", "extra field `replicaz`"),
+    ]
+}
+
+#[test]
+fn broken_inputs_give_a_precise_error_and_exit_1() {
+    let mut failures = Vec::new();
+    for (case, file, text, at, message) in broken_inputs() {
+        let repo = Repo::new();
+        repo.write(&format!("environments/{file}"), &text);
+        // Enough memory to show the deadline, enough time to show the memory cap.
+        let (timeout, memory) = match case {
+            "non-terminating program" => ("0.5", "4096"),
+            "huge allocation" => ("60", "64"),
+            _ => ("5", "512"),
+        };
+        let out = spindle(&[
+            "check",
+            repo.path_str(),
+            "--eval-timeout",
+            timeout,
+            "--eval-memory",
+            memory,
+        ]);
+        let first_line = out.stderr.lines().next().unwrap_or_default().to_owned();
+        let at_ok = at.is_empty() || first_line.contains(&format!("environments/{at}"));
+        if out.code != 1 || !at_ok || !first_line.contains(message) {
+            failures.push(format!(
+                "{case}: exit {} (want 1), want `{at}` and `{message}` in the first line:\n{}",
+                out.code, out.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn errors_show_the_source_line_and_a_caret() {
+    let repo = Repo::new();
+    repo.write(
+        "environments/production.ncl",
+        "{\n  apps.web = {\n    image = \"a/b\",\n    replicas = \"three\",\n  },\n}\n",
+    );
+    let out = spindle(&["check", repo.path_str()]);
+    assert_eq!(out.code, 1);
+    let expected = format!(
+        "{}/environments/production.ncl:4:16: contract broken by the value of `replicas`: expected a number\n  |\n4 |     replicas = \"three\",\n  |                ^\n",
+        repo.path_str()
+    );
+    assert!(out.stderr.starts_with(&expected), "{}", out.stderr);
+}
+
+#[test]
+fn several_errors_are_reported_at_once() {
+    let repo = Repo::new();
+    repo.write(
+        "environments/production.ncl",
+        r#"{ apps = { a = { image = "BAD" }, b = { image = "a/b", runtime = "nope" } } }"#,
+    );
+    let out = spindle(&["check", repo.path_str()]);
+    assert_eq!(out.code, 1);
+    out.assert_stderr_contains("`BAD` is not a valid OCI image reference");
+    out.assert_stderr_contains("runtime `nope` is not defined");
+    out.assert_stderr_contains("2 errors in environment");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = spindle(&["check", crate::support::EXAMPLE]);
+    assert_eq!(out.code, 2);
+    out.assert_stderr_contains(
+        "several environments (production, staging): choose one with --env NAME",
+    );
+
+    let out = spindle(&["check", crate::support::EXAMPLE, "--env", "qa"]);
+    assert_eq!(out.code, 2);
+    out.assert_stderr_contains("no environment `qa` (have: production, staging)");
+
+    let empty = Repo::new();
+    let out = spindle(&["check", empty.path_str()]);
+    assert_eq!(out.code, 2);
+    out.assert_stderr_contains("has no environments");
+}
+
+#[test]
+fn imports_between_repository_files_resolve() {
+    let repo = Repo::new();
+    repo.write(
+        "shared/apps.ncl",
+        r#"{ web = { image = "a/b", replicas = 2 } }"#,
+    );
+    repo.write("shared/extra.yaml", "api:\n  image: a/c\n");
+    repo.write(
+        "environments/production.ncl",
+        r#"{ apps = (import "../shared/apps.ncl") & (import "../shared/extra.yaml") & { web.replicas | force = 5 } }"#,
+    );
+    let out = spindle(&["check", repo.path_str()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("2 apps, 0 runtimes"), "{}", out.stdout);
+    assert!(out.stdout.contains("replicas 5"), "{}", out.stdout);
+}
+
+#[test]
+fn json_schema_describes_the_model() {
+    let out = spindle(&["schema"]);
+    assert_eq!(out.code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&out.stdout).expect("schema is JSON");
+    let app = &schema["$defs"]["App"]["properties"];
+    for field in [
+        "image",
+        "source",
+        "replicas",
+        "autoscaling",
+        "variables",
+        "runtimeConfig",
+        "ingress",
+        "runtime",
+    ] {
+        assert!(
+            app.get(field).is_some(),
+            "App.{field} missing from the schema"
+        );
+    }
+    assert_eq!(schema["$defs"]["App"]["additionalProperties"], false);
+}

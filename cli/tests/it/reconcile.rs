@@ -1,0 +1,946 @@
+//! `spindle apply` and `spindle reconcile` against the real test apiserver + controller-manager,
+//! with real Git repositories: create, change, rename, delete, broken revisions, drift, mass
+//! prunes, a crash half-way, webhooks and pushes.
+
+use std::{
+    collections::BTreeSet,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::support::{GitRepo, Output, free_port, http, kube_client, spindle, unique};
+use hmac::{Hmac, Mac as _};
+use serde_json::{Value, json};
+use spindle_reconciler::cluster::Cluster;
+use spindle_render::Object;
+
+const SHIM_SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// An environment with `apps` (`name = { ... }` lines) in `namespace`, and one runtime.
+fn environment(namespace: &str, apps: &[String]) -> String {
+    let apps: Vec<String> = apps
+        .iter()
+        .map(|app| app.replace("NS", namespace))
+        .collect();
+    format!(
+        "{{\n  apps = {{\n{}\n  }},\n  runtimes.spin = {{\n    shim = {{ version = \"1.0.0\", url = \"https://example.com/shim\", sha256 = \"{SHIM_SHA}\" }},\n    nodeSelector.wasm = \"yes\",\n  }},\n}}\n",
+        apps.join("\n")
+    )
+}
+
+fn app(name: &str, greeting: &str) -> String {
+    format!(
+        "    {name} = {{ namespace = \"NS\", image = \"ghcr.io/acme/{name}:1\", variables.greeting = \"{greeting}\" }},"
+    )
+}
+
+/// An app with a runtime config, so that it also gets a Secret.
+fn db_app(name: &str) -> String {
+    format!(
+        "    {name} = {{ namespace = \"NS\", image = \"ghcr.io/acme/{name}:1\", runtimeConfig.sqliteDatabases.default = {{ type = 'libsql, url = \"https://db.acme\", token = \"t0ken\" }} }},"
+    )
+}
+
+/// `spindle apply` of the repository's HEAD as reconciler `instance`, without waiting for pods
+/// (the test cluster has no kubelet).
+fn apply(repo: &GitRepo, instance: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "apply",
+        repo.0.path_str(),
+        "--instance",
+        instance,
+        "--health-timeout",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    spindle(&args)
+}
+
+fn assert_ok(out: &Output) {
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+}
+
+/// Reads and changes objects of the test cluster.
+struct Live {
+    runtime: tokio::runtime::Runtime,
+    cluster: Cluster,
+}
+
+/// A namespace of a test's own, deleted (with everything in it) when the test ends.
+struct TestNamespace<'a>(&'a Live, String);
+
+impl std::ops::Deref for TestNamespace<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.1
+    }
+}
+
+impl Drop for TestNamespace<'_> {
+    fn drop(&mut self) {
+        let api = self.0.api("v1", "Namespace", "");
+        let _ = self
+            .0
+            .runtime
+            .block_on(api.delete(&self.1, &Default::default()));
+    }
+}
+
+impl Live {
+    fn namespace(&self, prefix: &str) -> TestNamespace<'_> {
+        TestNamespace(self, unique(prefix))
+    }
+
+    fn new() -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let cluster =
+            runtime.block_on(async { Cluster::connect(kube_client().await).await.unwrap() });
+        Live { runtime, cluster }
+    }
+
+    fn api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> kube::Api<kube::api::DynamicObject> {
+        let mut probe = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "-"}});
+        if kind != "Namespace" {
+            probe["metadata"]["namespace"] = json!(namespace);
+        }
+        self.cluster.api(&Object::new(probe)).unwrap()
+    }
+
+    fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let api = self.api(api_version, kind, namespace);
+        self.runtime
+            .block_on(api.get_opt(name))
+            .unwrap()
+            .map(|o| serde_json::to_value(o).unwrap())
+    }
+
+    fn deployment(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.get("apps/v1", "Deployment", namespace, name)
+    }
+
+    /// Names of the objects of `kind` in `namespace` that carry spindle's label.
+    fn names(&self, api_version: &str, kind: &str, namespace: &str) -> BTreeSet<String> {
+        let api = self.api(api_version, kind, namespace);
+        let params =
+            kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=spindle");
+        self.runtime
+            .block_on(api.list(&params))
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|o| o.metadata.name)
+            .collect()
+    }
+
+    fn create(&self, object: Value) {
+        let object = Object::new(object);
+        let api = self.cluster.api(&object).unwrap();
+        let value: kube::api::DynamicObject = serde_json::from_value(object.into_value()).unwrap();
+        self.runtime
+            .block_on(api.create(&Default::default(), &value))
+            .unwrap();
+    }
+
+    /// Sets a Job's condition as the Job controller would when its pod ends.
+    fn finish_job(&self, namespace: &str, name: &str, condition: &str) {
+        let api = self.api("batch/v1", "Job", namespace);
+        let status = json!({"status": {"conditions": [{"type": condition, "status": "True", "reason": "Test", "message": format!("marked {condition} by the test")}]}});
+        self.runtime
+            .block_on(api.patch_status(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(status),
+            ))
+            .unwrap();
+    }
+
+    /// Installer Jobs (in spindle-system) for `runtime`, by node.
+    fn installer_jobs(&self, runtime: &str) -> Vec<(String, String)> {
+        let api = self.api("batch/v1", "Job", "spindle-system");
+        let params =
+            kube::api::ListParams::default().labels(&format!("spindle.dev/runtime={runtime}"));
+        let mut jobs: Vec<(String, String)> = self
+            .runtime
+            .block_on(api.list(&params))
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|job| {
+                let node = job.metadata.labels.as_ref().unwrap()["spindle.dev/node"].clone();
+                (node, job.metadata.name.unwrap())
+            })
+            .collect();
+        jobs.sort();
+        jobs
+    }
+
+    fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) {
+        let api = self.api(api_version, kind, namespace);
+        self.runtime
+            .block_on(api.delete(name, &Default::default()))
+            .unwrap();
+    }
+
+    fn patch(&self, api_version: &str, kind: &str, namespace: &str, name: &str, patch: Value) {
+        let api = self.api(api_version, kind, namespace);
+        self.runtime
+            .block_on(api.patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            ))
+            .unwrap();
+    }
+}
+
+fn env_value(deployment: &Value, name: &str) -> Option<String> {
+    deployment
+        .pointer("/spec/template/spec/containers/0/env")?
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?
+        .get("value")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .pointer(&format!("/metadata/labels/{}", key.replace('/', "~1")))?
+        .as_str()
+}
+
+#[test]
+fn commits_create_change_rename_and_delete_exactly_their_objects() {
+    let live = Live::new();
+    let namespace = live.namespace("rc-life");
+    let ns: &str = &namespace;
+    let repo = GitRepo::new();
+    let first = repo.commit(
+        &environment(ns, &[app("web", "hi"), app("api", "yo"), db_app("store")]),
+        "three apps",
+    );
+    let out = apply(&repo, ns, &[]);
+    assert_ok(&out);
+    assert!(
+        out.stdout.contains(&format!("applied  Namespace {ns}\n")),
+        "{}",
+        out.stdout
+    );
+    let web = live.deployment(ns, "web").expect("web's Deployment");
+    assert_eq!(
+        env_value(&web, "SPIN_VARIABLE_GREETING").as_deref(),
+        Some("hi")
+    );
+    assert_eq!(label(&web, "spindle.dev/revision"), Some(first.as_str()));
+    assert!(live.get("v1", "Service", ns, "web").is_some());
+    let secrets = live.names("v1", "Secret", ns);
+    assert!(
+        secrets
+            .iter()
+            .any(|s| s.starts_with("store-runtime-config-")),
+        "the runtime config Secret: {secrets:?}"
+    );
+    let api_before = live.deployment(ns, "api").unwrap();
+
+    // A variable changes: web's pod template changes (a rollout), api is not even sent.
+    let second = repo.commit(
+        &environment(
+            ns,
+            &[app("web", "hello"), app("api", "yo"), db_app("store")],
+        ),
+        "greet",
+    );
+    let out = apply(&repo, ns, &[]);
+    assert_ok(&out);
+    assert!(
+        out.stdout
+            .contains(&format!("applied  Deployment {ns}/web\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("1 applied, "),
+        "only web changed:\n{}",
+        out.stdout
+    );
+    let web_after = live.deployment(ns, "web").unwrap();
+    assert_eq!(
+        env_value(&web_after, "SPIN_VARIABLE_GREETING").as_deref(),
+        Some("hello")
+    );
+    assert!(web_after["metadata"]["generation"].as_i64() > web["metadata"]["generation"].as_i64());
+    assert_eq!(
+        label(&web_after, "spindle.dev/revision"),
+        Some(second.as_str())
+    );
+    let api_after = live.deployment(ns, "api").unwrap();
+    assert_eq!(
+        label(&api_after, "spindle.dev/revision"),
+        Some(first.as_str()),
+        "api is not sent again"
+    );
+    assert_eq!(
+        api_after["metadata"]["generation"],
+        api_before["metadata"]["generation"]
+    );
+
+    // A rename: the new app is created and the old one pruned.
+    repo.commit(
+        &environment(
+            ns,
+            &[app("web", "hello"), app("backend", "yo"), db_app("store")],
+        ),
+        "rename",
+    );
+    let out = apply(&repo, ns, &[]);
+    assert_ok(&out);
+    assert!(
+        out.stdout
+            .contains(&format!("pruned   Deployment {ns}/api\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("pruned   Service {ns}/api\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(live.deployment(ns, "backend").is_some());
+    assert!(live.deployment(ns, "api").is_none());
+
+    // A deletion prunes exactly that app's objects.
+    repo.commit(
+        &environment(ns, &[app("web", "hello"), app("backend", "yo")]),
+        "no store",
+    );
+    let out = apply(&repo, ns, &[]);
+    assert_ok(&out);
+    assert_eq!(
+        live.names("apps/v1", "Deployment", ns),
+        BTreeSet::from(["backend".into(), "web".into()])
+    );
+    assert_eq!(
+        live.names("v1", "Service", ns),
+        BTreeSet::from(["backend".into(), "web".into()])
+    );
+    assert!(
+        live.names("v1", "Secret", ns).is_empty(),
+        "the store's Secret is pruned"
+    );
+
+    // Nothing changed: nothing is sent.
+    let out = apply(&repo, ns, &[]);
+    assert_ok(&out);
+    assert!(out.stdout.contains(": 0 applied, "), "{}", out.stdout);
+}
+
+#[test]
+fn a_broken_commit_applies_nothing_and_status_says_why() {
+    let live = Live::new();
+    let namespace = live.namespace("rc-broken");
+    let ns: &str = &namespace;
+    let repo = GitRepo::new();
+    let good = repo.commit(&environment(ns, &[app("web", "hi")]), "good");
+    assert_ok(&apply(&repo, ns, &[]));
+    let before = live.deployment(ns, "web").unwrap();
+
+    let broken = environment(ns, &[app("web", "changed")]).replace("image =", "imag =");
+    repo.commit(&broken, "typo");
+    let out = apply(&repo, ns, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_stderr_contains("environments/prod.ncl:3:");
+    out.assert_stderr_contains("was not applied");
+    let after = live.deployment(ns, "web").unwrap();
+    assert_eq!(
+        after["metadata"]["generation"], before["metadata"]["generation"],
+        "nothing was applied"
+    );
+    assert_eq!(label(&after, "spindle.dev/revision"), Some(good.as_str()));
+    assert_eq!(
+        env_value(&after, "SPIN_VARIABLE_GREETING").as_deref(),
+        Some("hi")
+    );
+
+    let status = spindle(&["status", "--instance", ns]);
+    assert_eq!(status.code, 1, "not ready: {}", status.stdout);
+    assert!(
+        status.stdout.contains("False  ValidationFailed"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(&good[..12]),
+        "last applied is the good one: {}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("environments/prod.ncl:3:"),
+        "{}",
+        status.stdout
+    );
+    let json = spindle(&["status", "--instance", ns, "-o", "json"]);
+    let parsed: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(parsed[0]["lastAppliedRevision"], good);
+    assert_eq!(
+        parsed[0]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Stalled")
+            .unwrap()["status"],
+        "True"
+    );
+}
+
+#[test]
+fn drift_is_put_back_and_reported() {
+    let live = Live::new();
+    let namespace = live.namespace("rc-drift");
+    let ns: &str = &namespace;
+    let repo = GitRepo::new();
+    repo.commit(&environment(ns, &[app("web", "hi")]), "one");
+    assert_ok(&apply(&repo, ns, &[]));
+
+    live.delete("v1", "Service", ns, "web");
+    live.patch(
+        "apps/v1",
+        "Deployment",
+        ns,
+        "web",
+        json!({"spec": {"template": {"spec": {"runtimeClassName": "other"}}}}),
+    );
+    let out = apply(&repo, ns, &[]);
+    assert_ok(&out);
+    assert!(
+        out.stdout
+            .contains(&format!("drifted  Service {ns}/web: deleted")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("drifted  Deployment {ns}/web: spec.template.spec")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        live.get("v1", "Service", ns, "web").is_some(),
+        "the Service is back"
+    );
+    let web = live.deployment(ns, "web").unwrap();
+    assert_eq!(web["spec"]["template"]["spec"]["runtimeClassName"], "spin");
+
+    // Changes to fields spindle does not own are not drift.
+    live.patch(
+        "apps/v1",
+        "Deployment",
+        ns,
+        "web",
+        json!({"metadata": {"annotations": {"team": "payments"}}}),
+    );
+    let out = apply(&repo, ns, &[]);
+    assert!(!out.stdout.contains("drifted"), "{}", out.stdout);
+}
+
+#[test]
+fn a_mass_prune_is_refused_until_allowed_and_protected_objects_stay() {
+    let live = Live::new();
+    let namespace = live.namespace("rc-mass");
+    let ns: &str = &namespace;
+    let repo = GitRepo::new();
+    repo.commit(
+        &environment(ns, &[app("a", "1"), app("b", "2"), app("c", "3")]),
+        "three",
+    );
+    assert_ok(&apply(&repo, ns, &[]));
+
+    repo.commit(&environment(ns, &[]), "emptied by mistake");
+    let out = apply(&repo, ns, &[]);
+    assert_eq!(out.code, 1);
+    out.assert_stderr_contains("--allow-mass-prune");
+    assert_eq!(
+        live.names("apps/v1", "Deployment", ns).len(),
+        3,
+        "nothing pruned"
+    );
+
+    live.patch(
+        "apps/v1",
+        "Deployment",
+        ns,
+        "b",
+        json!({"metadata": {"annotations": {"spindle.dev/prune": "disabled"}}}),
+    );
+    let out = apply(&repo, ns, &["--allow-mass-prune"]);
+    assert_ok(&out);
+    assert_eq!(
+        live.names("apps/v1", "Deployment", ns),
+        BTreeSet::from(["b".into()])
+    );
+}
+
+#[test]
+fn a_reconciler_killed_half_way_converges_without_orphans() {
+    let live = Live::new();
+    let namespace = live.namespace("rc-crash");
+    let ns: &str = &namespace;
+    let repo = GitRepo::new();
+    let apps: Vec<String> = (0..150).map(|i| app(&format!("app{i:03}"), "hi")).collect();
+    repo.commit(&environment(ns, &apps), "many apps");
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "apply",
+            repo.0.path_str(),
+            "--instance",
+            ns,
+            "--health-timeout",
+            "0",
+        ])
+        .env("SPINDLE_CACHE", cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while live.names("apps/v1", "Deployment", ns).is_empty() {
+        assert!(Instant::now() < deadline, "the apply never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let applied_before_the_kill = live.names("apps/v1", "Deployment", ns).len();
+    assert!(
+        applied_before_the_kill < 150,
+        "the kill came after the apply had finished"
+    );
+    let inventory = live
+        .get(
+            "v1",
+            "ConfigMap",
+            "spindle-system",
+            &format!("spindle-inventory-{ns}"),
+        )
+        .expect("the inventory was written before applying");
+    assert!(
+        inventory["data"]["inventory.json"]
+            .as_str()
+            .unwrap()
+            .contains("\"applying\""),
+        "it lists the objects being applied"
+    );
+
+    // The repository moves on without half of the apps; the next apply must remove whatever the
+    // killed one created for them, and create the rest exactly once.
+    let kept: Vec<String> = (0..150)
+        .step_by(2)
+        .map(|i| app(&format!("app{i:03}"), "hi"))
+        .collect();
+    repo.commit(&environment(ns, &kept), "half");
+    let out = apply(&repo, ns, &["--allow-mass-prune"]);
+    assert_ok(&out);
+    let expected: BTreeSet<String> = (0..150).step_by(2).map(|i| format!("app{i:03}")).collect();
+    assert_eq!(
+        live.names("apps/v1", "Deployment", ns),
+        expected,
+        "killed after {applied_before_the_kill} Deployments"
+    );
+    assert_eq!(live.names("v1", "Service", ns), expected);
+}
+
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+struct Reconcile(Child);
+
+impl Drop for Reconcile {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pushes_and_signed_webhooks_trigger_reconciles_at_once() {
+    let live = Live::new();
+    let namespace = live.namespace("rc-watch");
+    let ns: &str = &namespace;
+    let origin = GitRepo::new();
+    origin.commit(&environment(ns, &[app("web", "one")]), "one");
+    let bare = tempfile::tempdir().unwrap();
+    crate::support::git(
+        bare.path(),
+        &["clone", "-q", "--bare", origin.0.path_str(), "."],
+    );
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "hook-s3cret\n").unwrap();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
+    let _reconcile = Reconcile(
+        Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args([
+                "reconcile",
+                "--repo",
+                bare.path().to_str().unwrap(),
+                "--instance",
+                ns,
+            ])
+            .args([
+                "--interval",
+                "3600",
+                "--health-timeout",
+                "0",
+                "--listen",
+                &address,
+            ])
+            .args(["--webhook-secret-file", secret.path().to_str().unwrap()])
+            .env("SPINDLE_CACHE", cache)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the first reconcile", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(&address).is_ok()
+            && http(&address, "GET", "/readyz", "").status == 200
+    });
+    assert_eq!(
+        env_value(
+            &live.deployment(ns, "web").unwrap(),
+            "SPIN_VARIABLE_GREETING"
+        )
+        .as_deref(),
+        Some("one")
+    );
+
+    // A push into the repository is applied without waiting for the (hour-long) interval.
+    origin.commit(&environment(ns, &[app("web", "two")]), "two");
+    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    let took = wait_until("the pushed commit", Duration::from_secs(20), || {
+        env_value(
+            &live.deployment(ns, "web").unwrap(),
+            "SPIN_VARIABLE_GREETING",
+        )
+        .as_deref()
+            == Some("two")
+    });
+    eprintln!("push to applied: {took:?}");
+
+    // A webhook with a bad signature is refused and triggers nothing; a good one reconciles (and
+    // so corrects drift) at once.
+    settle(&address);
+    live.delete("v1", "Service", ns, "web");
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let bad = hook(&address, body, "sha256=0000");
+    assert_eq!(bad.status, 401, "{bad:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        live.get("v1", "Service", ns, "web").is_none(),
+        "a refused hook reconciles nothing"
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"hook-s3cret").unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(hook(&address, body, &signature).status, 202);
+    wait_until("the webhook's reconcile", Duration::from_secs(20), || {
+        live.get("v1", "Service", ns, "web").is_some()
+    });
+
+    // The pass's counts are recorded once it has finished.
+    wait_until(
+        "the metrics of the webhook's pass",
+        Duration::from_secs(20),
+        || {
+            http(&address, "GET", "/metrics", "")
+                .body
+                .contains("spindle_drift_corrected_total 1\n")
+        },
+    );
+    let metrics = http(&address, "GET", "/metrics", "").body;
+    let reconciles: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("spindle_reconciles_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reconciles >= 3, "{metrics}");
+}
+
+/// Waits until the reconciler has been idle for a second.
+fn settle(address: &str) {
+    let count = || {
+        http(address, "GET", "/metrics", "")
+            .body
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("spindle_reconciles_total ")
+                    .map(str::to_owned)
+            })
+            .unwrap()
+    };
+    let mut last = count();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = count();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+fn hook(address: &str, body: &str, signature: &str) -> crate::support::HttpResponse {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /hook HTTP/1.1\r\nHost: spindle\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-Hub-Signature-256: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    crate::support::parse_response(&raw)
+}
+
+#[test]
+fn the_install_manifests_are_the_committed_ones_and_the_apiserver_accepts_them() {
+    let out = spindle(&["install", "--print"]);
+    assert_ok(&out);
+    let committed = std::fs::read_to_string("../deploy/spindle.yaml").unwrap();
+    if std::env::var_os("SPINDLE_UPDATE_GOLDEN").is_some() {
+        std::fs::write("../deploy/spindle.yaml", &out.stdout).unwrap();
+    } else {
+        assert_eq!(
+            out.stdout, committed,
+            "deploy/spindle.yaml is stale: run with SPINDLE_UPDATE_GOLDEN=1"
+        );
+    }
+    let live = Live::new();
+    for document in out.stdout.split("---\n").filter(|d| !d.trim().is_empty()) {
+        let value: Value = serde_yaml::from_str(document).unwrap();
+        let object = Object::new(value);
+        // The namespace must exist for the dry runs of what goes in it.
+        let dry_run = object.kind() != "Namespace";
+        live.runtime
+            .block_on(live.cluster.apply(&object, dry_run))
+            .unwrap_or_else(|err| panic!("{}: {err:#}", object.display_name()));
+    }
+}
+
+/// Test nodes (no kubelet behind them), deleted when the test ends.
+struct Nodes<'a>(&'a Live, Vec<String>);
+
+impl Drop for Nodes<'_> {
+    fn drop(&mut self) {
+        let api = self.0.api("v1", "Node", "");
+        for node in &self.1 {
+            let _ = self
+                .0
+                .runtime
+                .block_on(api.delete(node, &Default::default()));
+        }
+    }
+}
+
+#[test]
+fn node_runtimes_roll_out_node_by_node_stop_on_failure_and_reinstall_new_shims() {
+    let live = Live::new();
+    let id = unique("roll");
+    let runtime = id.replace('-', "");
+    let names: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| format!("{id}-{n}"))
+        .collect();
+    let nodes = Nodes(&live, names.clone());
+    for node in &nodes.1 {
+        live.create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": {"rollout-test": id}}}));
+    }
+    let environment = |sha: char| {
+        format!(
+            "{{\n  apps = {{}},\n  runtimes.{runtime} = {{\n    shim = {{ version = \"1.0.0\", url = \"https://example.com/shim\", sha256 = \"{}\" }},\n    nodeSelector.rollout-test = \"{id}\",\n    rollout.maxUnavailable = 1,\n  }},\n}}\n",
+            sha.to_string().repeat(64)
+        )
+    };
+    let repo = GitRepo::new();
+    repo.commit(&environment('a'), "runtime");
+    let node = |n: usize| live.get("v1", "Node", "", &names[n]).unwrap();
+    let provisioned = |n: usize| {
+        let node = node(n);
+        (
+            label(&node, &format!("runtime.spindle.dev/{runtime}")).map(str::to_owned),
+            node.pointer(&format!(
+                "/metadata/annotations/runtime.spindle.dev~1{runtime}"
+            ))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        )
+    };
+
+    // The first wave: one node.
+    assert_ok(&apply(&repo, &id, &[]));
+    let jobs = live.installer_jobs(&runtime);
+    assert_eq!(
+        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [names[0].as_str()]
+    );
+
+    // Its Job completes: the node is marked provisioned, and the next pass moves to the next node.
+    live.finish_job("spindle-system", &jobs[0].1, "Complete");
+    assert_ok(&apply(&repo, &id, &[]));
+    assert_eq!(
+        provisioned(0),
+        (Some("provisioned".into()), Some("a".repeat(64)))
+    );
+    assert_ok(&apply(&repo, &id, &[]));
+    let jobs = live.installer_jobs(&runtime);
+    assert_eq!(
+        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [names[1].as_str()],
+        "node a's Job is pruned, b's created"
+    );
+
+    // b's install fails: the rollout stops there, c is not touched, and the status says why.
+    live.finish_job("spindle-system", &jobs[0].1, "Failed");
+    apply(&repo, &id, &[]);
+    let out = apply(&repo, &id, &[]);
+    assert!(
+        out.stdout.contains("the node runtime rollout stopped"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(live.installer_jobs(&runtime).len(), 1, "no Job for c");
+    assert_eq!(provisioned(2), (None, None));
+    let status = spindle(&["status", "--instance", &id]);
+    assert!(status.stdout.contains("RolloutFailed"), "{}", status.stdout);
+
+    // A new shim: node a is reinstalled first, though it runs the old one.
+    repo.commit(&environment('b'), "new shim");
+    assert_ok(&apply(&repo, &id, &[]));
+    let jobs = live.installer_jobs(&runtime);
+    assert_eq!(
+        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [names[0].as_str()]
+    );
+    let job = live
+        .get("batch/v1", "Job", "spindle-system", &jobs[0].1)
+        .unwrap();
+    assert_eq!(
+        job["metadata"]["annotations"]["spindle.dev/shim-sha256"],
+        "b".repeat(64)
+    );
+    assert_eq!(
+        provisioned(0).0.as_deref(),
+        Some("provisioned"),
+        "apps keep node a meanwhile"
+    );
+
+    // Node a leaves the selector: the runtime is taken off it, and then its label and annotation.
+    let api = live.api("v1", "Node", "");
+    let unlabel = json!({"metadata": {"labels": {"rollout-test": null}}});
+    live.runtime
+        .block_on(api.patch(
+            &names[0],
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&unlabel),
+        ))
+        .unwrap();
+    assert_ok(&apply(&repo, &id, &[]));
+    let uninstall = live
+        .installer_jobs(&runtime)
+        .into_iter()
+        .find(|(node, job)| node == &names[0] && job.starts_with("uninstall-"))
+        .expect("an uninstall Job for node a");
+    let job = live
+        .get("batch/v1", "Job", "spindle-system", &uninstall.1)
+        .unwrap();
+    let args = job["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert_eq!(args[0], "uninstall", "{args}");
+    assert!(
+        !args.to_string().contains("--shim-sha256"),
+        "uninstall needs no shim: {args}"
+    );
+    live.finish_job("spindle-system", &uninstall.1, "Complete");
+    assert_ok(&apply(&repo, &id, &[]));
+    assert_eq!(
+        provisioned(0),
+        (None, None),
+        "node a is no longer provisioned"
+    );
+}
+
+#[test]
+fn reconcile_follows_the_highest_tag_a_pinned_commit_and_a_sub_path() {
+    let live = Live::new();
+    let namespace = live.namespace("rc-follow");
+    let ns: &str = &namespace;
+    let repo = GitRepo::new();
+    let commit_in_deploy = |greeting: &str| {
+        repo.0.write(
+            "deploy/environments/prod.ncl",
+            &environment(ns, &[app("web", greeting)]),
+        );
+        repo.0.write("README.md", greeting);
+        repo.git(&["add", "-A"]);
+        repo.git(&["commit", "-qm", greeting]);
+        repo.head()
+    };
+    let v1_2 = commit_in_deploy("v1.2");
+    repo.git(&["tag", "v1.2.0"]);
+    commit_in_deploy("v1.10");
+    repo.git(&["tag", "v1.10.0"]);
+    commit_in_deploy("main");
+    let once = |follow: &str| {
+        spindle(&[
+            "reconcile",
+            "--once",
+            "--repo",
+            repo.0.path_str(),
+            "--follow",
+            follow,
+            "--path",
+            "deploy",
+            "--instance",
+            ns,
+            "--health-timeout",
+            "0",
+        ])
+    };
+    let greeting = || {
+        env_value(
+            &live.deployment(ns, "web").unwrap(),
+            "SPIN_VARIABLE_GREETING",
+        )
+    };
+
+    assert_ok(&once("tag:v*"));
+    assert_eq!(
+        greeting().as_deref(),
+        Some("v1.10"),
+        "v1.10.0 is higher than v1.2.0"
+    );
+    assert_ok(&once(&format!("commit:{v1_2}")));
+    assert_eq!(greeting().as_deref(), Some("v1.2"));
+    assert_ok(&once("main"));
+    assert_eq!(greeting().as_deref(), Some("main"));
+    let missing = once("tag:v9*");
+    assert_eq!(missing.code, 2);
+    missing.assert_stderr_contains("has no tag matching `v9*`");
+}

@@ -1,0 +1,446 @@
+//! `spindle run` serving real Spin SDK guests (built from `tests/apps`) over real HTTP on loopback.
+
+use std::{
+    io::{Read, Write},
+    net::TcpListener,
+};
+
+use crate::support::{
+    Served, http,
+    otlp::{Collector, hex},
+    required_env, spindle, test_apps,
+};
+
+fn serve(extra: &[&str]) -> (Served, tempfile::TempDir) {
+    serve_with_env(extra, &[])
+}
+
+fn serve_with_env(extra: &[&str], env: &[(&str, &str)]) -> (Served, tempfile::TempDir) {
+    let state = tempfile::tempdir().expect("temp dir");
+    let apps = test_apps().to_str().expect("utf-8 path").to_owned();
+    let state_dir = state.path().to_str().unwrap().to_owned();
+    let mut args = vec![
+        apps.as_str(),
+        "--state-dir",
+        state_dir.as_str(),
+        "--request-timeout",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let mut env = env.to_vec();
+    env.push(("SPIN_VARIABLE_SECRET_TOKEN", "s3cret"));
+    let served = Served::start(&args, &env);
+    (served, state)
+}
+
+fn header<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+}
+
+#[test]
+fn routes_and_spin_headers_follow_spin() {
+    let (served, _state) = serve(&[]);
+    let address = &served.address;
+
+    let echoed = http(address, "GET", "/headers/a/b?x=y", "");
+    assert_eq!(echoed.status, 200, "{echoed:?}");
+    let body = &echoed.body;
+    assert_eq!(
+        header(body, "spin-full-url"),
+        Some(format!("http://{address}/headers/a/b?x=y").as_str())
+    );
+    assert_eq!(header(body, "spin-path-info"), Some("/a/b"));
+    assert_eq!(header(body, "spin-matched-route"), Some("/headers/..."));
+    assert_eq!(
+        header(body, "spin-raw-component-route"),
+        Some("/headers/...")
+    );
+    assert_eq!(header(body, "spin-component-route"), Some("/headers"));
+    assert_eq!(header(body, "spin-base-path"), Some("/"));
+    assert!(header(body, "spin-client-addr").is_some_and(|a| a.starts_with("127.0.0.1:")));
+
+    let param = http(address, "GET", "/users/42", "");
+    assert_eq!(
+        header(&param.body, "spin-path-match-user-id"),
+        Some("42"),
+        "{}",
+        param.body
+    );
+    assert_eq!(
+        header(&param.body, "spin-matched-route"),
+        Some("/users/:user_id")
+    );
+
+    let posted = http(address, "POST", "/headers/upload", "0123456789");
+    assert_eq!(
+        header(&posted.body, "body-bytes"),
+        Some("10"),
+        "{}",
+        posted.body
+    );
+
+    assert_eq!(http(address, "GET", "/nothing-here", "").status, 404);
+    assert_eq!(
+        http(address, "GET", "/.well-known/spin/health", "").status,
+        200
+    );
+    // A client cannot pose as the router.
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET /headers/x HTTP/1.1\r\nHost: h\r\nspin-path-info: /forged\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    assert!(raw.contains("spin-path-info: /x\n"), "{raw}");
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let (served, _state) = serve(&[]);
+    let mut stream = std::net::TcpStream::connect(&served.address).unwrap();
+    for _ in 0..3 {
+        write!(stream, "GET /misbehave/ok HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let mut buffer = [0u8; 1024];
+        let n = stream.read(&mut buffer).unwrap();
+        let text = String::from_utf8_lossy(&buffer[..n]);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.ends_with("fine") || text.contains("fine"), "{text}");
+    }
+}
+
+#[test]
+fn key_value_counts_and_survives_a_restart_and_refuses_undeclared_stores() {
+    let state = tempfile::tempdir().unwrap();
+    let apps = test_apps().to_str().unwrap().to_owned();
+    let state_dir = state.path().to_str().unwrap().to_owned();
+    let args = [apps.as_str(), "--state-dir", state_dir.as_str()];
+    let env = [("SPIN_VARIABLE_SECRET_TOKEN", "t")];
+    let served = Served::start(&args, &env);
+    assert_eq!(
+        http(&served.address, "GET", "/kv/count", "").body,
+        "count: 1"
+    );
+    assert_eq!(
+        http(&served.address, "GET", "/kv/count", "").body,
+        "count: 2"
+    );
+    let denied = http(&served.address, "GET", "/kv/open/other", "");
+    assert!(denied.body.contains("AccessDenied"), "{}", denied.body);
+    assert!(served.stop().success());
+
+    let again = Served::start(&args, &env);
+    assert_eq!(
+        http(&again.address, "GET", "/kv/count", "").body,
+        "count: 3"
+    );
+}
+
+#[test]
+fn variables_come_from_templates_defaults_and_the_environment() {
+    let (served, _state) = serve(&["--variable", "greeting=Howdy"]);
+    assert_eq!(
+        http(&served.address, "GET", "/variables/message", "").body,
+        "Howdy, world"
+    );
+    assert_eq!(
+        http(&served.address, "GET", "/variables/token", "").body,
+        "s3cret"
+    );
+    let undefined = http(&served.address, "GET", "/variables/nope", "");
+    assert!(undefined.body.contains("Undefined"), "{}", undefined.body);
+}
+
+#[test]
+fn a_missing_required_variable_stops_the_start() {
+    let out = spindle(&[
+        "run",
+        test_apps().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--ephemeral",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.assert_stderr_contains(
+        "required variable `secret_token` not set (set SPIN_VARIABLE_SECRET_TOKEN)",
+    );
+}
+
+#[test]
+fn sqlite_databases_keep_rows() {
+    let (served, _state) = serve(&[]);
+    http(&served.address, "GET", "/sqlite?first", "");
+    let listed = http(&served.address, "GET", "/sqlite?second", "");
+    assert_eq!(listed.body, "1 first\n2 second", "{listed:?}");
+}
+
+#[test]
+fn outbound_http_goes_only_where_the_manifest_allows() {
+    // The manifest allows `http://{{ upstream_host }}:*`, with `127.0.0.1` as the default.
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in upstream.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nupstream",
+            );
+        }
+    });
+    let (served, _state) = serve(&[]);
+    let allowed = http(
+        &served.address,
+        "GET",
+        &format!("/outbound?http://127.0.0.1:{port}/"),
+        "",
+    );
+    assert_eq!(allowed.body, "status 200: upstream", "{allowed:?}");
+    let denied = http(
+        &served.address,
+        "GET",
+        &format!("/outbound?http://localhost:{port}/"),
+        "",
+    );
+    assert!(denied.body.contains("HttpRequestDenied"), "{denied:?}");
+}
+
+#[test]
+fn components_reach_their_own_app_only_as_the_manifest_allows() {
+    let (served, _state) = serve(&[]);
+    let outbound = |url: &str| http(&served.address, "GET", &format!("/outbound?{url}"), "").body;
+
+    // `http://self` allows requests by route, through the app's router.
+    let by_route = outbound("http://self.alt/users/42");
+    assert!(by_route.starts_with("status 200: "), "{by_route}");
+    assert!(
+        by_route.contains("spin-path-match-user-id: 42"),
+        "{by_route}"
+    );
+    assert!(
+        by_route.contains("spin-matched-route: /users/:user_id"),
+        "{by_route}"
+    );
+
+    // Local service chaining reaches a private component directly ...
+    let chained = outbound("http://hidden.spin.internal/private/path");
+    assert!(chained.starts_with("status 200: "), "{chained}");
+    assert!(
+        chained.contains("uri: http://hidden.spin.internal/private/path"),
+        "{chained}"
+    );
+    // ... but only a component the list names.
+    let other = outbound("http://kv.spin.internal/kv/x");
+    assert!(other.contains("HttpRequestDenied"), "{other}");
+    // No route, no component: 404 from the app, not a network request.
+    assert!(outbound("http://self.alt/nowhere").starts_with("status 404"));
+}
+
+#[test]
+fn files_are_mounted_read_only() {
+    let (served, _state) = serve(&[]);
+    let page = http(&served.address, "GET", "/static/index.html", "");
+    assert_eq!(
+        (page.status, page.body.as_str()),
+        (200, "<h1>static</h1>\n")
+    );
+    assert_eq!(
+        http(&served.address, "GET", "/static/css/site.css", "").body,
+        "body{}\n"
+    );
+    let write = http(&served.address, "GET", "/static/write", "");
+    assert!(write.body.starts_with("refused"), "{write:?}");
+}
+
+#[test]
+fn a_misbehaving_guest_fails_its_own_request_only() {
+    let (served, _state) = serve(&["--instance-memory", "64"]);
+    let address = served.address.clone();
+    let looping = std::thread::spawn(move || http(&address, "GET", "/misbehave/loop", ""));
+    // While one request spins, others are served.
+    assert_eq!(
+        http(&served.address, "GET", "/misbehave/ok", "").body,
+        "fine"
+    );
+    assert_eq!(
+        http(&served.address, "GET", "/misbehave/trap", "").status,
+        500
+    );
+    assert_eq!(
+        http(&served.address, "GET", "/misbehave/alloc", "").status,
+        500
+    );
+    assert_eq!(looping.join().unwrap().status, 504);
+    assert_eq!(
+        http(&served.address, "GET", "/misbehave/ok", "").body,
+        "fine"
+    );
+    let log = served.stderr();
+    assert!(
+        log.contains("[misbehave] ") && log.contains("this guest traps on purpose"),
+        "{log}"
+    );
+}
+
+#[test]
+fn requests_are_logged_and_sigterm_stops_cleanly() {
+    let (served, _state) = serve(&[]);
+    http(&served.address, "GET", "/misbehave/ok", "");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let log = served.stderr();
+    assert!(
+        log.contains("path=/misbehave/ok") && log.contains("status=200"),
+        "{log}"
+    );
+    assert!(served.stop().success());
+}
+
+#[test]
+fn request_spans_are_exported_over_otlp_when_the_environment_asks() {
+    let collector = Collector::start();
+    let (served, _state) = serve_with_env(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ],
+    );
+    let answered = http(&served.address, "GET", "/headers/a", "");
+    assert_eq!(answered.status, 200);
+    let forwarded = header(&answered.body, "traceparent").expect("the guest gets a traceparent");
+    // Probes of Spin's well-known paths are not traced.
+    assert_eq!(
+        http(&served.address, "GET", "/.well-known/spin/health", "").status,
+        200
+    );
+    assert!(served.stop().success());
+
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0].span;
+    assert_eq!(
+        spans[0].service, "spindle-test-apps",
+        "the app's name by default"
+    );
+    assert_eq!(span.name, "GET /headers/...");
+    assert!(span.parent_span_id.is_empty(), "a root span");
+    assert_eq!(
+        forwarded,
+        format!("00-{}-{}-01", hex(&span.trace_id), hex(&span.span_id))
+    );
+}
+
+#[test]
+fn private_components_have_no_route_and_bad_manifests_name_their_line() {
+    let (served, _state) = serve(&[]);
+    assert_eq!(http(&served.address, "GET", "/hidden", "").status, 404);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"missing\"\n",
+    )
+    .unwrap();
+    let out = spindle(&["run", dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    out.assert_stderr_contains("spin.toml:7:13: trigger refers to component `missing`");
+}
+
+#[test]
+fn a_python_sdk_app_serves() {
+    let app = crate::support::python_app().to_str().unwrap().to_owned();
+    let served = Served::start(&[app.as_str(), "--ephemeral"], &[]);
+    let answer = http(&served.address, "GET", "/hello/python?x=1", "");
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", served.stderr());
+    assert!(
+        answer.body.starts_with("Hello from Python! GET"),
+        "{answer:?}"
+    );
+    assert!(answer.body.contains("via /..."), "{answer:?}");
+}
+
+/// The test servers' Redis and PostgreSQL, allowed through the manifest's templated
+/// `allowed_outbound_hosts`.
+fn serve_with_services() -> (Served, tempfile::TempDir) {
+    let redis = required_env("SPINDLE_TEST_REDIS");
+    let postgres = required_env("SPINDLE_TEST_POSTGRES");
+    serve_with_env(
+        &[],
+        &[
+            ("SPIN_VARIABLE_REDIS_HOST", redis.as_str()),
+            ("SPIN_VARIABLE_POSTGRES_HOST", postgres.as_str()),
+        ],
+    )
+}
+
+#[test]
+fn outbound_redis_talks_to_a_real_server() {
+    let (served, _state) = serve_with_services();
+    let answer = http(&served.address, "GET", "/services/redis", "");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let expected = [
+        "set: Ok(())",
+        "get: Ok(Some(\"value\"))",
+        "incr: Ok(1)",
+        "incr: Ok(2)",
+        "smembers: Ok([\"a\", \"b\"])",
+        "srem: Ok(1)",
+        "publish: Ok(())",
+        "execute: Ok([RedisResult::Status(\"PONG\")])",
+    ];
+    for line in expected {
+        assert!(
+            answer.body.lines().any(|l| l == line),
+            "missing `{line}` in:\n{}",
+            answer.body
+        );
+    }
+}
+
+#[test]
+fn outbound_postgres_talks_to_a_real_server_through_both_interfaces() {
+    let (served, _state) = serve_with_services();
+    let pg4 = http(&served.address, "GET", "/services/pg4", "").body;
+    for line in [
+        "insert: Ok(1)",
+        "columns: id:DbDataType::Int32 name:DbDataType::Str good:DbDataType::Boolean weight:DbDataType::Floating64 born:DbDataType::Date tags:DbDataType::ArrayStr meta:DbDataType::Jsonb note:DbDataType::Str",
+        "row: [DbValue::Int32(1), DbValue::Str(\"Rex\"), DbValue::Boolean(true), DbValue::Floating64(12.5), DbValue::Date((2020, 2, 29)), DbValue::ArrayStr([Some(\"loud\"), None]), DbValue::Jsonb([123, 34, 116, 111, 121, 34, 58, 34, 98, 97, 108, 108, 34, 125]), DbValue::DbNull]",
+    ] {
+        assert!(
+            pg4.lines().any(|l| l == line),
+            "missing `{line}` in:\n{pg4}"
+        );
+    }
+    let bad = pg4.lines().find(|l| l.starts_with("bad-sql: ")).unwrap();
+    assert!(
+        bad.contains("code: \"42P01\"")
+            && bad.contains("relation \\\"no_such_table\\\" does not exist"),
+        "{bad}"
+    );
+
+    let pg2 = http(&served.address, "GET", "/services/pg2", "").body;
+    assert!(
+        pg2.lines()
+            .any(|l| l == "query: Ok([[DbValue::Int64(7), DbValue::Str(\"Tom\")]])"),
+        "{pg2}"
+    );
+}
+
+#[test]
+fn outbound_services_the_manifest_does_not_allow_are_refused() {
+    let (served, _state) = serve_with_services();
+    let denied = http(&served.address, "GET", "/services/denied", "").body;
+    assert!(
+        denied.contains("redis: Some(Error::InvalidAddress)"),
+        "{denied}"
+    );
+    assert!(
+        denied.contains(
+            "pg4: Some(Error::ConnectionFailed(\"address host=127.0.0.1 port=1 user=x is not permitted\"))"
+        ),
+        "{denied}"
+    );
+}

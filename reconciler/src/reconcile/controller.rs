@@ -1,0 +1,147 @@
+//! The loop that keeps a cluster equal to a followed repository: fetch the revision, run a pass,
+//! then wait for the interval, a webhook, a push into a local repository, or the stop signal.
+//! While something rolls out, or after a failure, it comes back soon instead.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use tokio::{net::TcpListener, sync::mpsc};
+
+use super::{Outcome, Reconciler, endpoints, short};
+use crate::revisions::{Fetched, Remote, watch};
+
+/// How soon to look again while something rolls out, or after a failure.
+pub const SOON: Duration = Duration::from_secs(5);
+
+/// A reconciler following a remote.
+pub struct Controller {
+    remote: Remote,
+    reconciler: Reconciler,
+    /// Time between passes when nothing else wakes the loop.
+    interval: Duration,
+}
+
+impl Controller {
+    /// A controller for `remote`, passing every `interval` (at least a second).
+    pub fn new(remote: Remote, reconciler: Reconciler, interval: Duration) -> Self {
+        Controller {
+            remote,
+            reconciler,
+            interval: interval.max(Duration::from_secs(1)),
+        }
+    }
+
+    /// Fetches the followed revision and runs one pass.
+    pub async fn once(&mut self) -> Result<Outcome> {
+        self.cycle("once").await
+    }
+
+    /// Serves the endpoints on `listener` (`/healthz`, `/readyz`, `/metrics`, and `POST /hook`
+    /// when there is a `webhook_secret`) and passes until `shutdown` completes.
+    pub async fn run(
+        mut self,
+        listener: TcpListener,
+        webhook_secret: Option<Arc<Vec<u8>>>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let (trigger, mut triggers) = mpsc::channel(1);
+        let ready = Arc::new(AtomicBool::new(false));
+        tokio::spawn(endpoints::serve(
+            listener,
+            endpoints::Endpoints {
+                metrics: self.reconciler.metrics.clone(),
+                ready: ready.clone(),
+                webhook_secret,
+                trigger: trigger.clone(),
+            },
+        ));
+        // Pushes into a local repository wake the loop at once.
+        let _watch = match self.remote.local_path() {
+            Some(path) => Some(watch_pushes(&path, trigger)?),
+            None => None,
+        };
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut reason = "start";
+        loop {
+            let wait = match self.cycle(reason).await {
+                Ok(outcome) => {
+                    if outcome.applied {
+                        ready.store(true, Ordering::Relaxed);
+                    }
+                    if outcome.progressing {
+                        SOON
+                    } else {
+                        self.interval
+                    }
+                }
+                Err(err) => {
+                    tracing::error!("reconcile failed: {err:#}");
+                    SOON
+                }
+            };
+            reason = tokio::select! {
+                () = tokio::time::sleep(wait) => "interval",
+                Some(why) = triggers.recv() => why,
+                () = &mut shutdown => return Ok(()),
+            };
+        }
+    }
+
+    /// One fetch and pass.
+    async fn cycle(&mut self, reason: &str) -> Result<Outcome> {
+        let fetched = fetch(&self.remote).await?;
+        let (snapshot, commit) = fetched.folder.snapshot(&fetched.commit)?;
+        tracing::info!(revision = short(&commit), reason, "reconciling");
+        let outcome = self.reconciler.pass(&commit, &snapshot).await?;
+        if !outcome.applied {
+            tracing::error!(
+                revision = short(&commit),
+                "not applied: {}",
+                outcome.message
+            );
+        } else {
+            tracing::info!(
+                revision = short(&commit),
+                applied = outcome.sent.len(),
+                unchanged = outcome.unchanged,
+                pruned = outcome.pruned.len(),
+                drift_corrected = outcome.drifted.len(),
+                ready = outcome.ready,
+                "{}",
+                outcome.message
+            );
+        }
+        Ok(outcome)
+    }
+}
+
+/// Fetches on a blocking thread (git2 is synchronous).
+async fn fetch(remote: &Remote) -> Result<Fetched> {
+    let remote = remote.clone();
+    tokio::task::spawn_blocking(move || remote.fetch()).await?
+}
+
+/// Watches a local repository's refs and triggers a pass when one moves.
+fn watch_pushes(
+    path: &std::path::Path,
+    trigger: mpsc::Sender<&'static str>,
+) -> Result<notify::RecommendedWatcher> {
+    let git_dir = git2::Repository::open(path)
+        .with_context(|| format!("{} is not a Git repository", path.display()))?
+        .path()
+        .to_path_buf();
+    let (watcher, mut changes) = watch::debounced(&git_dir, watch::is_ref_change)?;
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            let _ = trigger.try_send("push");
+        }
+    });
+    Ok(watcher)
+}

@@ -1,0 +1,281 @@
+//! From a validated [`Platform`] to the Kubernetes objects spindle applies, and what changes
+//! between two sets of them. Pure: this crate has no cluster client and no runtime, so nothing
+//! here can reach a cluster (Cargo enforces it).
+//!
+//! Rendering is a pure function of the spec, the environment's name and the [`Target`]: no clock, no randomness, maps
+//! iterated in key order, so the same input gives the same bytes everywhere. Two flavors:
+//! [`Flavor::Native`] (Deployments, Services, ... run by spindle's shim) and [`Flavor::Spinkube`]
+//! (SpinApp, SpinAppExecutor and Shim resources for a cluster that runs spin-operator).
+
+mod app;
+pub mod diff;
+pub mod golden;
+mod kube_version;
+pub mod nodes;
+mod object;
+mod runtime;
+mod runtime_config;
+mod spinkube;
+pub mod yaml;
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+use spindle_schema::{App, Platform, pointer_segment};
+
+/// Something in the spec that cannot be rendered, at a JSON pointer into the environment: the
+/// same shape as a validation problem.
+pub use spindle_schema::Problem;
+
+pub use kube_version::KubeVersion;
+pub use nodes::Node;
+pub use object::{Object, Stage, sort};
+pub use runtime::{Action, PROVISIONED, provisioned_key};
+
+/// Label and annotation prefix of everything spindle writes.
+pub const DOMAIN: &str = "spindle.dev";
+/// The field manager of spindle's server-side applies, and the `managed-by` label.
+pub const MANAGER: &str = "spindle";
+
+/// The label selector of spindle's objects of `environment`.
+pub fn environment_selector(environment: &str) -> String {
+    format!("app.kubernetes.io/managed-by={MANAGER},{DOMAIN}/environment={environment}")
+}
+
+/// Every kind spindle renders, in each API version it may use: what a prune looks for.
+pub const KINDS: [(&str, &str); 14] = [
+    ("v1", "Namespace"),
+    ("v1", "Service"),
+    ("v1", "Secret"),
+    ("apps/v1", "Deployment"),
+    ("batch/v1", "Job"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("node.k8s.io/v1", "RuntimeClass"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("policy/v1beta1", "PodDisruptionBudget"),
+    ("core.spinkube.dev/v1alpha1", "SpinApp"),
+    ("core.spinkube.dev/v1alpha1", "SpinAppExecutor"),
+    ("runtime.spinkube.dev/v1alpha1", "Shim"),
+];
+
+/// What to render for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Flavor {
+    /// Deployments, Services, Secrets, RuntimeClasses and installer Jobs.
+    #[default]
+    Native,
+    /// spin-operator's SpinApp and SpinAppExecutor, runtime-class-manager's Shim.
+    Spinkube,
+}
+
+/// What objects are rendered for, besides the spec and the environment's name: the cluster's
+/// version and nodes, the flavor, spindle's own settings. Built once per command or reconciler
+/// (`Target { kube, ..Target::default() }`) and shared by every environment it renders.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The Kubernetes version whose API versions are used.
+    pub kube: KubeVersion,
+    /// Native objects or SpinKube's resources.
+    pub flavor: Flavor,
+    /// The source revision recorded on every object (`spindle.dev/revision`), when known.
+    pub revision: Option<String>,
+    /// The cluster's nodes, when known; installer Jobs are planned for them.
+    pub nodes: Option<Vec<Node>>,
+    /// Namespace of spindle's own objects (installer Jobs).
+    pub system_namespace: String,
+    /// The image that runs `spindle-node-installer` for runtimes whose shim comes from a URL.
+    pub installer_image: String,
+}
+
+impl Default for Target {
+    /// The newest Kubernetes, native objects, no revision, no nodes, `spindle-system`, and the
+    /// installer image of this spindle version.
+    fn default() -> Self {
+        Target {
+            kube: KubeVersion::NEWEST,
+            flavor: Flavor::Native,
+            revision: None,
+            nodes: None,
+            system_namespace: "spindle-system".to_owned(),
+            installer_image: format!(
+                "ghcr.io/spindle-dev/spindle-node-installer:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+        }
+    }
+}
+
+/// Renders every object of `environment`, sorted into apply order.
+pub fn render(
+    platform: &Platform,
+    environment: &str,
+    target: &Target,
+) -> Result<Vec<Object>, Vec<Problem>> {
+    let context = Context {
+        platform,
+        environment,
+        target,
+    };
+    let mut objects = Vec::new();
+    let mut problems = Vec::new();
+    let mut keep = |rendered: Result<Vec<Object>, Problem>| match rendered {
+        Ok(rendered) => objects.extend(rendered),
+        Err(problem) => problems.push(problem),
+    };
+    for (name, app) in &platform.apps {
+        keep(
+            context
+                .app_inputs(name, app)
+                .and_then(|inputs| match target.flavor {
+                    Flavor::Native => Ok(app::render(&context, &inputs)),
+                    Flavor::Spinkube => spinkube::app(&context, &inputs),
+                }),
+        );
+    }
+    for (name, runtime) in &platform.runtimes {
+        keep(match target.flavor {
+            Flavor::Native => Ok(runtime::render(&context, name, runtime)),
+            Flavor::Spinkube => spinkube::runtime(&context, name, runtime),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if target.flavor == Flavor::Spinkube {
+        objects.extend(spinkube::executors(&context));
+    }
+    objects.extend(context.namespaces(&objects));
+    sort(&mut objects);
+    Ok(objects)
+}
+
+/// What every renderer of one environment shares.
+struct Context<'a> {
+    platform: &'a Platform,
+    environment: &'a str,
+    target: &'a Target,
+}
+
+/// An app together with what it was resolved to.
+struct AppInputs<'a> {
+    name: &'a str,
+    app: &'a App,
+    image: &'a str,
+    runtime_class: &'a str,
+    runtime_name: &'a str,
+}
+
+impl<'a> Context<'a> {
+    fn app_inputs(&self, name: &'a str, app: &'a App) -> Result<AppInputs<'a>, Problem> {
+        let at = format!("/apps/{}", pointer_segment(name));
+        let image = app.image.as_deref().ok_or_else(|| Problem {
+            pointer: at.clone(),
+            message: format!(
+                "app `{name}` has no `image`: a cluster runs the app from an OCI registry; push it \
+                 (`spin registry push` or `spindle push`) and set `image` to the reference"
+            ),
+        })?;
+        let (runtime_name, runtime) = self.platform.runtime_of(app).ok_or_else(|| Problem {
+            pointer: at,
+            message: format!(
+                "app `{name}` has no node runtime to run on: define one under `runtimes`"
+            ),
+        })?;
+        Ok(AppInputs {
+            name,
+            app,
+            image,
+            runtime_class: runtime.class_name(runtime_name),
+            runtime_name,
+        })
+    }
+
+    /// Labels on the top-level metadata of every object spindle renders.
+    fn labels(&self, owner: Owner<'_>) -> Map<String, Value> {
+        let mut labels = Map::new();
+        labels.insert("app.kubernetes.io/managed-by".into(), json!(MANAGER));
+        match owner {
+            Owner::App(name) => {
+                labels.insert("app.kubernetes.io/name".into(), json!(name));
+                labels.insert(format!("{DOMAIN}/app"), json!(name));
+            }
+            Owner::Runtime(name) => {
+                labels.insert(format!("{DOMAIN}/runtime"), json!(name));
+            }
+            Owner::Environment => {}
+        }
+        labels.insert(format!("{DOMAIN}/environment"), json!(self.environment));
+        if let Some(revision) = &self.target.revision {
+            labels.insert(format!("{DOMAIN}/revision"), json!(revision));
+        }
+        labels
+    }
+
+    /// `metadata` with name, optional namespace, spindle's labels plus `extra_labels`, and
+    /// annotations when there are any.
+    fn metadata(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        namespace: Option<&str>,
+        extra: Option<&spindle_schema::ObjectMetadata>,
+    ) -> Value {
+        let mut labels = self.labels(owner);
+        let mut metadata = Map::new();
+        metadata.insert("name".into(), json!(name));
+        if let Some(namespace) = namespace {
+            metadata.insert("namespace".into(), json!(namespace));
+        }
+        if let Some(extra) = extra {
+            for (key, value) in &extra.labels {
+                labels.entry(key.clone()).or_insert_with(|| json!(value));
+            }
+        }
+        metadata.insert("labels".into(), Value::Object(labels));
+        if let Some(extra) = extra.filter(|extra| !extra.annotations.is_empty()) {
+            metadata.insert("annotations".into(), json!(extra.annotations));
+        }
+        Value::Object(metadata)
+    }
+
+    /// A Namespace for every namespace the objects use, except the ones every cluster has.
+    fn namespaces(&self, objects: &[Object]) -> Vec<Object> {
+        let used: BTreeSet<&str> = objects.iter().filter_map(Object::namespace).collect();
+        used.into_iter()
+            .filter(|namespace| !is_builtin_namespace(namespace))
+            .map(|namespace| {
+                Object::new(json!({
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": self.metadata(Owner::Environment, namespace, None, None),
+                }))
+            })
+            .collect()
+    }
+}
+
+/// Whose object it is, for its labels.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    App(&'a str),
+    Runtime(&'a str),
+    Environment,
+}
+
+/// Namespaces that exist in every cluster and must never be created or pruned by spindle.
+pub fn is_builtin_namespace(namespace: &str) -> bool {
+    matches!(
+        namespace,
+        "default" | "kube-system" | "kube-public" | "kube-node-lease"
+    )
+}
+
+/// The first `len` hex digits of the sha256 of `bytes`: names that change with content.
+fn short_hash(bytes: &[u8], len: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hex = hex::encode(Sha256::digest(bytes));
+    hex.truncate(len);
+    hex
+}

@@ -1,0 +1,331 @@
+//! A Spin application ready to serve: the manifest checked and resolved against its folder.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    manifest::{self, ComponentRef, FileMount, Locator, ManifestError, Route, Source},
+    routes::RoutePattern,
+};
+
+/// A loaded application.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    /// The folder of `spin.toml`: relative paths start here.
+    pub dir: PathBuf,
+    pub manifest_path: PathBuf,
+    /// The HTTP trigger's base path (`/` unless set).
+    pub base: String,
+    pub variables: BTreeMap<String, manifest::Variable>,
+    pub components: BTreeMap<String, ComponentSpec>,
+    /// HTTP routes to components, in manifest order; private components have none.
+    pub routes: Vec<(RoutePattern, String)>,
+}
+
+/// One component of the application.
+#[derive(Debug, Clone, Default)]
+pub struct ComponentSpec {
+    pub id: String,
+    /// The component's Wasm file.
+    pub source: PathBuf,
+    /// `source` holds code compiled by this runtime's engine (from containerd's cache), not Wasm.
+    pub precompiled: bool,
+    /// Files the guest sees, read-only: host path to guest path.
+    pub files: Vec<(PathBuf, String)>,
+    pub environment: BTreeMap<String, String>,
+    pub allowed_outbound_hosts: Vec<String>,
+    pub key_value_stores: BTreeSet<String>,
+    pub sqlite_databases: BTreeSet<String>,
+    /// Variable templates by name, e.g. `message = "{{ greeting }}!"`.
+    pub variables: BTreeMap<String, String>,
+    /// Build commands and their folder, for `--build`.
+    pub build: Option<(Vec<String>, PathBuf)>,
+}
+
+impl App {
+    /// Loads `path`: a `spin.toml`, or a folder holding one.
+    pub fn load(path: &Path) -> Result<App, ManifestError> {
+        let manifest_path = if path.is_dir() {
+            path.join("spin.toml")
+        } else {
+            path.to_path_buf()
+        };
+        let file = manifest_path.display().to_string();
+        let text = std::fs::read_to_string(&manifest_path).map_err(|err| ManifestError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the manifest: {err}"),
+        })?;
+        let parsed = manifest::parse(&file, &text)?;
+        let dir = manifest_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        resolve(
+            parsed,
+            &Locator {
+                file: &file,
+                text: &text,
+            },
+            dir,
+            manifest_path.clone(),
+        )
+    }
+
+    /// The components the app keeps when only `retain` are asked for (SpinKube's
+    /// `SPIN_COMPONENTS_TO_RETAIN`): routes to the others go.
+    pub fn retain(&mut self, retain: &[String]) -> Result<(), String> {
+        if let Some(unknown) = retain.iter().find(|id| !self.components.contains_key(*id)) {
+            return Err(format!(
+                "component `{unknown}` (asked to retain) is not in the app (have: {})",
+                self.components
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.components.retain(|id, _| retain.contains(id));
+        self.routes.retain(|(_, id)| retain.contains(id));
+        Ok(())
+    }
+}
+
+fn resolve(
+    manifest: manifest::Manifest,
+    at: &Locator,
+    dir: PathBuf,
+    manifest_path: PathBuf,
+) -> Result<App, ManifestError> {
+    if let Some(other) = manifest.trigger.other.keys().next() {
+        return Err(at.error(
+            0,
+            format!("trigger type `{other}` is not supported: spindle serves HTTP triggers"),
+        ));
+    }
+    let mut variables = BTreeMap::new();
+    for (name, variable) in manifest.variables {
+        if !crate::template::is_variable_name(name.get_ref()) {
+            return Err(at.at(&name, format!(
+                "variable name `{}` must be lower-case letters, digits and single underscores, starting with a letter",
+                name.get_ref()
+            )));
+        }
+        if variable.required == variable.default.is_some() {
+            return Err(at.at(
+                &name,
+                format!(
+                    "variable `{}` must be `required` or have a `default` (not both)",
+                    name.get_ref()
+                ),
+            ));
+        }
+        variables.insert(name.into_inner(), variable);
+    }
+
+    let mut components = BTreeMap::new();
+    for (id, component) in manifest.component {
+        if !is_component_id(id.get_ref()) {
+            return Err(at.at(&id, format!(
+                "component id `{}` must be kebab-case: lower-case words of letters and digits separated by '-', starting with a letter",
+                id.get_ref()
+            )));
+        }
+        let spec = component_spec(id.get_ref(), component, at, &dir, &variables)?;
+        components.insert(id.into_inner(), spec);
+    }
+
+    let base = manifest
+        .application
+        .trigger
+        .http
+        .and_then(|http| http.base)
+        .unwrap_or_else(|| "/".to_owned());
+    let mut routes = Vec::new();
+    let mut served: BTreeMap<String, String> = BTreeMap::new();
+    for (index, trigger) in manifest.trigger.http.into_iter().enumerate() {
+        let id =
+            match trigger.component.get_ref() {
+                ComponentRef::Id(id) => {
+                    if !components.contains_key(id) {
+                        return Err(at.at(&trigger.component, format!(
+                        "trigger refers to component `{id}`, which is not defined (have: {})",
+                        components.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )));
+                    }
+                    id.clone()
+                }
+                ComponentRef::Inline(component) => {
+                    let id = trigger
+                        .id
+                        .clone()
+                        .unwrap_or_else(|| format!("trigger-{index}"));
+                    let spec = component_spec(&id, (**component).clone(), at, &dir, &variables)?;
+                    components.insert(id.clone(), spec);
+                    id
+                }
+            };
+        match trigger.route.get_ref() {
+            Route::Private(private) if private.private => {}
+            Route::Private(_) => {
+                return Err(at.at(
+                    &trigger.route,
+                    "a route must be a path or `{ private = true }`",
+                ));
+            }
+            Route::Path(path) => {
+                let pattern = RoutePattern::parse_with_base(&base, path)
+                    .map_err(|err| at.at(&trigger.route, err))?;
+                if let Some(other) = served.insert(pattern.to_string(), id.clone()) {
+                    return Err(at.at(
+                        &trigger.route,
+                        format!("route `{pattern}` is already served by component `{other}`"),
+                    ));
+                }
+                routes.push((pattern, id));
+            }
+        }
+    }
+    Ok(App {
+        name: manifest.application.name,
+        dir,
+        manifest_path,
+        base,
+        variables,
+        components,
+        routes,
+    })
+}
+
+fn component_spec(
+    id: &str,
+    component: manifest::Component,
+    at: &Locator,
+    dir: &Path,
+    variables: &BTreeMap<String, manifest::Variable>,
+) -> Result<ComponentSpec, ManifestError> {
+    let source = match component.source.get_ref() {
+        Source::Path(path) => dir.join(path),
+        Source::Url { url, .. } => {
+            return Err(at.at(&component.source, format!(
+                "component `{id}`: sources from URLs ({url}) are not fetched by spindle yet; download the file and give its path"
+            )));
+        }
+        Source::Registry { package, .. } => {
+            return Err(at.at(&component.source, format!(
+                "component `{id}`: registry sources ({package}) are not supported; give a file path"
+            )));
+        }
+    };
+    let mut files = Vec::new();
+    for mount in &component.files {
+        let found = match mount.get_ref() {
+            FileMount::Pattern(pattern) => crate::files::glob(dir, pattern),
+            FileMount::Placement {
+                source,
+                destination,
+            } => crate::files::placement(dir, source, destination),
+        }
+        .map_err(|err| at.at(mount, format!("component `{id}`: files: {err}")))?;
+        files.extend(found);
+    }
+    let mut templates = BTreeMap::new();
+    for (name, template) in &component.variables {
+        for reference in crate::template::references(template.get_ref()).map_err(|err| {
+            at.at(
+                template,
+                format!("component `{id}` variable `{}`: {err}", name.get_ref()),
+            )
+        })? {
+            if !variables.contains_key(&reference) {
+                return Err(at.at(template, format!(
+                    "component `{id}` variable `{}` uses `{reference}`, which is not an application variable (declare it under [variables])",
+                    name.get_ref()
+                )));
+            }
+        }
+        templates.insert(name.get_ref().clone(), template.get_ref().clone());
+    }
+    let hosts = component
+        .allowed_outbound_hosts
+        .iter()
+        .chain(&component.allowed_http_hosts);
+    let mut allowed_outbound_hosts = Vec::new();
+    for host in hosts {
+        let entry = host.get_ref();
+        let references = crate::template::references(entry).map_err(|err| {
+            at.at(
+                host,
+                format!("component `{id}` allowed_outbound_hosts: {err}"),
+            )
+        })?;
+        if let Some(unknown) = references.iter().find(|r| !variables.contains_key(*r)) {
+            return Err(at.at(host, format!(
+                "component `{id}` allowed_outbound_hosts entry `{entry}` uses `{unknown}`, which is not an application variable (declare it under [variables])"
+            )));
+        }
+        // A templated entry is checked once its variables have values, when the app starts.
+        if references.is_empty() {
+            crate::allow_list::AllowedHost::parse(entry).map_err(|err| {
+                at.at(
+                    host,
+                    format!("component `{id}` allowed_outbound_hosts: {err}"),
+                )
+            })?;
+        }
+        allowed_outbound_hosts.push(entry.clone());
+    }
+    let build = component.build.as_ref().map(|build| {
+        let workdir = build
+            .workdir
+            .as_deref()
+            .map_or(dir.to_path_buf(), |w| dir.join(w));
+        (
+            build
+                .command
+                .list()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            workdir,
+        )
+    });
+    Ok(ComponentSpec {
+        id: id.to_owned(),
+        source,
+        precompiled: false,
+        files,
+        environment: component.environment.clone(),
+        allowed_outbound_hosts,
+        key_value_stores: component
+            .key_value_stores
+            .iter()
+            .map(|s| s.get_ref().clone())
+            .collect(),
+        sqlite_databases: component
+            .sqlite_databases
+            .iter()
+            .map(|s| s.get_ref().clone())
+            .collect(),
+        variables: templates,
+        build,
+    })
+}
+
+/// Spin's rule for component ids: kebab-case words, the first starting with a letter.
+fn is_component_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.split('-').all(|word| {
+            !word.is_empty()
+                && (word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    || word
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+        })
+}

@@ -1,0 +1,379 @@
+//! The HTTP trigger: route each request to a component, give it Spin's `spin-*` headers, run it in
+//! a fresh instance and stream its response back. HTTP/1.1 with keep-alive; a shutdown stops
+//! accepting and lets in-flight requests finish.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, Response, StatusCode, body::Incoming, header::HeaderValue};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::{
+    WasiHttpView as _,
+    p2::{bindings::http::types::Scheme, body::HyperOutgoingBody},
+};
+
+use crate::{
+    app::App,
+    outbound::{Local, SelfRequests},
+    routes::{self, spin_headers},
+    runtime::{DeadlineExceeded, Options, Runtime},
+    telemetry,
+};
+
+/// Paths Spin answers itself.
+const WELL_KNOWN: &str = "/.well-known/spin/";
+
+/// The runtime a listener serves, replaceable while it serves: each request takes the current
+/// one and keeps it to the end, so a replacement drains the old runtime without failing a request.
+pub struct Slot(std::sync::RwLock<Arc<Runtime>>);
+
+impl Slot {
+    pub fn new(runtime: Runtime) -> Arc<Slot> {
+        Arc::new(Slot(std::sync::RwLock::new(Arc::new(runtime))))
+    }
+
+    pub fn current(&self) -> Arc<Runtime> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Puts `runtime` in place for the next requests.
+    pub fn replace(&self, runtime: Runtime) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(runtime);
+    }
+}
+
+/// Serves the runtime in `slot` on `listener` until `shutdown` resolves, then waits for in-flight
+/// requests.
+pub async fn serve(
+    slot: Arc<Slot>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!("accept failed: {err}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let slot = slot.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let runtime = slot.current();
+            async move { Ok::<_, Infallible>(handle(&runtime, request, client).await) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%client, "connection ended: {err}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Prepares `app` and serves it on `listen` until Ctrl-C or SIGTERM, exporting request spans
+/// when the `OTEL_*` variables (read through `var`) ask for it; `ready` is told the prepared
+/// runtime and the bound address before the first request is accepted. What `spindle run` and
+/// the containerd shim do; `spindle up` serves several apps through [`serve`].
+pub async fn run(
+    app: App,
+    mut options: Options,
+    listen: SocketAddr,
+    var: impl Fn(&str) -> Option<String>,
+    ready: impl FnOnce(&Runtime, SocketAddr),
+) -> Result<()> {
+    let (tracer, exporter) = telemetry::start_if_configured(var, &app.name).unzip();
+    options.tracer = tracer;
+    let runtime = Runtime::new(app, options).context("the app cannot start")?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    ready(&runtime, listener.local_addr()?);
+    serve(Slot::new(runtime), listener, termination()).await?;
+    if let Some(exporter) = exporter {
+        exporter.finish().await;
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM: what stops a server.
+pub async fn termination() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+/// Answers one request.
+pub async fn handle(
+    runtime: &Arc<Runtime>,
+    mut request: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<HyperOutgoingBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    // Probes of Spin's well-known paths are not traced.
+    let span = runtime
+        .tracer()
+        .filter(|_| !path.starts_with(WELL_KNOWN))
+        .map(|tracer| tracer.begin(request.headers()));
+    if let Some(span) = &span
+        && let Ok(value) = HeaderValue::try_from(span.traceparent())
+    {
+        request.headers_mut().insert("traceparent", value);
+    }
+    let (response, target) = route(runtime, request, client).await;
+    let status = response.status().as_u16();
+    let component = target.map(|(_, component)| component);
+    tracing::info!(
+        target: "spindle::request",
+        %method,
+        %path,
+        status,
+        component = %component.unwrap_or("-"),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    if let (Some(tracer), Some(span)) = (runtime.tracer(), span) {
+        let route = target.map(|(pattern, _)| pattern.to_string());
+        let answered = telemetry::Answered {
+            method: method.as_str(),
+            path: &path,
+            route: route.as_deref(),
+            component,
+            status,
+        };
+        tracer.end(span, answered);
+    }
+    response
+}
+
+/// The response, and the route and component that answered it (none for a 404 or Spin's
+/// well-known paths).
+async fn route(
+    runtime: &Arc<Runtime>,
+    request: Request<Incoming>,
+    client: SocketAddr,
+) -> (
+    Response<HyperOutgoingBody>,
+    Option<(&routes::RoutePattern, &str)>,
+) {
+    let path = request.uri().path().to_owned();
+    if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
+        return (well_known(runtime, reserved), None);
+    }
+    let Some((pattern, id, matched)) = routes::best(&runtime.app.routes, &path) else {
+        return (text(StatusCode::NOT_FOUND, "Not Found\n"), None);
+    };
+    let response = dispatch(runtime, pattern, id, &matched, request, client, 0).await;
+    (response, Some((pattern, id.as_str())))
+}
+
+impl SelfRequests for Runtime {
+    fn answer(
+        self: Arc<Self>,
+        target: Local,
+        request: Request<wasmtime_wasi_http::WasiBody>,
+        depth: u8,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Response<HyperOutgoingBody>> + Send>> {
+        Box::pin(local(self, target, request, depth))
+    }
+}
+
+/// Answers a guest's request to its own app (`depth` requests deep).
+async fn local<B>(
+    runtime: Arc<Runtime>,
+    target: Local,
+    request: Request<B>,
+    depth: u8,
+) -> Response<HyperOutgoingBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let path = request.uri().path().to_owned();
+    let client = SocketAddr::from(([127, 0, 0, 1], 0));
+    let wildcard;
+    let (pattern, id, matched) = match &target {
+        Local::ByRoute => match routes::best(&runtime.app.routes, &path) {
+            Some(found) => found,
+            None => return text(StatusCode::NOT_FOUND, "Not Found\n"),
+        },
+        Local::Component(id) => {
+            if runtime.component(id).is_none() {
+                return text(StatusCode::NOT_FOUND, "Not Found\n");
+            }
+            let own = runtime.app.routes.iter().find(|(_, target)| target == id);
+            let pattern = match own {
+                Some((pattern, _)) if pattern.matches(&path).is_some() => pattern,
+                _ => {
+                    wildcard = routes::RoutePattern::parse("/...").expect("a valid route");
+                    &wildcard
+                }
+            };
+            let matched = pattern
+                .matches(&path)
+                .expect("the pattern matches the path");
+            (pattern, id, matched)
+        }
+    };
+    let response = dispatch(&runtime, pattern, id, &matched, request, client, depth).await;
+    tracing::debug!(component = %id, %path, status = response.status().as_u16(), "local request");
+    response
+}
+
+/// Gives `request` the `spin-*` headers of its match and runs component `id` on it.
+async fn dispatch<B>(
+    runtime: &Arc<Runtime>,
+    pattern: &routes::RoutePattern,
+    id: &str,
+    matched: &routes::RouteMatch,
+    mut request: Request<B>,
+    client: SocketAddr,
+    depth: u8,
+) -> Response<HyperOutgoingBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let Some(component) = runtime.component(id) else {
+        return text(StatusCode::NOT_FOUND, "Not Found\n");
+    };
+    let host = request
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("localhost")
+        .to_owned();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path().to_owned(), |pq| pq.to_string());
+    let full_url = format!("http://{host}{path_and_query}");
+    let headers = request.headers_mut();
+    // A client may not pose as the router.
+    let spoofed: Vec<_> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    for (name, value) in spin_headers(pattern, matched, &full_url, &client.to_string()) {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::try_from(name),
+            HeaderValue::try_from(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    // wasi:http wants an absolute URI.
+    if let Ok(uri) = full_url.parse() {
+        *request.uri_mut() = uri;
+    }
+    match invoke(runtime, component, request, depth).await {
+        Ok(response) => response,
+        Err(err) if err.downcast_ref::<DeadlineExceeded>().is_some() => {
+            tracing::warn!(component = %id, "{err:#}");
+            text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
+        }
+        Err(err) => {
+            tracing::error!(component = %id, "request failed: {err:?}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+        }
+    }
+}
+
+/// Runs the component on the request in a fresh instance.
+async fn invoke<B>(
+    runtime: &Arc<Runtime>,
+    component: &crate::runtime::Prepared,
+    request: Request<B>,
+    depth: u8,
+) -> Result<Response<HyperOutgoingBody>>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let mut store = runtime.store(component, depth)?;
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let incoming = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)?;
+    let outparam = store.data_mut().http().new_response_outparam(sender)?;
+    let pre = component.pre.clone();
+    // The guest may keep running after it sent the response head (streaming the body).
+    let task = tokio::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, incoming, outparam)
+            .await
+    });
+    match receiver.await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(code)) => anyhow::bail!("the guest answered with an error: {code:?}"),
+        Err(_) => match task.await {
+            Ok(Ok(())) => anyhow::bail!("the guest returned without sending a response"),
+            Ok(Err(err)) if err.is::<DeadlineExceeded>() => Err(anyhow::Error::new(
+                DeadlineExceeded(runtime.request_timeout()),
+            )),
+            Ok(Err(err)) => Err(anyhow::anyhow!("{err:?}")),
+            Err(join) => Err(join.into()),
+        },
+    }
+}
+
+fn well_known(runtime: &Runtime, path: &str) -> Response<HyperOutgoingBody> {
+    match path {
+        "health" => text(StatusCode::OK, "OK"),
+        "info" => {
+            let info = serde_json::json!({
+                "name": runtime.app.name,
+                "runtime": "spindle",
+                "version": env!("CARGO_PKG_VERSION"),
+            });
+            let mut response = text(StatusCode::OK, &info.to_string());
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            response
+        }
+        _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from(body.to_owned()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
