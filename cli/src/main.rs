@@ -32,6 +32,7 @@ pub mod exit {
     pub const ERROR: i32 = 2;
 }
 
+/// The `spindle` command line: the command to run and the global flags.
 #[derive(Debug, Parser)]
 #[command(
     name = "spindle",

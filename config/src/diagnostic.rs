@@ -8,20 +8,27 @@ use crate::snapshot::Snapshot;
 /// A place in a repository file; lines and columns count from 1.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Location {
+    /// Path of the file, relative to the repository and `/`-separated.
     pub file: String,
+    /// Line number, from 1.
     pub line: u32,
+    /// Column number, from 1.
     pub column: u32,
 }
 
 /// One problem with the user's input.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
+    /// What is wrong.
     pub message: String,
+    /// Where the problem is, when it can be pinned to a place in a file.
     pub location: Option<Location>,
+    /// Explanations and hints, printed after the source line.
     pub notes: Vec<String>,
 }
 
 impl Diagnostic {
+    /// A diagnostic with `message`, no location and no notes.
     pub fn new(message: impl Into<String>) -> Self {
         Diagnostic {
             message: message.into(),
@@ -30,6 +37,7 @@ impl Diagnostic {
         }
     }
 
+    /// Points the diagnostic at `location` (`None`: at no place).
     pub fn at(mut self, location: Option<Location>) -> Self {
         self.location = location;
         self

@@ -112,6 +112,7 @@ impl Snapshot {
         Ok(())
     }
 
+    /// How to show the root to the user, e.g. `examples/gitops-repo`.
     pub fn display_root(&self) -> &Path {
         &self.display_root
     }
@@ -129,6 +130,7 @@ impl Snapshot {
         }
     }
 
+    /// Whether the snapshot has a regular file at `relative`, configuration or not.
     pub fn contains(&self, relative: &str) -> bool {
         self.paths.contains(relative)
     }

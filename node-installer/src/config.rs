@@ -28,12 +28,16 @@ pub struct RuntimeEntry {
 /// Why a config was left alone.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
+    /// The config does not parse as TOML; the parser's message.
     #[error("the config is not valid TOML: {0}")]
     Parse(String),
+    /// The config's schema `version` is not 1, 2 or 3.
     #[error("the config's `version` is {0}; spindle knows versions 1, 2 and 3")]
     UnknownVersion(i64),
+    /// A key on the path to the `runtimes` table is not a table; the key's dotted path.
     #[error("`{0}` is not a table in the config")]
     NotATable(String),
+    /// A runtime option has no TOML form: the option's name and why.
     #[error("option `{0}`: {1}")]
     Option(String, String),
 }

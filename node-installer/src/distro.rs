@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+/// A Kubernetes distribution: it decides where containerd's config is and how containerd restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Distro {
     /// k3s: containerd's config is generated from `config.toml.tmpl` at each start.
@@ -20,6 +21,7 @@ pub enum Distro {
 /// What the installer edits and restarts on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
+    /// The distribution this layout is for.
     pub distro: Distro,
     /// The file the installer edits, under the host root.
     pub config: PathBuf,

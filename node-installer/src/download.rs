@@ -18,6 +18,7 @@ const MAX_BYTES: u64 = 512 << 20;
 pub struct Download(PathBuf);
 
 impl Download {
+    /// Where the downloaded file is, inside the shim directory.
     pub fn path(&self) -> &Path {
         &self.0
     }

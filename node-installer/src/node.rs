@@ -35,15 +35,24 @@ pub struct Control {
 #[derive(Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// `install` or `uninstall`.
     pub action: String,
+    /// The node's distribution, in lower case (`k3s`, `containerd`, ...).
     pub distro: String,
+    /// containerd's config file, under the host root.
     pub config: PathBuf,
+    /// Whether the config file was rewritten.
     pub config_changed: bool,
+    /// Whether shim files were written, repointed or removed.
     pub shim_changed: bool,
+    /// The installed shim; `None` for an uninstall.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shim: Option<Installed>,
+    /// Whether containerd was restarted to load the new config.
     pub restarted: bool,
+    /// Whether the previous config was put back because containerd did not answer with the new one.
     pub rolled_back: bool,
+    /// Whether anything on the node changed: the config or the shim.
     pub changed: bool,
 }
 

@@ -71,6 +71,7 @@ impl Cluster {
         Ok(Cluster { client, discovery })
     }
 
+    /// The client the cluster was connected with.
     pub fn client(&self) -> &kube::Client {
         &self.client
     }
@@ -128,7 +129,7 @@ impl Cluster {
 /// Attempts per request when the apiserver is unavailable or throttles.
 const ATTEMPTS: u32 = 5;
 
-/// Runs `request` until it succeeds, fails for good, or [`ATTEMPTS`] run out; waits 0.2 s, 0.4 s,
+/// Runs `request` until it succeeds, fails for good, or `ATTEMPTS` run out; waits 0.2 s, 0.4 s,
 /// ... between attempts.
 pub async fn retry<T, F, Fut>(what: &str, mut request: F) -> Result<T, kube::Error>
 where

@@ -17,7 +17,10 @@ use spindle_render::{self as render, MANAGER, Object};
 
 /// The live and the would-be objects, both cut to the fields spindle manages.
 pub struct Sides {
+    /// The objects in the cluster: the rendered ones that exist, and those a prune would delete.
     pub live: Vec<Object>,
+    /// The rendered objects as a dry-run apply says the server would store them (as rendered when
+    /// their namespace does not exist yet).
     pub desired: Vec<Object>,
 }
 

@@ -35,6 +35,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A client for `reference`'s registry, with `access`'s login or else the docker config's.
     pub fn new(reference: &Reference, access: &Access) -> Result<Registry> {
         // reqwest's rustls is built without a provider, so that one (ring, as kube's) serves all.
         let _ = rustls::crypto::ring::default_provider().install_default();

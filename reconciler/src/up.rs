@@ -69,6 +69,8 @@ pub struct Up {
 }
 
 impl Up {
+    /// Prepares to serve `environment` from `source`, with apps on ports from `listen`'s on (0: any
+    /// free port) and compiled components cached in `cache_dir`.
     pub fn new(
         source: Local,
         environment: String,

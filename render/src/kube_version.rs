@@ -5,6 +5,7 @@ use std::{fmt, str::FromStr};
 /// A Kubernetes minor release, `1.MINOR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KubeVersion {
+    /// The minor version: 34 for Kubernetes 1.34.
     pub minor: u32,
 }
 

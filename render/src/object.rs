@@ -36,14 +36,17 @@ impl Object {
         Object(value)
     }
 
+    /// The object's `apiVersion`.
     pub fn api_version(&self) -> &str {
         self.0["apiVersion"].as_str().unwrap_or_default()
     }
 
+    /// The object's `kind`.
     pub fn kind(&self) -> &str {
         self.0["kind"].as_str().unwrap_or_default()
     }
 
+    /// The object's `metadata.name`.
     pub fn name(&self) -> &str {
         self.0["metadata"]["name"].as_str().unwrap_or_default()
     }
@@ -53,14 +56,17 @@ impl Object {
         self.0["metadata"]["namespace"].as_str()
     }
 
+    /// The object as JSON.
     pub fn value(&self) -> &Value {
         &self.0
     }
 
+    /// The object as JSON, unwrapped.
     pub fn into_value(self) -> Value {
         self.0
     }
 
+    /// The stage the object is applied in, from its kind.
     pub fn stage(&self) -> Stage {
         Stage::of(self.kind())
     }

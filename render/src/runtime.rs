@@ -83,7 +83,9 @@ pub fn leaving<'a>(name: &str, runtime: &Runtime, nodes: &'a [Node]) -> Vec<&'a 
 /// What an installer Job does on its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Install the shim and register it with containerd.
     Install,
+    /// Remove the runtime from containerd's config and the shim from the node.
     Uninstall,
 }
 

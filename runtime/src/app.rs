@@ -13,13 +13,17 @@ use crate::{
 /// A loaded application.
 #[derive(Debug, Clone)]
 pub struct App {
+    /// The application's name, from `[application]`.
     pub name: String,
     /// The folder of `spin.toml`: relative paths start here.
     pub dir: PathBuf,
+    /// The app's manifest: its `spin.toml`, or the locked app written when unpacking an artifact.
     pub manifest_path: PathBuf,
     /// The HTTP trigger's base path (`/` unless set).
     pub base: String,
+    /// Application variables by name, as declared under `[variables]`.
     pub variables: BTreeMap<String, manifest::Variable>,
+    /// The app's components, by id.
     pub components: BTreeMap<String, ComponentSpec>,
     /// HTTP routes to components, in manifest order; private components have none.
     pub routes: Vec<(RoutePattern, String)>,
@@ -28,6 +32,7 @@ pub struct App {
 /// One component of the application.
 #[derive(Debug, Clone, Default)]
 pub struct ComponentSpec {
+    /// The component's id.
     pub id: String,
     /// The component's Wasm file.
     pub source: PathBuf,
@@ -35,9 +40,13 @@ pub struct ComponentSpec {
     pub precompiled: bool,
     /// Files the guest sees, read-only: host path to guest path.
     pub files: Vec<(PathBuf, String)>,
+    /// Environment variables given to the component.
     pub environment: BTreeMap<String, String>,
+    /// Hosts the component may connect to: `allowed_outbound_hosts`, then `allowed_http_hosts`.
     pub allowed_outbound_hosts: Vec<String>,
+    /// Labels of the key-value stores the component may use.
     pub key_value_stores: BTreeSet<String>,
+    /// Labels of the SQLite databases the component may use.
     pub sqlite_databases: BTreeSet<String>,
     /// Variable templates by name, e.g. `message = "{{ greeting }}!"`.
     pub variables: BTreeMap<String, String>,

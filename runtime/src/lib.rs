@@ -2,33 +2,35 @@
 //! Spin's host interfaces. Used by `spindle run`, `spindle up` and the containerd shim.
 //!
 //! - [`app`]: the manifest ([`manifest`]) checked and resolved: components, routes, variables,
-//!   files ([`files`]).
+//!   files (`files`).
 //! - [`runtime`]: the app prepared to serve: one engine, components compiled once (and cached,
-//!   [`compile_cache`]), stores ([`stores`]) and variables ([`variables`]) resolved at start.
-//! - [`server`]: the HTTP trigger: [`routes`], `spin-*` headers, an instance per request, the
-//!   outbound allow-list ([`outbound`]).
-//! - [`host`]: Spin's platform interfaces for guests.
-//! - [`telemetry`]: request spans exported over OTLP when the `OTEL_*` variables ask for it.
+//!   [`compile_cache`]), stores ([`stores`]) and variables (`variables`) resolved at start;
+//!   [`epoch`] advances the engine's clock for deadlines.
+//! - [`server`]: the HTTP trigger: routes (`routes`), `spin-*` headers, an instance per request,
+//!   the outbound allow-list (`outbound`, `allow_list`); `server::run` is the one serve path of
+//!   `spindle run` and the containerd shim.
+//! - `host`: Spin's platform interfaces for guests; `telemetry`: request spans exported over
+//!   OTLP when the `OTEL_*` variables ask for it.
 //! - [`artifact`]: apps as Spin OCI artifacts, packed for a registry and unpacked to run.
 
-pub mod allow_list;
+mod allow_list;
 pub mod app;
 pub mod artifact;
 pub mod atomic_file;
 pub mod compile_cache;
 pub mod epoch;
-pub mod files;
+mod files;
 mod guest_log;
 mod host;
 pub mod manifest;
-pub mod outbound;
-pub mod routes;
+mod outbound;
+mod routes;
 pub mod runtime;
 pub mod server;
 pub mod stores;
-pub mod telemetry;
+mod telemetry;
 mod template;
-pub mod variables;
+mod variables;
 
 pub use app::App;
 pub use runtime::{Options, Runtime, ServingEngine};

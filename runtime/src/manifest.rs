@@ -12,9 +12,13 @@ use toml::Spanned;
 /// A manifest error, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
+    /// The manifest's path, as errors name it.
     pub file: String,
+    /// The 1-based line of the error; 0 when the file could not be read.
     pub line: usize,
+    /// The 1-based column of the error, in bytes; 0 when the file could not be read.
     pub column: usize,
+    /// What is wrong, without the location.
     pub message: String,
 }
 
@@ -30,47 +34,65 @@ impl fmt::Display for ManifestError {
 
 impl std::error::Error for ManifestError {}
 
+/// A parsed `spin.toml` (manifest version 2), before its rules are checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// `spin_manifest_version`: the version of the manifest format, which must be 2.
     pub spin_manifest_version: Spanned<toml::Value>,
+    /// `[application]`: the app's name, metadata and app-wide trigger settings.
     pub application: Application,
+    /// `[variables]`: application variables, by name.
     #[serde(default)]
     pub variables: BTreeMap<Spanned<String>, Variable>,
+    /// `[[trigger.TYPE]]`: the app's triggers, by trigger type.
     #[serde(default)]
     pub trigger: Triggers,
+    /// `[component.ID]`: the app's components, by id.
     #[serde(default)]
     pub component: BTreeMap<Spanned<String>, Component>,
 }
 
+/// The `[application]` table: the app's identity and app-wide trigger settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Application {
+    /// `name`: the application's name.
     pub name: String,
+    /// `version`: the application's version, free-form (usually semver).
     #[serde(default)]
     pub version: Option<String>,
+    /// `description`: a short description of the application.
     #[serde(default)]
     pub description: Option<String>,
+    /// `authors`: the application's authors, e.g. `"Jane Doe <jane@example.com>"`.
     #[serde(default)]
     pub authors: Vec<String>,
+    /// `targets`: the environments the app must be deployable to, e.g. `spin-up:3.2`.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// `[application.trigger.TYPE]`: settings shared by every trigger of a type.
     #[serde(default)]
     pub trigger: ApplicationTriggers,
 }
 
+/// The `[application.trigger]` table: app-wide settings per trigger type.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationTriggers {
+    /// `[application.trigger.http]`: settings of every HTTP trigger.
     #[serde(default)]
     pub http: Option<HttpTriggerSettings>,
+    /// `[application.trigger.redis]`: Redis trigger settings, accepted but not used by spindle.
     #[serde(default)]
     pub redis: Option<toml::Table>,
 }
 
+/// The `[application.trigger.http]` table.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpTriggerSettings {
+    /// `base`: the path every HTTP route is relative to; `/` when absent.
     #[serde(default)]
     pub base: Option<String>,
 }
@@ -79,16 +101,21 @@ pub struct HttpTriggerSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variable {
+    /// `default`: the value used when none is given; absent for a required variable.
     #[serde(default)]
     pub default: Option<String>,
+    /// `required`: a value must be given when the app runs, as there is no default.
     #[serde(default)]
     pub required: bool,
+    /// `secret`: the value is sensitive and must not be shown or logged.
     #[serde(default)]
     pub secret: bool,
 }
 
+/// The `[[trigger.TYPE]]` arrays of the manifest, by trigger type.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Triggers {
+    /// `[[trigger.http]]`: the HTTP triggers, in manifest order.
     #[serde(default)]
     pub http: Vec<HttpTrigger>,
     /// Other trigger types: spindle serves HTTP only and says so.
@@ -96,27 +123,37 @@ pub struct Triggers {
     pub other: BTreeMap<String, toml::Value>,
 }
 
+/// One `[[trigger.http]]` entry: a route and the component that serves it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpTrigger {
+    /// `id`: the trigger's id; spindle also uses it as the id of a component written inline.
     #[serde(default)]
     pub id: Option<String>,
+    /// `route`: the path pattern served, or `{ private = true }` for no public route.
     pub route: Spanned<Route>,
+    /// `component`: the component that handles the route's requests.
     pub component: Spanned<ComponentRef>,
+    /// `executor`: how the component is run (Spin or Wagi); accepted but not used by spindle.
     #[serde(default)]
     pub executor: Option<toml::Table>,
 }
 
+/// An HTTP trigger's `route`: a path pattern, or private.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Route {
+    /// A path pattern such as `/api/...`, relative to the application's `base`.
     Path(String),
+    /// `{ private = true }`: no public route; reachable only by local service chaining.
     Private(PrivateRoute),
 }
 
+/// The table form of a route, `{ private = true }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivateRoute {
+    /// `private`: whether the route is private; `false` is rejected.
     pub private: bool,
 }
 
@@ -124,85 +161,126 @@ pub struct PrivateRoute {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum ComponentRef {
+    /// The id of a `[component.ID]` table.
     Id(String),
+    /// A component table written in the trigger itself.
     Inline(Box<Component>),
 }
 
+/// A `[component.ID]` table, or a component written inline in a trigger.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Component {
+    /// `source`: where the component's Wasm comes from.
     pub source: Spanned<Source>,
+    /// `description`: a short description of the component.
     #[serde(default)]
     pub description: Option<String>,
+    /// `files`: files and folders the guest sees, read-only.
     #[serde(default)]
     pub files: Vec<Spanned<FileMount>>,
+    /// `exclude_files`: glob patterns of files to leave out of `files`.
     #[serde(default)]
     pub exclude_files: Vec<String>,
+    /// `environment`: environment variables given to the component.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// `allowed_outbound_hosts`: the hosts (with scheme and port) the component may connect to.
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<Spanned<String>>,
     /// Spin 1's name for the same list.
     #[serde(default)]
     pub allowed_http_hosts: Vec<Spanned<String>>,
+    /// `key_value_stores`: labels of the key-value stores the component may use.
     #[serde(default)]
     pub key_value_stores: Vec<Spanned<String>>,
+    /// `sqlite_databases`: labels of the SQLite databases the component may use.
     #[serde(default)]
     pub sqlite_databases: Vec<Spanned<String>>,
+    /// `ai_models`: the LLMs the component may use for inferencing.
     #[serde(default)]
     pub ai_models: Vec<String>,
+    /// `[component.ID.variables]`: component variables, templates over application variables.
     #[serde(default)]
     pub variables: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// `[component.ID.build]`: how `spin build` builds the component.
     #[serde(default)]
     pub build: Option<Build>,
+    /// `[component.ID.tool]`: settings for external tools, ignored by the runtime.
     #[serde(default)]
     pub tool: Option<toml::Table>,
+    /// `dependencies_inherit_configuration`: whether the component's dependencies get its
+    /// capabilities (outbound hosts, stores, variables) instead of none.
     #[serde(default)]
     pub dependencies_inherit_configuration: Option<bool>,
+    /// `[component.ID.dependencies]`: components to compose into this one, by import name.
     #[serde(default)]
     pub dependencies: Option<toml::Table>,
 }
 
+/// A component's `source`: a local Wasm file, a URL, or a registry package.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Source {
+    /// A path to a Wasm file, relative to the manifest's folder.
     Path(String),
+    /// `{ url, digest }`: a Wasm file to download, checked against its digest.
     Url {
+        /// The URL of the Wasm file.
         url: String,
+        /// The digest the file must have, `sha256:<hex>`.
         digest: String,
     },
+    /// `{ registry, package, version }`: a component from a Wasm package registry.
     Registry {
+        /// The registry to fetch from; the default registry when absent.
         registry: Option<String>,
+        /// The package name, e.g. `example:hello`.
         package: String,
+        /// The version of the package.
         version: String,
     },
 }
 
+/// One `files` entry: a glob pattern, or a file or folder placed at a guest path.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum FileMount {
     /// A glob relative to the manifest's folder, mounted at the same relative path.
     Pattern(String),
     /// A file or folder, mounted at `destination`.
-    Placement { source: String, destination: String },
+    Placement {
+        /// The file or folder, relative to the manifest's folder.
+        source: String,
+        /// Where the guest sees it: an absolute path.
+        destination: String,
+    },
 }
 
+/// The `[component.ID.build]` table: how `spin build` builds a component.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Build {
+    /// `command`: the build command, or commands run in order.
     pub command: Commands,
+    /// `workdir`: the folder the commands run in, relative to the manifest's folder.
     #[serde(default)]
     pub workdir: Option<String>,
+    /// `watch`: glob patterns of the files whose changes make `spin watch` rebuild.
     #[serde(default)]
     pub watch: Vec<String>,
+    /// `environment`: environment variables for the build commands.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
 }
 
+/// A build `command`: one command line, or several run in order.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Commands {
+    /// A single command line.
     One(String),
+    /// Command lines run one after another.
     Many(Vec<String>),
 }
 
@@ -213,6 +291,7 @@ impl Default for Commands {
 }
 
 impl Commands {
+    /// The command lines, in the order they run.
     pub fn list(&self) -> Vec<&str> {
         match self {
             Commands::One(command) => vec![command.as_str()],
@@ -223,7 +302,9 @@ impl Commands {
 
 /// Where problems are reported: the manifest's path and text, to turn byte spans into lines.
 pub struct Locator<'a> {
+    /// The manifest's path, as errors name it.
     pub file: &'a str,
+    /// The manifest's text.
     pub text: &'a str,
 }
 

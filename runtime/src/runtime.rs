@@ -87,6 +87,7 @@ pub struct Prepared {
 
 /// An app ready to serve.
 pub struct Runtime {
+    /// The app being served.
     pub app: App,
     engine: ServingEngine,
     pub(crate) components: BTreeMap<String, Prepared>,
@@ -114,6 +115,7 @@ impl ServingEngine {
         })))
     }
 
+    /// The underlying wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.0.engine
     }

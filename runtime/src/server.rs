@@ -31,10 +31,12 @@ const WELL_KNOWN: &str = "/.well-known/spin/";
 pub struct Slot(std::sync::RwLock<Arc<Runtime>>);
 
 impl Slot {
+    /// A slot serving `runtime` until it is replaced.
     pub fn new(runtime: Runtime) -> Arc<Slot> {
         Arc::new(Slot(std::sync::RwLock::new(Arc::new(runtime))))
     }
 
+    /// The runtime that serves new requests now.
     pub fn current(&self) -> Arc<Runtime> {
         self.0
             .read()

@@ -14,15 +14,19 @@ use serde::Deserialize;
 /// Where unconfigured stores live: a folder (Spin's `.spin/`), or nowhere (memory only).
 #[derive(Debug, Clone)]
 pub enum StateDir {
+    /// Stores are SQLite files in this folder.
     Folder(PathBuf),
+    /// Stores are in memory, gone when the app stops.
     Ephemeral,
 }
 
 /// Spin's runtime config file: the parts spindle reads.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RuntimeConfig {
+    /// `[key_value_store.LABEL]`: how each key-value store label is backed.
     #[serde(default)]
     pub key_value_store: BTreeMap<String, StoreConfig>,
+    /// `[sqlite_database.LABEL]`: how each SQLite database label is backed.
     #[serde(default)]
     pub sqlite_database: BTreeMap<String, StoreConfig>,
     /// Everything else (variables providers, llm, ...) is accepted and ignored.
@@ -30,12 +34,17 @@ pub struct RuntimeConfig {
     pub other: BTreeMap<String, toml::Value>,
 }
 
+/// One `[key_value_store.LABEL]` or `[sqlite_database.LABEL]` table of the runtime config.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoreConfig {
+    /// `type`: the kind of backing store; spindle supports `spin`, a local SQLite file.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `path`: the SQLite file, relative to the runtime config's folder; when absent, a file in
+    /// the state folder, or memory when the state is ephemeral.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// The table's other keys, used by store types spindle does not support (e.g. `url`).
     #[serde(flatten)]
     pub options: BTreeMap<String, toml::Value>,
 }
@@ -117,6 +126,7 @@ impl KeyValueStore {
         })
     }
 
+    /// The value stored under `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         self.database.with(|db| {
             db.query_row(
@@ -128,6 +138,7 @@ impl KeyValueStore {
         })
     }
 
+    /// Stores `value` under `key`, replacing any previous value.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
         self.database.with(|db| {
             db.execute(
@@ -139,6 +150,7 @@ impl KeyValueStore {
         })
     }
 
+    /// Removes `key` and its value; removing a missing key is not an error.
     pub fn delete(&self, key: &str) -> Result<(), String> {
         self.database.with(|db| {
             db.execute(
@@ -149,10 +161,12 @@ impl KeyValueStore {
         })
     }
 
+    /// Whether a value is stored under `key`.
     pub fn exists(&self, key: &str) -> Result<bool, String> {
         self.get(key).map(|value| value.is_some())
     }
 
+    /// Every key in the store, in sorted order.
     pub fn keys(&self) -> Result<Vec<String>, String> {
         self.database.with(|db| {
             let mut statement =
@@ -167,7 +181,9 @@ impl KeyValueStore {
 /// The stores and databases of one app, by label.
 #[derive(Default)]
 pub struct Stores {
+    /// Key-value stores, by label.
     pub key_value: BTreeMap<String, Arc<KeyValueStore>>,
+    /// SQLite databases, by label.
     pub sqlite: BTreeMap<String, Arc<Database>>,
 }
 

@@ -51,13 +51,16 @@ pub struct App {
     /// Fixed number of pods; ignored when `autoscaling` is set.
     #[serde(default = "default_replicas")]
     pub replicas: u32,
+    /// Scale the app's pods with a HorizontalPodAutoscaler instead of running `replicas`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
     /// Spin variables, by Spin variable name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, Variable>,
+    /// Backing stores of the app's key-value stores and SQLite databases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_config: Option<RuntimeConfig>,
+    /// CPU and memory requests and limits of the app's container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     /// Run only these components of the app (Spin's selective deployment).
@@ -66,22 +69,28 @@ pub struct App {
     /// Expose the app through an Ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Ingress>,
+    /// Readiness probe: a pod gets traffic only while this check passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<HttpCheck>,
+    /// Liveness probe: a pod's container is restarted when this check keeps failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness: Option<HttpCheck>,
     /// The node runtime that runs the app; may be left out when the environment has exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// Node labels the app's pods must match to be scheduled (Kubernetes `nodeSelector`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// Taints of nodes the app's pods may still be scheduled onto.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
     /// A Kubernetes affinity, passed through as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<serde_json::Value>,
+    /// Extra labels and annotations for the app's Deployment, pods and Service.
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+    /// ServiceAccount the app's pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
     /// Memory limit of one component instance, in bytes (SpinKube's `SPIN_MAX_INSTANCE_MEMORY`).
@@ -104,10 +113,13 @@ fn default_port() -> u16 {
     80
 }
 
+/// Horizontal scaling of an app's pods on CPU utilisation (a HorizontalPodAutoscaler).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Autoscaling {
+    /// Fewest pods to run.
     pub min_replicas: u32,
+    /// Most pods to run; at least `minReplicas`.
     pub max_replicas: u32,
     /// Average CPU utilisation to aim for, in percent of the request.
     #[serde(default = "default_cpu_target")]
@@ -122,21 +134,29 @@ fn default_cpu_target() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Variable {
+    /// A literal value.
     Value(String),
+    /// The value of a key of a Secret or ConfigMap.
     From(VariableFrom),
 }
 
+/// Where a Spin variable's value is read from: a key of a Secret or of a ConfigMap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum VariableFrom {
+    /// A key of a Secret in the app's namespace.
     SecretKeyRef(KeyRef),
+    /// A key of a ConfigMap in the app's namespace.
     ConfigMapKeyRef(KeyRef),
 }
 
+/// A key inside a named Secret or ConfigMap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyRef {
+    /// Name of the Secret or ConfigMap.
     pub name: String,
+    /// Key inside the Secret or ConfigMap.
     pub key: String,
 }
 
@@ -155,34 +175,46 @@ impl Variable {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuntimeConfig {
+    /// Key-value stores, by the store label the app's components use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub key_value_stores: BTreeMap<String, KeyValueStore>,
+    /// SQLite databases, by the database label the app's components use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sqlite_databases: BTreeMap<String, SqliteDatabase>,
 }
 
+/// Backing store of one key-value store, chosen by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum KeyValueStore {
     /// A SQLite file (Spin's default store), at `path` inside the pod or in memory when absent.
     Spin {
+        /// File of the store inside the pod; the store is in memory when left out.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+    /// A Redis server.
     Redis {
+        /// Connection URL of the Redis server.
         url: String,
     },
 }
 
+/// Backing store of one SQLite database, chosen by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum SqliteDatabase {
+    /// A SQLite file, at `path` inside the pod or in memory when absent.
     Spin {
+        /// File of the database inside the pod; the database is in memory when left out.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+    /// A remote libSQL database.
     Libsql {
+        /// URL of the libSQL database.
         url: String,
+        /// Authentication token for the libSQL database.
         token: String,
     },
 }
@@ -191,18 +223,24 @@ pub enum SqliteDatabase {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resources {
+    /// What the scheduler reserves for the container, by resource name (`cpu`, `memory`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, String>,
+    /// The most the container may use, by resource name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub limits: BTreeMap<String, String>,
 }
 
+/// An Ingress that routes HTTP requests for a host and path prefix to the app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ingress {
+    /// Host name whose requests go to the app.
     pub host: String,
+    /// Path prefix whose requests go to the app; `/` by default.
     #[serde(default = "default_ingress_path")]
     pub path: String,
+    /// IngressClass that serves the Ingress; the cluster's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_name: Option<String>,
     /// Secret holding the TLS certificate for `host`.
@@ -218,24 +256,33 @@ fn default_ingress_path() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCheck {
+    /// Path the check GETs on the app's port.
     pub path: String,
+    /// Seconds after the container starts before the first check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay_seconds: Option<u32>,
+    /// Seconds between checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_seconds: Option<u32>,
 }
 
+/// A Kubernetes toleration: lets the app's pods be scheduled onto nodes with a matching taint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Toleration {
+    /// Taint key to match; left out with operator `Exists`, every taint matches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// `Equal` (the default: the taint's value must be `value`) or `Exists` (any value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
+    /// Taint value to match when the operator is `Equal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// Taint effect to match (`NoSchedule`, `PreferNoSchedule`, `NoExecute`); any when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<String>,
+    /// Seconds a pod stays on a node after a matching `NoExecute` taint appears; forever if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toleration_seconds: Option<i64>,
 }
@@ -244,30 +291,38 @@ pub struct Toleration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
+    /// Labels and annotations of the app's Deployment.
     #[serde(default, skip_serializing_if = "ObjectMetadata::is_empty")]
     pub deployment: ObjectMetadata,
+    /// Labels and annotations of the app's pods (the Deployment's pod template).
     #[serde(default, skip_serializing_if = "ObjectMetadata::is_empty")]
     pub pod: ObjectMetadata,
+    /// Labels and annotations of the app's Service.
     #[serde(default, skip_serializing_if = "ObjectMetadata::is_empty")]
     pub service: ObjectMetadata,
 }
 
 impl Metadata {
+    /// Whether no object gets any label or annotation.
     pub fn is_empty(&self) -> bool {
         self.deployment.is_empty() && self.pod.is_empty() && self.service.is_empty()
     }
 }
 
+/// Extra labels and annotations for one object.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectMetadata {
+    /// Labels to add, by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Annotations to add, by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
 impl ObjectMetadata {
+    /// Whether there are no labels and no annotations.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.annotations.is_empty()
     }
@@ -278,6 +333,7 @@ impl ObjectMetadata {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Runtime {
+    /// The shim binary to install on the nodes, and where it comes from.
     pub shim: Shim,
     /// containerd's runtime handler name (the key under `containerd.runtimes`).
     #[serde(default = "default_handler")]
@@ -291,8 +347,10 @@ pub struct Runtime {
     /// Nodes to install on; empty means every node.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// How fast the shim is installed across the nodes.
     #[serde(default)]
     pub rollout: Rollout,
+    /// The RuntimeClass the runtime provides; named after the runtime when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_class: Option<RuntimeClass>,
     /// Where containerd is on the nodes, when not where their distribution puts it.
@@ -330,6 +388,7 @@ fn default_runtime_type() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Shim {
+    /// Version of the shim, shown in rollout plans and passed to the node installer.
     pub version: String,
     /// Installer image that carries the shim binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +400,7 @@ pub struct Shim {
     pub sha256: String,
 }
 
+/// How the installer rolls a shim out across a runtime's nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rollout {
@@ -385,6 +445,7 @@ pub struct Containerd {
     pub shim_dir: Option<String>,
 }
 
+/// The Kubernetes RuntimeClass that schedules apps' pods onto the runtime's nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuntimeClass {

@@ -4,7 +4,7 @@
 //! `args`: further arguments; `exit`: the expected exit code, default 0) and `expected/`: one file
 //! per rendered object, or `stderr.txt` for a case that must fail. The harness always adds
 //! `--offline` and, unless the case gives one, `--revision golden`, so results do not depend on the
-//! machine. `SPINDLE_UPDATE_GOLDEN=1 cargo test --test golden` rewrites `expected/`: review the
+//! machine. `SPINDLE_UPDATE_GOLDEN=1 cargo test -p spindle golden::` rewrites `expected/`: review the
 //! change before committing it.
 
 use std::{

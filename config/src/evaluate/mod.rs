@@ -2,7 +2,7 @@
 //!
 //! The evaluator is a WebAssembly component (`schema/evaluator`, Nickel) that implements the
 //! `spindle:evaluator` WIT world. It is compiled once per process (and cached on disk, see
-//! [`spindle_runtime::compile_cache`]) and every evaluation gets a fresh [`sandbox`]: no filesystem, network or real
+//! [`spindle_runtime::compile_cache`]) and every evaluation gets a fresh sandbox (`sandbox`): no filesystem, network or real
 //! clock, an epoch deadline and a memory cap. Another language can be plugged in by building
 //! another component against the same world.
 

@@ -32,10 +32,13 @@ pub struct Applied {
 /// What an apply would do: the objects to send (with the hash of what is sent), and the
 /// inventory entries of those left alone because they hash as they did at the last apply.
 pub struct Plan<'a> {
+    /// The objects to send, each with its identity and the hash of its rendered form.
     pub to_send: Vec<(ObjectRef, String, &'a Object)>,
+    /// The inventory entries of the objects left alone, by identity.
     pub unchanged: BTreeMap<ObjectRef, Entry>,
 }
 
+/// Splits `desired` into the objects to send and those that hash as they did in `previous`.
 pub fn plan<'a>(desired: &'a [Object], previous: &Inventory) -> Plan<'a> {
     let mut plan = Plan {
         to_send: Vec::new(),

@@ -22,6 +22,7 @@ use spindle_render::diff::canonical;
 /// An object that is not as spindle left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drifted {
+    /// The object that drifted.
     pub id: ObjectRef,
     /// `deleted`, or the fields that differ (`spec.ports, metadata.labels`).
     pub what: String,
@@ -30,6 +31,7 @@ pub struct Drifted {
 /// What a drift check found.
 #[derive(Debug, Default)]
 pub struct Found {
+    /// The objects whose managed fields differ from what spindle applied, or that are gone.
     pub drifted: Vec<Drifted>,
     /// New markers of objects that moved without drifting, for the inventory.
     pub markers: BTreeMap<ObjectRef, String>,

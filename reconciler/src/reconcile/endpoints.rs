@@ -25,10 +25,13 @@ const MAX_BODY: usize = 4 << 20;
 /// What the endpoints share with the reconcile loop.
 #[derive(Clone)]
 pub struct Endpoints {
+    /// The reconciler's metrics, served at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Whether a revision has been applied, as `/readyz` reports it.
     pub ready: Arc<AtomicBool>,
     /// `None`: `/hook` is refused (404).
     pub webhook_secret: Option<Arc<Vec<u8>>>,
+    /// Queues a reconcile, with its cause; `/hook` sends `"webhook"`.
     pub trigger: mpsc::Sender<&'static str>,
 }
 

@@ -13,40 +13,50 @@ use super::observe::{self, Live};
 use crate::cluster::Cluster;
 use spindle_render::{DOMAIN, Object};
 
+/// How healthy an object is, ordered from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// Rolled out (a Deployment) or complete (a Job).
     Healthy,
+    /// Not there yet: still rolling out, running, or not found.
     Progressing,
+    /// The rollout stalled or the Job failed.
     Failed,
 }
 
 /// One object's health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Health {
+    /// Whether the object is healthy, progressing or failed.
     pub state: State,
+    /// Why it is in that state, for people (`2/2 available`, `not found`).
     pub reason: String,
 }
 
 /// The health of every Deployment and Job among the desired objects.
 #[derive(Debug, Default, Clone)]
 pub struct Report {
+    /// Each Deployment and Job's health, by identity.
     pub objects: BTreeMap<ObjectRef, Health>,
     /// App name to the worst state among its objects.
     pub apps: BTreeMap<String, Health>,
 }
 
 impl Report {
+    /// The objects that are not healthy.
     pub fn unhealthy(&self) -> impl Iterator<Item = (&ObjectRef, &Health)> {
         self.objects
             .iter()
             .filter(|(_, h)| h.state != State::Healthy)
     }
 
+    /// Whether every object is healthy (true when there are none).
     pub fn all_healthy(&self) -> bool {
         self.unhealthy().next().is_none()
     }
 
+    /// Whether some object has failed.
     pub fn any_failed(&self) -> bool {
         self.unhealthy().any(|(_, h)| h.state == State::Failed)
     }

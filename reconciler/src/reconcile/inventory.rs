@@ -26,15 +26,20 @@ const KEY: &str = "inventory.json";
 /// An object's identity.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
+    /// The object's API version, such as `apps/v1`.
     #[serde(rename = "apiVersion")]
     pub api_version: String,
+    /// The object's kind, such as `Deployment`.
     pub kind: String,
+    /// The object's namespace; `None` for a cluster-scoped object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The object's `metadata.name`.
     pub name: String,
 }
 
 impl ObjectRef {
+    /// The identity of `object`.
     pub fn of(object: &Object) -> Self {
         ObjectRef {
             api_version: object.api_version().to_owned(),
@@ -57,6 +62,7 @@ impl ObjectRef {
         Object::new(value)
     }
 
+    /// The stage objects of this kind are applied in.
     pub fn stage(&self) -> Stage {
         Stage::of(&self.kind)
     }
@@ -96,6 +102,7 @@ pub struct Inventory {
     /// The revision whose objects are `objects`.
     #[serde(default)]
     pub revision: Option<String>,
+    /// Every object the last successful reconcile applied, with what the inventory knows of it.
     #[serde(default, with = "entries")]
     pub objects: BTreeMap<ObjectRef, Entry>,
     /// Objects of an apply that has begun and not finished.
@@ -182,6 +189,8 @@ pub struct Store {
 }
 
 impl Store {
+    /// The store of `instance`'s inventory: the ConfigMap `spindle-inventory-<instance>` in
+    /// `namespace`.
     pub fn new(client: kube::Client, namespace: &str, instance: &str) -> Self {
         Store {
             api: Api::namespaced(client, namespace),
@@ -189,6 +198,7 @@ impl Store {
         }
     }
 
+    /// The name of the inventory's ConfigMap.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -202,6 +212,7 @@ impl Store {
         }
     }
 
+    /// Writes `inventory` to the ConfigMap, in place of what it held.
     pub async fn save(&self, inventory: &Inventory) -> Result<()> {
         state_map::write(
             &self.api,

@@ -8,6 +8,7 @@ use std::{
 
 use super::Outcome;
 
+/// A reconciler's counters and gauges, updated after each pass and served at `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
     reconciles: AtomicU64,
@@ -22,6 +23,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Records a pass that applied its revision: its duration, the objects it sent, pruned and put
+    /// back, and whether it is ready.
     pub fn record(&self, outcome: &Outcome, took: Duration) {
         self.count(took);
         self.applied
@@ -39,6 +42,7 @@ impl Metrics {
             .store(now.as_secs(), Ordering::Relaxed);
     }
 
+    /// Records a pass that applied nothing, and marks the reconciler not ready.
     pub fn record_failure(&self, took: Duration) {
         self.count(took);
         self.failures.fetch_add(1, Ordering::Relaxed);

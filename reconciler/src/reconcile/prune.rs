@@ -12,8 +12,9 @@ use serde_json::Value;
 use super::inventory::{Inventory, ObjectRef};
 use crate::cluster::{Cluster, retry};
 
-/// The annotation that protects an object from pruning, and its value.
+/// The annotation that protects an object from pruning.
 pub const PROTECT_ANNOTATION: &str = "spindle.dev/prune";
+/// The value of [`PROTECT_ANNOTATION`] that leaves an object in place.
 pub const PROTECT_VALUE: &str = "disabled";
 
 /// What the inventory has and the render does not, in the order to delete it.
@@ -56,6 +57,7 @@ pub fn check_share(
 /// What a prune did.
 #[derive(Debug, Default)]
 pub struct Pruned {
+    /// The objects deleted, in order.
     pub deleted: Vec<ObjectRef>,
     /// Kept because of [`PROTECT_ANNOTATION`]; they leave the inventory.
     pub protected: Vec<ObjectRef>,

@@ -18,14 +18,20 @@ use spindle_render::MANAGER;
 
 const KEY: &str = "status.json";
 
+/// One condition, as Kubernetes and Flux write them: `Ready`, `Reconciling` or `Stalled`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
+    /// The condition's type: `Ready`, `Reconciling` or `Stalled`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Whether the condition holds: `True` or `False`.
     pub status: String,
+    /// Why, in CamelCase: `ReconciliationSucceeded`, `PruneRefused`.
     pub reason: String,
+    /// What happened, for people.
     pub message: String,
+    /// When `status` last changed, as an RFC 3339 timestamp.
     pub last_transition_time: String,
 }
 
@@ -33,33 +39,50 @@ pub struct Condition {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
+    /// Objects sent with server-side apply.
     pub applied: usize,
+    /// Objects left alone because they had not changed.
     pub unchanged: usize,
+    /// Objects deleted because they left the render.
     pub pruned: usize,
+    /// Objects put back after someone else changed them.
     pub drift_corrected: usize,
+    /// How long the pass took, in milliseconds.
     pub duration_ms: u64,
 }
 
+/// What a reconciler instance reports in its status ConfigMap.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// The reconciler instance, which names the inventory and status ConfigMaps.
     pub instance: String,
+    /// The environment being applied.
     pub environment: String,
+    /// The repository the revisions come from: its URL or path.
     pub source: String,
+    /// The last commit applied.
     pub last_applied_revision: Option<String>,
+    /// The commit of the last pass, applied or not.
     pub last_attempted_revision: Option<String>,
     /// Counts reconcile attempts: which attempt the conditions describe.
     pub observed_generation: u64,
+    /// The conditions, sorted by type.
     pub conditions: Vec<Condition>,
+    /// Each app's health: the worst among its Deployments and Jobs.
     #[serde(default)]
     pub apps: BTreeMap<String, AppHealth>,
+    /// The counts of the last pass that applied its revision.
     #[serde(default)]
     pub last_reconcile: Counts,
 }
 
+/// An app's health, as the status shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppHealth {
+    /// The worst state among the app's objects: `healthy`, `progressing` or `failed`.
     pub state: String,
+    /// Why, from an object in that state.
     pub reason: String,
 }
 
@@ -100,6 +123,7 @@ impl Status {
         self.conditions.sort_by(|a, b| a.kind.cmp(&b.kind));
     }
 
+    /// The condition of type `kind`, if it is set.
     pub fn condition(&self, kind: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.kind == kind)
     }
@@ -115,6 +139,8 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// The reporter of `instance`: the ConfigMap `spindle-status-<instance>` in `namespace`, and
+    /// Events on it.
     pub fn new(client: kube::Client, namespace: &str, instance: &str) -> Self {
         Reporter {
             maps: Api::namespaced(client.clone(), namespace),
@@ -124,10 +150,12 @@ impl Reporter {
         }
     }
 
+    /// The status in the ConfigMap; `None` before the first report.
     pub async fn load(&self) -> Result<Option<Status>> {
         read(&self.maps, &self.name).await
     }
 
+    /// Writes `status` to the ConfigMap.
     pub async fn save(&self, status: &Status) -> Result<()> {
         state_map::write(
             &self.maps,
@@ -171,6 +199,7 @@ impl Reporter {
     }
 }
 
+/// The name of `instance`'s status ConfigMap: `spindle-status-<instance>`.
 pub fn status_name(instance: &str) -> String {
     format!("spindle-status-{instance}")
 }

@@ -49,6 +49,7 @@ pub struct Remote {
     pub follow: Follow,
     /// The folder inside the repository that holds `environments/`, `/`-separated.
     pub path: String,
+    /// How to authenticate to `url`.
     pub credentials: Credentials,
     /// Where bare clones are kept.
     pub cache: PathBuf,

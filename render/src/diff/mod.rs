@@ -2,7 +2,7 @@
 //! cluster), object by object, and what that means for the nodes.
 //!
 //! Objects are paired by kind, namespace and [stable name](canonical::stable_name) and compared in
-//! [canonical](canonical) form: sorted keys, no revision label, Secret values masked. Unpaired
+//! [`canonical`] form: sorted keys, no revision label, Secret values masked. Unpaired
 //! objects that match after a rename are reported as renamed.
 
 pub mod canonical;
@@ -22,9 +22,13 @@ use crate::{DOMAIN, Object, yaml};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Action {
+    /// Only on the new side.
     Added,
+    /// On both sides (paired by stable name), with different content.
     Changed,
+    /// Gone under one name and new under another, with the same content otherwise.
     Renamed,
+    /// Only on the old side: the newer revision no longer renders it.
     Removed,
     /// Removed from the cluster by the next apply: spindle owns it, the render no longer has it.
     Pruned,
@@ -45,7 +49,9 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase", tag = "type", content = "name")]
 pub enum Owner {
+    /// One app's objects, by app name.
     App(String),
+    /// One node runtime's objects, by runtime name.
     Runtime(String),
     /// Namespaces and other shared objects.
     Environment,
@@ -80,19 +86,27 @@ impl std::fmt::Display for Owner {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectChange {
+    /// What happens to the object.
     pub action: Action,
+    /// The object's `apiVersion`.
     pub api_version: String,
+    /// The object's `kind`.
     pub kind: String,
+    /// The object's namespace; `None` for cluster-scoped objects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The object's name (the new one, when it changed).
     pub name: String,
     /// The name before, when it changed (a rename, or a Secret named after its content).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_name: Option<String>,
+    /// The app, runtime or environment the object belongs to.
     pub owner: Owner,
     /// Unified diff of the canonical YAML, Secret values masked.
     pub diff: String,
+    /// Lines added in `diff`.
     pub lines_added: usize,
+    /// Lines removed in `diff`.
     pub lines_removed: usize,
 }
 
@@ -114,16 +128,22 @@ impl ObjectChange {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Diff {
+    /// Name of the environment.
     pub environment: String,
     /// What the two sides are (`base a1b2c3d`, `working tree`, `cluster`), for headers.
     pub before: String,
+    /// What the other side is, in the same terms as `before`.
     pub after: String,
+    /// The objects that change, ordered by owner, kind, namespace and name.
     pub changes: Vec<ObjectChange>,
+    /// How many objects are the same on both sides.
     pub unchanged: usize,
+    /// Runtimes whose shim is installed, upgraded or no longer managed.
     pub runtimes: Vec<RuntimeRollout>,
 }
 
 impl Diff {
+    /// Whether nothing changes: no object and no shim.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty() && self.runtimes.is_empty()
     }

@@ -11,16 +11,21 @@ use crate::Node;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeRollout {
+    /// Name of the runtime.
     pub runtime: String,
     /// Shim version before (`None`: a new runtime).
     pub from_version: Option<String>,
     /// Shim version after (`None`: the runtime is removed).
     pub to_version: Option<String>,
+    /// Shim sha256 before (`None`: a new runtime).
     pub from_sha256: Option<String>,
+    /// Shim sha256 after (`None`: the runtime is removed).
     pub to_sha256: Option<String>,
     /// Nodes the install reaches, when the nodes are known.
     pub nodes: Option<usize>,
+    /// Labels of the nodes the install targets; empty means every node.
     pub node_selector: BTreeMap<String, String>,
+    /// Nodes installed at once (the runtime's `rollout.maxUnavailable`).
     pub max_unavailable: u32,
 }
 

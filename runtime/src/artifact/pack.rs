@@ -25,6 +25,7 @@ pub const LOCKED_APP_DIGEST_LABEL: &str = "com.fermyon.spin.lockedAppDigest";
 pub struct Artifact {
     /// The manifest as it is pushed; its digest is the artifact's.
     pub manifest: Vec<u8>,
+    /// The image config: architecture `wasm`, labelled with the locked app's digest.
     pub config: Blob,
     /// In manifest order, the locked app last.
     pub layers: Vec<Blob>,

@@ -20,9 +20,11 @@ use crate::{App, app::ComponentSpec, manifest, routes::RoutePattern};
 /// One layer of an artifact.
 #[derive(Debug, Clone, Copy)]
 pub struct Layer<'a> {
+    /// The layer's media type, as the manifest gives it.
     pub media_type: &'a str,
     /// The digest the manifest gives it.
     pub digest: &'a str,
+    /// The layer's content.
     pub bytes: &'a [u8],
     /// Wasm already compiled by this runtime's engine (containerd's cache), not Wasm.
     pub precompiled: bool,
