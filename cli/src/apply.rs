@@ -52,7 +52,7 @@ pub struct SettingsArgs {
     #[arg(long)]
     pub allow_mass_prune: bool,
     /// Seconds to wait for Deployments to roll out and Jobs to complete; 0 checks once.
-    #[arg(long, default_value_t = 120.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 120.0, value_name = "SECONDS", value_parser = super::seconds)]
     pub health_timeout: f64,
     /// Show what would be applied and pruned, and send nothing.
     #[arg(long)]

@@ -2,6 +2,7 @@
 //! this crate parses flags, prints, and chooses exit codes.
 
 mod apply;
+mod build;
 mod check;
 mod diff;
 mod install;
@@ -163,10 +164,10 @@ struct RepoArgs {
 #[derive(Debug, Args)]
 struct EvalArgs {
     /// Time an evaluation may take before it is cut off, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = seconds)]
     eval_timeout: f64,
     /// Memory an evaluation may use, in MiB.
-    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
     eval_memory: usize,
 }
 
@@ -221,6 +222,21 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Parses a duration in seconds (`1.5`), refusing what is negative, not a number, or too large
+/// to be meant (more than a year), instead of failing later.
+fn seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !value.is_finite() || !(0.0..=365.0 * 86400.0).contains(&value) {
+        return Err(format!(
+            "`{text}`: give a number of seconds from 0 to 31536000 (a year)"
+        ));
+    }
+    Ok(value)
 }
 
 /// Where spindle keeps compiled components and other caches.

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use spindle_runtime::{App, artifact};
 
-use super::{exit, run};
+use super::{build, exit};
 use spindle_reconciler::registry::{self, Access, Registry};
 
 #[derive(Debug, Args)]
@@ -74,7 +74,7 @@ pub fn push(args: &PushArgs) -> Result<i32> {
         }
     };
     if args.build {
-        run::build(&app)?;
+        build::build(&app)?;
     }
     let artifact = artifact::pack(&app)?;
     let registry = Registry::new(&reference, &args.registry.access()?)?;

@@ -27,7 +27,7 @@ pub struct ReconcileArgs {
     #[arg(long, default_value = "", value_name = "PATH")]
     path: String,
     /// Seconds between reconciles (fetch, apply what changed, correct drift).
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = super::seconds)]
     interval: f64,
     /// Where to serve /healthz, /readyz, /metrics and the webhook receiver (POST /hook).
     #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDRESS")]
@@ -66,11 +66,22 @@ pub struct ReconcileArgs {
 
 pub fn reconcile(args: &ReconcileArgs) -> Result<i32> {
     let remote = remote(args)?;
-    let settings = args.settings.settings(args.repo.clone());
+    let settings = args.settings.settings(remote.display());
     let evaluator = args.eval.evaluator()?;
     let webhook_secret = match args.file_or_credential(&args.webhook_secret_file, "webhook-secret")
     {
-        Some(path) => Some(Arc::new(read_secret(&path)?.into_bytes())),
+        Some(path) => {
+            let secret = read_secret(&path)?;
+            if secret.is_empty() {
+                anyhow::bail!(
+                    "the webhook secret in {} is empty, which would let anyone trigger a \
+                     reconcile: put a secret in it, or leave --webhook-secret-file out to turn \
+                     /hook off",
+                    path.display()
+                );
+            }
+            Some(Arc::new(secret.into_bytes()))
+        }
         None => None,
     };
     let interval = Duration::from_secs_f64(args.interval.max(1.0));

@@ -43,7 +43,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     components: Option<Vec<String>>,
     /// How long one request may run, in seconds.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS", value_parser = super::seconds)]
     request_timeout: f64,
     /// Memory one component instance may use, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
@@ -126,25 +126,4 @@ async fn pull(reference: &str, registry: &super::push::RegistryArgs) -> Result<A
     spindle_reconciler::registry::Registry::new(&reference, &registry.access()?)?
         .pull(&reference, &cache)
         .await
-}
-
-/// Runs every component's build commands, in manifest order, stopping at the first failure.
-pub(super) fn build(app: &App) -> Result<()> {
-    for (id, component) in &app.components {
-        let Some((commands, workdir)) = &component.build else {
-            continue;
-        };
-        for command in commands {
-            eprintln!("building {id}: {command}");
-            let status = std::process::Command::new("sh")
-                .args(["-c", command])
-                .current_dir(workdir)
-                .status()
-                .with_context(|| format!("cannot run `{command}`"))?;
-            if !status.success() {
-                bail!("building component `{id}` failed: `{command}` exited with {status}");
-            }
-        }
-    }
-    Ok(())
 }

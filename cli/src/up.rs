@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use spindle_runtime::App;
 
-use super::{EvalArgs, cache_dir, exit, rejected, run};
+use super::{EvalArgs, build, cache_dir, exit, rejected};
 use spindle_reconciler::revisions::Local;
 use spindle_reconciler::up::{self, Up};
 
@@ -70,7 +70,7 @@ pub fn up(args: &UpArgs) -> Result<i32> {
                 Some(source) if args.build => {
                     println!("building {name}");
                     let app = App::load(&args.repo.join(source)).map_err(anyhow::Error::new)?;
-                    run::build(&app)?;
+                    build::build(&app)?;
                 }
                 Some(_) => {}
                 None => println!("skipping {name}: it has only an `image`; running OCI images locally comes with the containerd shim"),

@@ -210,6 +210,46 @@ impl AllowList {
     }
 }
 
+/// `address` with its credentials masked, for logs: the password of a URL's user info
+/// (`redis://user:secret@host` → `redis://user:***@host`) and any `password=` of a key-value
+/// connection string.
+pub fn redact(address: &str) -> String {
+    if let Some((scheme, rest)) = address.split_once("://") {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            let masked = if rest[..at].contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            return format!("{scheme}://{masked}{}", redact_parameters(&rest[at..]));
+        }
+        return format!("{scheme}://{}", redact_parameters(rest));
+    }
+    redact_parameters(address)
+}
+
+/// `password=VALUE` (space- or `&`-separated, as in key-value strings and URL queries) masked.
+fn redact_parameters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.to_ascii_lowercase().find("password=") {
+        let value_start = found + "password=".len();
+        out.push_str(&rest[..value_start]);
+        out.push_str("***");
+        let value = &rest[value_start..];
+        let end = if value.starts_with('\'') {
+            value[1..].find('\'').map_or(value.len(), |i| i + 2)
+        } else {
+            value.find([' ', '&']).unwrap_or(value.len())
+        };
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +294,23 @@ mod tests {
         assert!(list(&["*://*:*"]).allows("ftp", "anything", Some(21)));
         assert!(list(&["http://[::1]:8001"]).allows("http", "[::1]", Some(8001)));
         assert!(!AllowList::default().allows("https", "example.com", None));
+    }
+
+    #[test]
+    fn credentials_are_masked() {
+        assert_eq!(redact("redis://user:s3cret@cache:6379/0"), "redis://user:***@cache:6379/0");
+        assert_eq!(redact("redis://:s3cret@cache"), "redis://:***@cache");
+        assert_eq!(redact("redis://token@cache"), "redis://***@cache");
+        assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact("postgres://app@db/x?password=s3cret&sslmode=disable"),
+            "postgres://***@db/x?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("host=db user=app password='a b' dbname=x"),
+            "host=db user=app password=*** dbname=x"
+        );
+        assert!(!redact("host=db PASSWORD=hunter2").contains("hunter2"));
     }
 
     #[test]

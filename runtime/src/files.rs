@@ -1,4 +1,9 @@
 //! A component's `files`: which host files the guest sees, and where.
+//!
+//! A manifest is untrusted (it may come from a pushed artifact or a followed commit), so a mount
+//! cannot reach outside the app: its source must resolve, symbolic links followed, inside the
+//! app's folder; its destination is an absolute guest path with no `..`, normalised. Symbolic
+//! links inside a mounted folder are not followed.
 
 use std::path::{Path, PathBuf};
 
@@ -26,17 +31,17 @@ pub fn placement(
     destination: &str,
 ) -> Result<Vec<(PathBuf, String)>, String> {
     check_relative(source)?;
-    if !destination.starts_with('/') {
-        return Err(format!(
-            "destination `{destination}` must be an absolute path"
-        ));
-    }
+    let destination = guest_path(destination)?;
     let root = dir.join(source);
+    if !root.exists() {
+        return Err(format!("`{source}` does not exist in {}", dir.display()));
+    }
+    inside(dir, &root, source)?;
     if root.is_file() {
-        return Ok(vec![(root, destination.to_owned())]);
+        return Ok(vec![(root, destination)]);
     }
     if !root.is_dir() {
-        return Err(format!("`{source}` does not exist in {}", dir.display()));
+        return Err(format!("`{source}` is neither a file nor a folder"));
     }
     let mut found = Vec::new();
     let base = destination.trim_end_matches('/');
@@ -46,6 +51,51 @@ pub fn placement(
     .map_err(|err| format!("cannot read {}: {err}", root.display()))?;
     found.sort();
     Ok(found)
+}
+
+/// `destination` as a normalised absolute guest path: `/` first, no empty or `.` segments, and
+/// no `..` (which would leave the guest's root, and the folder the files are copied into).
+fn guest_path(destination: &str) -> Result<String, String> {
+    if !destination.starts_with('/') {
+        return Err(format!(
+            "destination `{destination}` must be an absolute path"
+        ));
+    }
+    let mut path = String::new();
+    for segment in destination.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "destination `{destination}` must not contain `..`"
+                ));
+            }
+            segment => {
+                path.push('/');
+                path.push_str(segment);
+            }
+        }
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+/// Refuses `path` (`source` in the manifest) when, symbolic links followed, it is not inside
+/// `dir`.
+fn inside(dir: &Path, path: &Path, source: &str) -> Result<(), String> {
+    let resolve = |path: &Path| {
+        path.canonicalize()
+            .map_err(|err| format!("cannot resolve {}: {err}", path.display()))
+    };
+    if resolve(path)?.starts_with(resolve(dir)?) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{source}` leads outside the app's folder (through a symbolic link)"
+        ))
+    }
 }
 
 fn check_relative(path: &str) -> Result<(), String> {
@@ -138,5 +188,43 @@ mod tests {
         );
         assert!(glob(dir.path(), "../etc/*").is_err());
         assert!(placement(dir.path(), "missing", "/x").is_err());
+        assert_eq!(
+            guest(placement(dir.path(), "top.md", "//docs/./top.md").unwrap()),
+            ["/docs/top.md"]
+        );
+        assert_eq!(
+            guest(placement(dir.path(), "static/css", "/").unwrap()),
+            ["/site.css"]
+        );
+    }
+
+    #[test]
+    fn mounts_cannot_leave_the_app() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.txt"), "x").unwrap();
+        let err = placement(dir.path(), "x.txt", "/../../../../../../tmp/owned.txt").unwrap_err();
+        assert!(err.contains("must not contain `..`"), "{err}");
+        assert!(placement(dir.path(), "x.txt", "relative.txt").is_err());
+
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("link"))
+            .unwrap();
+        let err = placement(dir.path(), "link", "/secret.txt").unwrap_err();
+        assert!(err.contains("outside the app's folder"), "{err}");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("data")).unwrap();
+        let err = placement(dir.path(), "data/secret.txt", "/s").unwrap_err();
+        assert!(err.contains("outside the app's folder"), "{err}");
+        let err = placement(dir.path(), "data", "/d").unwrap_err();
+        assert!(err.contains("outside the app's folder"), "{err}");
+        // Links inside a mounted folder are skipped, not followed; globs skip them too.
+        std::fs::create_dir(dir.path().join("static")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("static/secret.txt"),
+        )
+        .unwrap();
+        assert!(placement(dir.path(), "static", "/s").unwrap().is_empty());
+        assert!(glob(dir.path(), "**/*").unwrap().iter().all(|(_, g)| !g.contains("secret")));
     }
 }

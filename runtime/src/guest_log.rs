@@ -1,5 +1,7 @@
 //! Guests' stdout and stderr, line by line, prefixed with the component's id, onto spindle's own
-//! stdout and stderr (which a container runtime collects: `kubectl logs` shows them).
+//! stdout and stderr (which a container runtime collects: `kubectl logs` shows them). A line
+//! longer than [`MAX_LINE`] is cut there (and marked), so a guest writing without newlines cannot
+//! grow the host's memory.
 
 use std::{
     io::Write as _,
@@ -11,6 +13,9 @@ use std::{
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+/// The longest line kept whole, in bytes.
+const MAX_LINE: usize = 16 << 10;
+
 /// Where a component's output goes.
 #[derive(Clone)]
 pub struct GuestLog {
@@ -19,6 +24,7 @@ pub struct GuestLog {
 }
 
 impl GuestLog {
+    /// The component's stdout, onto the process's stdout.
     pub fn stdout(component: &str) -> Self {
         GuestLog {
             component: component.into(),
@@ -26,6 +32,7 @@ impl GuestLog {
         }
     }
 
+    /// The component's stderr, onto the process's stderr.
     pub fn stderr(component: &str) -> Self {
         GuestLog {
             component: component.into(),
@@ -56,11 +63,27 @@ struct Lines {
 }
 
 impl Lines {
-    fn emit(&mut self, line: &[u8]) {
+    /// Adds bytes without a newline to the line being collected, emitting it whenever it reaches
+    /// [`MAX_LINE`].
+    fn collect(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = MAX_LINE - self.partial.len();
+            let (now, later) = bytes.split_at(bytes.len().min(room));
+            self.partial.extend_from_slice(now);
+            bytes = later;
+            if self.partial.len() == MAX_LINE {
+                let line = std::mem::take(&mut self.partial);
+                self.emit(&line, true);
+            }
+        }
+    }
+
+    fn emit(&mut self, line: &[u8], cut: bool) {
         let text = format!(
-            "[{}] {}\n",
+            "[{}] {}{}\n",
             self.log.component,
-            String::from_utf8_lossy(line)
+            String::from_utf8_lossy(line),
+            if cut { " [line cut at 16 KiB]" } else { "" }
         );
         // Writes to the process's own streams are short and not worth a thread.
         let _ = if self.log.stderr {
@@ -77,11 +100,15 @@ impl AsyncWrite for Lines {
         _: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.partial.extend_from_slice(bytes);
-        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            self.emit(&line[..line.len() - 1]);
+        // Only the new bytes are scanned for newlines.
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            self.collect(&rest[..end]);
+            let line = std::mem::take(&mut self.partial);
+            self.emit(&line, false);
+            rest = &rest[end + 1..];
         }
+        self.collect(rest);
         Poll::Ready(Ok(bytes.len()))
     }
 
@@ -92,7 +119,7 @@ impl AsyncWrite for Lines {
     fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         if !self.partial.is_empty() {
             let rest = std::mem::take(&mut self.partial);
-            self.emit(&rest);
+            self.emit(&rest, false);
         }
         Poll::Ready(Ok(()))
     }
@@ -102,7 +129,27 @@ impl Drop for Lines {
     fn drop(&mut self) {
         if !self.partial.is_empty() {
             let rest = std::mem::take(&mut self.partial);
-            self.emit(&rest);
+            self.emit(&rest, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_without_newlines_is_cut_into_bounded_lines() {
+        let mut lines = Lines {
+            log: GuestLog::stderr("flood"),
+            partial: Vec::new(),
+        };
+        let chunk = vec![b'x'; 4096];
+        for _ in 0..10 {
+            lines.collect(&chunk);
+            assert!(lines.partial.len() < MAX_LINE);
+        }
+        lines.collect(b"tail");
+        assert_eq!(lines.partial.len(), (10 * 4096 + 4) % MAX_LINE);
     }
 }

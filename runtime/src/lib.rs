@@ -11,8 +11,10 @@
 //!   `spindle run` and the containerd shim.
 //! - `host`: Spin's platform interfaces for guests; `telemetry`: request spans exported over
 //!   OTLP when the `OTEL_*` variables ask for it.
+//! - [`accept`]: how every HTTP server of spindle accepts connections (limits, `TCP_NODELAY`).
 //! - [`artifact`]: apps as Spin OCI artifacts, packed for a registry and unpacked to run.
 
+pub mod accept;
 mod allow_list;
 pub mod app;
 pub mod artifact;
@@ -32,5 +34,6 @@ mod telemetry;
 mod template;
 mod variables;
 
+pub use allow_list::redact;
 pub use app::App;
 pub use runtime::{Options, Runtime, ServingEngine};

@@ -129,6 +129,8 @@ pub struct State {
     outbound: Outbound,
     host: Arc<ComponentHost>,
     limits: StoreLimits,
+    /// When the request ends.
+    deadline: Instant,
 }
 
 impl WasiView for State {
@@ -154,6 +156,7 @@ fn spin_view(state: &mut State) -> SpinView<'_> {
     SpinView {
         table: &mut state.table,
         component: &state.host,
+        deadline: state.deadline,
     }
 }
 
@@ -331,6 +334,8 @@ impl Runtime {
             wasi.preopened_dir(files.path(), "/", FsPerms::ReadOnly)?;
         }
         let app: std::sync::Weak<dyn SelfRequests> = Arc::<Runtime>::downgrade(self);
+        let timeout = self.options.request_timeout;
+        let deadline = Instant::now() + timeout;
         let state = State {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -341,11 +346,10 @@ impl Runtime {
                 .memory_size(self.options.instance_memory as usize)
                 .trap_on_grow_failure(true)
                 .build(),
+            deadline,
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.limits);
-        let deadline = Instant::now() + self.options.request_timeout;
-        let timeout = self.options.request_timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
@@ -439,6 +443,11 @@ fn assemble_files(files: &[(PathBuf, String)]) -> Result<Option<tempfile::TempDi
         .prefix("spindle-files-")
         .tempdir()?;
     for (host, guest) in files {
+        // `files::placement` normalised the paths; this keeps a copy inside the folder whatever
+        // a future caller hands over.
+        if guest.split('/').any(|segment| segment == "..") {
+            bail!("the guest path {guest} leaves the app's files");
+        }
         let target = dir.path().join(guest.trim_start_matches('/'));
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;

@@ -8,7 +8,6 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response, StatusCode, body::Incoming, header::HeaderValue};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::{
     WasiHttpView as _,
@@ -16,6 +15,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::{
+    accept::{Acceptor, Limits},
     app::App,
     outbound::{Local, SelfRequests},
     routes::{self, spin_headers},
@@ -62,33 +62,29 @@ pub async fn serve(
 ) -> Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let acceptor = Acceptor::new(listener, Limits::default());
     loop {
-        let (stream, client) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::warn!("accept failed: {err}");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = acceptor.accept() => accepted,
             () = &mut shutdown => break,
         };
+        let client = accepted.client;
         let slot = slot.clone();
         let service = hyper::service::service_fn(move |request| {
             let runtime = slot.current();
             async move { Ok::<_, Infallible>(handle(&runtime, request, client).await) }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
+        let connection = acceptor.http1().serve_connection(accepted.io, service);
         let connection = graceful.watch(connection);
+        let permit = accepted.permit;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(%client, "connection ended: {err}");
             }
+            drop(permit);
         });
     }
-    drop(listener);
+    drop(acceptor);
     graceful.shutdown().await;
     Ok(())
 }
@@ -330,15 +326,29 @@ where
         .new_incoming_request(Scheme::Http, request)?;
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
     let pre = component.pre.clone();
-    // The guest may keep running after it sent the response head (streaming the body).
+    // The request's wall-clock deadline covers everything the guest does, waiting on host I/O
+    // (a trickled body, an outbound call, a poll) included, not only wasm execution (which the
+    // epoch deadline stops): past it the instance and its host resources are dropped. The guest
+    // may keep running after it sent the response head (streaming the body); the deadline cuts
+    // that too, and the connection then closes.
+    let timeout = runtime.request_timeout();
     let task = tokio::spawn(async move {
-        let proxy = pre.instantiate_async(&mut store).await?;
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, incoming, outparam)
+        let handled = tokio::time::timeout(timeout, async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+        handled
             .await
+            .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineExceeded(timeout))))
     });
-    match receiver.await {
+    let Ok(answered) = tokio::time::timeout(timeout, receiver).await else {
+        task.abort();
+        return Err(anyhow::Error::new(DeadlineExceeded(timeout)));
+    };
+    match answered {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(code)) => anyhow::bail!("the guest answered with an error: {code:?}"),
         Err(_) => match task.await {

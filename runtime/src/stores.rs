@@ -5,6 +5,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -73,19 +74,47 @@ impl RuntimeConfig {
 }
 
 /// One SQLite database, shared by the requests that use it.
+///
+/// Guests send it SQL, so it is opened bounded: no other database can be attached (which also
+/// stops `VACUUM INTO` from writing a file anywhere, and plain `VACUUM`), no URI file names, no
+/// extension loading, and an authorizer refuses the pragmas that rewrite the schema or point
+/// SQLite at other files.
 pub struct Database(Mutex<Connection>);
+
+/// Pragmas a guest may not run: they write the schema, or point SQLite at other files.
+const DENIED_PRAGMAS: [&str; 8] = [
+    "writable_schema",
+    "schema_version",
+    "trusted_schema",
+    "temp_store_directory",
+    "data_store_directory",
+    "legacy_file_format",
+    "mmap_size",
+    "locking_mode",
+];
+
+/// How many SQLite virtual machine steps pass between two looks at the deadline.
+const PROGRESS_STEPS: i32 = 1000;
 
 impl Database {
     fn open(file: Option<&Path>) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        // The defaults without SQLITE_OPEN_URI.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = match file {
             Some(file) => {
                 if let Some(dir) = file.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                Connection::open(file).with_context(|| format!("cannot open {}", file.display()))?
+                Connection::open_with_flags(file, flags)
+                    .with_context(|| format!("cannot open {}", file.display()))?
             }
-            None => Connection::open_in_memory()?,
+            None => Connection::open_in_memory_with_flags(flags)?,
         };
+        connection.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+        connection.authorizer(Some(authorize));
         Ok(Database(Mutex::new(connection)))
     }
 
@@ -99,6 +128,50 @@ impl Database {
             .lock()
             .map_err(|_| "the database lock is poisoned".to_owned())?;
         work(&connection).map_err(|err| err.to_string())
+    }
+
+    /// Runs `work` with the connection, interrupting it when `deadline` passes. Blocks: call it
+    /// off the async workers.
+    pub fn with_deadline<T>(
+        &self,
+        deadline: Instant,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, String> {
+        self.with(|connection| {
+            connection.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline));
+            let done = work(connection);
+            connection.progress_handler(0, None::<fn() -> bool>);
+            done.map_err(|err| match err {
+                rusqlite::Error::SqliteFailure(code, _)
+                    if code.code == rusqlite::ErrorCode::OperationInterrupted =>
+                {
+                    rusqlite::Error::SqliteFailure(
+                        code,
+                        Some("interrupted: the request's deadline passed".to_owned()),
+                    )
+                }
+                other => other,
+            })
+        })
+    }
+}
+
+/// SQLite's authorizer for guests' statements: see [`Database`].
+fn authorize(context: rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization {
+    use rusqlite::hooks::{AuthAction, Authorization};
+    match context.action {
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
+        AuthAction::Pragma { pragma_name, .. }
+            if DENIED_PRAGMAS.contains(&pragma_name.to_ascii_lowercase().as_str()) =>
+        {
+            Authorization::Deny
+        }
+        AuthAction::Function { function_name }
+            if function_name.eq_ignore_ascii_case("load_extension") =>
+        {
+            Authorization::Deny
+        }
+        _ => Authorization::Allow,
     }
 }
 
@@ -265,6 +338,50 @@ fn store_file(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn guests_cannot_attach_vacuum_into_or_rewrite_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::open(Some(&dir.path().join("app.db"))).unwrap();
+        let outside = dir.path().join("outside.db");
+        let run = |sql: &str| database.with(|db| db.execute_batch(sql));
+        run("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+        for attack in [
+            format!("ATTACH '{}' AS other", outside.display()),
+            format!("ATTACH 'file:{}?mode=rwc' AS other", outside.display()),
+            format!("VACUUM INTO '{}'", outside.display()),
+            "PRAGMA writable_schema = ON".to_owned(),
+            "PRAGMA schema_version = 1".to_owned(),
+            "SELECT load_extension('/tmp/x.so')".to_owned(),
+        ] {
+            assert!(run(&attack).is_err(), "{attack} was allowed");
+        }
+        assert!(!outside.exists(), "a file was created outside the app's state");
+        // Ordinary work, pragmas that read included, is untouched.
+        run("PRAGMA table_info(t); PRAGMA foreign_keys = ON; UPDATE t SET x = 2;").unwrap();
+    }
+
+    #[test]
+    fn a_runaway_query_stops_at_its_deadline() {
+        let database = Database::open(None).unwrap();
+        let started = Instant::now();
+        let forever = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+                       SELECT count(*) FROM n";
+        let err = database
+            .with_deadline(Instant::now() + Duration::from_millis(200), |db| {
+                db.query_row(forever, [], |row| row.get::<_, i64>(0))
+            })
+            .unwrap_err();
+        assert!(err.contains("deadline"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // The database is usable afterwards, with no deadline left behind.
+        let one: i64 = database
+            .with(|db| db.query_row("SELECT 1", [], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(one, 1);
+    }
+
     use super::*;
 
     #[test]

@@ -944,3 +944,19 @@ fn reconcile_follows_the_highest_tag_a_pinned_commit_and_a_sub_path() {
     assert_eq!(missing.code, 2);
     missing.assert_stderr_contains("has no tag matching `v9*`");
 }
+
+#[test]
+fn an_empty_webhook_secret_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("webhook-secret");
+    std::fs::write(&secret, " \n").unwrap();
+    let out = spindle(&[
+        "reconcile",
+        "--repo",
+        dir.path().to_str().unwrap(),
+        "--webhook-secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.assert_stderr_contains("is empty, which would let anyone trigger a reconcile");
+}

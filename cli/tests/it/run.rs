@@ -334,6 +334,48 @@ fn request_spans_are_exported_over_otlp_when_the_environment_asks() {
 }
 
 #[test]
+fn file_mounts_cannot_leave_the_app_in_run_or_push() {
+    let outside = tempfile::tempdir().unwrap();
+    let owned = outside.path().join("owned.txt");
+    std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+    let attack = |files: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.wasm"), b"\0asm").unwrap();
+        std::fs::write(dir.path().join("x.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("link"))
+            .unwrap();
+        std::fs::write(
+            dir.path().join("spin.toml"),
+            format!(
+                "spin_manifest_version = 2\n[application]\nname = \"x\"\n\n[[trigger.http]]\n\
+                 route = \"/\"\ncomponent = \"c\"\n\n[component.c]\nsource = \"app.wasm\"\n\
+                 files = [{files}]\n"
+            ),
+        )
+        .unwrap();
+        dir
+    };
+    let traversal = attack(&format!(
+        "{{ source = \"x.txt\", destination = \"/../../../../../..{}\" }}",
+        owned.display()
+    ));
+    let symlink = attack("{ source = \"link\", destination = \"/secret.txt\" }");
+    for (dir, error) in [
+        (&traversal, "must not contain `..`"),
+        (&symlink, "leads outside the app's folder"),
+    ] {
+        let app = dir.path().to_str().unwrap();
+        let out = spindle(&["run", app]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        out.assert_stderr_contains(error);
+        let out = spindle(&["push", app, "127.0.0.1:1/never/pushed:1"]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        out.assert_stderr_contains(error);
+    }
+    assert!(!owned.exists(), "a manifest wrote outside its app");
+}
+
+#[test]
 fn private_components_have_no_route_and_bad_manifests_name_their_line() {
     let (served, _state) = serve(&[]);
     assert_eq!(http(&served.address, "GET", "/hidden", "").status, 404);
@@ -441,6 +483,14 @@ fn outbound_services_the_manifest_does_not_allow_are_refused() {
         denied.contains(
             "pg4: Some(Error::ConnectionFailed(\"address host=127.0.0.1 port=1 user=x is not permitted\"))"
         ),
+        "{denied}"
+    );
+    let hostaddr = denied
+        .lines()
+        .find(|line| line.starts_with("pg4 hostaddr:"))
+        .unwrap_or_default();
+    assert!(
+        hostaddr.contains("hostaddr=10.255.255.1 is not permitted"),
         "{denied}"
     );
 }

@@ -29,6 +29,10 @@ pub use bindings::{Diagnostic, Location};
 /// The evaluator component, built by `build.rs`.
 const EVALUATOR_WASM: &[u8] = include_bytes!(env!("SPINDLE_EVALUATOR_WASM"));
 
+/// The largest value (as JSON) an evaluation may return: parsed, it takes several times that in
+/// the host, outside the guest's memory cap.
+const MAX_OUTPUT: usize = 32 << 20;
+
 /// How often the engine's epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -87,6 +91,11 @@ impl Evaluator {
             .instantiate(&mut store)
             .and_then(|instance| instance.call_eval(&mut store, entry, files, library));
         match outcome {
+            Ok(Ok(evaluation)) if evaluation.json.len() > MAX_OUTPUT => Err(vec![plain(format!(
+                "the program's value is {} MiB of JSON; at most {} MiB is accepted",
+                evaluation.json.len() >> 20,
+                MAX_OUTPUT >> 20
+            ))]),
             Ok(Ok(evaluation)) => {
                 let value = serde_json::from_str(&evaluation.json).map_err(|err| {
                     vec![plain(format!("the evaluator returned invalid JSON: {err}"))]

@@ -14,7 +14,7 @@ use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
-use hyper_util::rt::TokioIo;
+use spindle_runtime::accept::{Acceptor, Limits};
 use tokio::{net::TcpListener, sync::mpsc};
 
 use super::{metrics::Metrics, webhook};
@@ -35,25 +35,22 @@ pub struct Endpoints {
     pub trigger: mpsc::Sender<&'static str>,
 }
 
-/// Serves the endpoints on `listener` until the process ends.
+/// Serves the endpoints on `listener` until the process ends, with the connection limits of
+/// spindle's HTTP servers (`spindle_runtime::accept`).
 pub async fn serve(listener: TcpListener, endpoints: Endpoints) -> Result<()> {
+    let acceptor = Acceptor::new(listener, Limits::default());
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                tracing::warn!("accept failed: {err}");
-                continue;
-            }
-        };
+        let accepted = acceptor.accept().await;
         let endpoints = endpoints.clone();
         let service = hyper::service::service_fn(move |request| {
             let endpoints = endpoints.clone();
             async move { Ok::<_, Infallible>(answer(&endpoints, request).await) }
         });
+        let connection = acceptor.http1().serve_connection(accepted.io, service);
+        let permit = accepted.permit;
         tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = connection.await;
+            drop(permit);
         });
     }
 }

@@ -64,6 +64,12 @@ pub struct Fetched {
 }
 
 impl Remote {
+    /// The URL with any password or token in it masked: what status, Events, logs and errors
+    /// show (`https://user:***@git.example.com/...`).
+    pub fn display(&self) -> String {
+        spindle_runtime::redact(&self.url)
+    }
+
     /// The local folder of a path or `file://` source: what to watch for pushes.
     pub fn local_path(&self) -> Option<PathBuf> {
         if let Some(path) = self.url.strip_prefix("file://") {
@@ -116,13 +122,13 @@ impl Remote {
         }
         remote
             .fetch(&refspecs, Some(&mut options), None)
-            .with_context(|| format!("could not fetch {}", self.url))?;
+            .with_context(|| format!("could not fetch {}", self.display()))?;
         drop(remote);
         let commit = match &self.follow {
             Follow::Branch(branch) => {
                 let reference = repo
                     .find_reference(&format!("refs/heads/{branch}"))
-                    .with_context(|| format!("{} has no branch `{branch}`", self.url))?;
+                    .with_context(|| format!("{} has no branch `{branch}`", self.display()))?;
                 reference.peel_to_commit()?.id().to_string()
             }
             Follow::Tag(pattern) => {
@@ -131,7 +137,7 @@ impl Remote {
                     .iter()
                     .filter_map(|name| name.ok().flatten())
                     .max_by(|a, b| version_order(a, b))
-                    .ok_or_else(|| anyhow!("{} has no tag matching `{pattern}`", self.url))?
+                    .ok_or_else(|| anyhow!("{} has no tag matching `{pattern}`", self.display()))?
                     .to_owned();
                 repo.revparse_single(&format!("refs/tags/{highest}"))?
                     .peel_to_commit()?
@@ -141,11 +147,11 @@ impl Remote {
             Follow::Commit(commit) => repo
                 .revparse_single(commit)
                 .and_then(|object| object.peel_to_commit())
-                .with_context(|| format!("{} has no commit `{commit}` on any branch", self.url))?
+                .with_context(|| format!("{} has no commit `{commit}` on any branch", self.display()))?
                 .id()
                 .to_string(),
         };
-        let folder = Folder::in_repository(repo, &self.path, &self.url)?;
+        let folder = Folder::in_repository(repo, &self.path, &self.display())?;
         Ok(Fetched { commit, folder })
     }
 
@@ -320,6 +326,10 @@ mod tests {
         );
         assert_eq!(source("https://example.com/r.git").local_path(), None);
         assert_eq!(source("git@example.com:org/r.git").local_path(), None);
+        assert_eq!(
+            source("https://ci:glpat-s3cret@git.example.com/p.git").display(),
+            "https://ci:***@git.example.com/p.git"
+        );
         assert!(clean_path("../etc").is_err());
         assert_eq!(clean_path("./deploy//prod/").unwrap(), "deploy/prod");
     }

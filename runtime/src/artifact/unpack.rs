@@ -184,17 +184,37 @@ impl<'a> Content<'a> {
     }
 }
 
+/// The most an archive layer may hold once decompressed: a small gzip can expand a
+/// thousandfold (a gzip bomb), and unpacking holds the files in memory.
+const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+
 fn archive_files(layer: &Layer) -> Result<Vec<Vec<u8>>, ArtifactError> {
+    archive_files_within(layer, MAX_ARCHIVE_BYTES)
+}
+
+/// The regular files of an archive layer, refusing it once more than `limit` bytes come out.
+fn archive_files_within(layer: &Layer, limit: u64) -> Result<Vec<Vec<u8>>, ArtifactError> {
     let fail = |err: std::io::Error| ArtifactError::Archive {
         digest: layer.digest.to_owned(),
         message: err.to_string(),
     };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer.bytes));
+    // One byte past the limit tells a layer at the limit from one beyond it.
+    let decompressed = flate2::read::GzDecoder::new(layer.bytes).take(limit + 1);
+    let mut archive = tar::Archive::new(decompressed);
     let mut files = Vec::new();
+    let mut total = 0;
     for entry in archive.entries().map_err(fail)? {
         let mut entry = entry.map_err(fail)?;
         if entry.header().entry_type().is_file() {
-            let mut bytes = Vec::new();
+            let size = entry.header().size().map_err(fail)?;
+            total += size;
+            if total > limit {
+                return Err(fail(std::io::Error::other(format!(
+                    "it unpacks to more than {} MiB",
+                    limit >> 20
+                ))));
+            }
+            let mut bytes = Vec::with_capacity(size.min(limit) as usize);
             entry.read_to_end(&mut bytes).map_err(fail)?;
             files.push(bytes);
         }
@@ -345,4 +365,34 @@ fn write_once(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         return Ok(());
     }
     crate::atomic_file::write(path, bytes)
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    #[test]
+    fn an_archive_that_unpacks_past_the_limit_is_refused() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let big = vec![0u8; 4 << 20];
+        let mut header = tar::Header::new_gnu();
+        header.set_size(big.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "zeros", big.as_slice()).unwrap();
+        let tar = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 64 << 10, "4 MiB of zeros compress to {} bytes", gz.len());
+        let layer = Layer {
+            media_type: "application/vnd.wasm.content.bundle.v1.tar+gzip",
+            digest: "sha256:bomb",
+            bytes: &gz,
+            precompiled: false,
+        };
+        let err = archive_files_within(&layer, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("more than 1 MiB"), "{err}");
+        assert_eq!(archive_files_within(&layer, 8 << 20).unwrap()[0].len(), 4 << 20);
+    }
 }

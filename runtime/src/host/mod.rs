@@ -10,7 +10,11 @@ mod sqlite;
 mod unsupported;
 mod variables;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
@@ -57,8 +61,12 @@ pub struct ComponentHost {
 
 /// The view of a store's state that the interfaces work with.
 pub struct SpinView<'a> {
+    /// The store's resources (open stores, databases, connections).
     pub table: &'a mut ResourceTable,
+    /// What the component may reach.
     pub component: &'a ComponentHost,
+    /// When the request ends: no host call may outlive it.
+    pub deadline: Instant,
 }
 
 /// Marks [`SpinView`] as the data of Spin's interfaces, for `add_to_linker`.

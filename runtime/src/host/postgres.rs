@@ -17,6 +17,8 @@ use tokio_postgres::{
 };
 use wasmtime::component::Resource;
 
+use crate::allow_list::redact;
+
 use super::{
     SpinView,
     bindings::spin::postgres::postgres as v4,
@@ -32,18 +34,23 @@ pub struct LegacyPgConnection(Arc<Client>);
 type Parameter = Box<dyn ToSql + Sync + Send>;
 
 impl SpinView<'_> {
-    /// Whether the manifest allows every host `config` names.
+    /// Whether the manifest allows every address `config` may connect to: each `host` and, since
+    /// tokio-postgres connects to `hostaddr` when it is given, each `hostaddr` too.
     fn pg_allowed(&self, config: &tokio_postgres::Config) -> bool {
         let ports = config.get_ports();
+        let port = |i: usize| ports.get(i).or(ports.first()).copied();
         let hosts = config.get_hosts();
+        let allows = |host: &str, i: usize| self.component.allow.allows("postgres", host, port(i));
         !hosts.is_empty()
             && hosts.iter().enumerate().all(|(i, host)| match host {
-                tokio_postgres::config::Host::Tcp(name) => {
-                    let port = ports.get(i).or(ports.first()).copied();
-                    self.component.allow.allows("postgres", name, port)
-                }
+                tokio_postgres::config::Host::Tcp(name) => allows(name, i),
                 _ => false,
             })
+            && config
+                .get_hostaddrs()
+                .iter()
+                .enumerate()
+                .all(|(i, address)| allows(&address.to_string(), i))
     }
 
     /// Connects to the server at `address` if the manifest allows it.
@@ -59,7 +66,7 @@ impl SpinView<'_> {
                 if self.pg_allowed(&config) {
                     Ok(config)
                 } else {
-                    tracing::warn!(%component, "postgres connection to `{address}` denied: not in allowed_outbound_hosts");
+                    tracing::warn!(%component, "postgres connection to `{}` denied: not in allowed_outbound_hosts", redact(address));
                     Err(format!("address {address} is not permitted"))
                 }
             });

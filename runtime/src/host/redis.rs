@@ -4,6 +4,8 @@
 use redis::{ConnectionAddr, Value, aio::MultiplexedConnection};
 use wasmtime::component::Resource;
 
+use crate::allow_list::redact;
+
 use super::{
     SpinView,
     bindings::fermyon::spin::redis::{Error, Host, HostConnection, RedisParameter, RedisResult},
@@ -64,7 +66,7 @@ impl HostConnection for SpinView<'_> {
         match self.redis_allowed(&address) {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(component = %self.component.id, "redis connection to `{address}` denied: not in allowed_outbound_hosts");
+                tracing::warn!(component = %self.component.id, "redis connection to `{}` denied: not in allowed_outbound_hosts", redact(&address));
                 return Ok(Err(Error::InvalidAddress));
             }
             Err(err) => return Ok(Err(err)),

@@ -33,25 +33,13 @@ impl HostConnection for SpinView<'_> {
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
         let database = self.table.get(&connection)?.0.clone();
         let parameters: Vec<Sql> = parameters.into_iter().map(to_sql).collect();
-        Ok(database
-            .with(|db| {
-                let mut prepared = db.prepare(&statement)?;
-                let columns: Vec<String> = prepared
-                    .column_names()
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect();
-                let mut rows = prepared.query(rusqlite::params_from_iter(parameters))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    let values = (0..columns.len())
-                        .map(|i| row.get_ref(i).map(from_sql))
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    out.push(RowResult { values });
-                }
-                Ok(QueryResult { columns, rows: out })
-            })
-            .map_err(Error::Io))
+        let deadline = self.deadline;
+        // SQLite blocks: off the async workers, and interrupted at the request's deadline.
+        let executed = tokio::task::spawn_blocking(move || {
+            database.with_deadline(deadline, |db| query(db, &statement, parameters))
+        })
+        .await?;
+        Ok(executed.map_err(Error::Io))
     }
 
     async fn drop(&mut self, connection: Resource<OpenDatabase>) -> wasmtime::Result<()> {
@@ -61,6 +49,49 @@ impl HostConnection for SpinView<'_> {
 }
 
 impl Host for SpinView<'_> {}
+
+/// The most a query's rows may hold, roughly, in bytes: beyond it the query fails instead of
+/// growing the host's memory without a bound.
+const MAX_RESULT_BYTES: usize = 64 << 20;
+
+/// Runs `statement` and collects its rows, up to [`MAX_RESULT_BYTES`].
+fn query(
+    db: &rusqlite::Connection,
+    statement: &str,
+    parameters: Vec<Sql>,
+) -> rusqlite::Result<QueryResult> {
+    let mut prepared = db.prepare(statement)?;
+    let columns: Vec<String> = prepared
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = prepared.query(rusqlite::params_from_iter(parameters))?;
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    while let Some(row) = rows.next()? {
+        let values = (0..columns.len())
+            .map(|i| row.get_ref(i).map(from_sql))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        bytes += values.iter().map(size).sum::<usize>();
+        if bytes > MAX_RESULT_BYTES {
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                format!("the result is larger than {} MiB", MAX_RESULT_BYTES >> 20).into(),
+            ));
+        }
+        out.push(RowResult { values });
+    }
+    Ok(QueryResult { columns, rows: out })
+}
+
+/// About how much memory a value takes.
+fn size(value: &Value) -> usize {
+    match value {
+        Value::Text(text) => text.len() + 16,
+        Value::Blob(blob) => blob.len() + 16,
+        _ => 16,
+    }
+}
 
 fn to_sql(value: Value) -> Sql {
     match value {

@@ -16,6 +16,16 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 "pg4: {:?}",
                 pg4::Connection::open("host=127.0.0.1 port=1 user=x").err()
             ),
+            // An allowed host name, but a `hostaddr` (where tokio-postgres really connects)
+            // that the manifest does not allow.
+            format!(
+                "pg4 hostaddr: {:?}",
+                pg4::Connection::open(&format!(
+                    "{}?hostaddr=10.255.255.1",
+                    variables::get("postgres_address")?
+                ))
+                .err()
+            ),
         ],
         _ => return Ok(Response::new(404, "no such step\n")),
     };
