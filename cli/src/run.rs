@@ -2,11 +2,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use clap::Args;
 use spindle_runtime::{App, Options, server, stores::StateDir};
 
-use super::{cache_dir, exit};
+use super::{build, cache_dir, exit};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -71,7 +71,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         },
     };
     if args.build {
-        build(&app)?;
+        build::build(&app)?;
     }
     let state = if args.ephemeral {
         StateDir::Ephemeral

@@ -181,7 +181,9 @@ mod tests {
             slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
             std::thread::sleep(Duration::from_millis(50));
             let mut second = std::net::TcpStream::connect(address).unwrap();
-            second.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            second
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
             let mut answer = String::new();
             second.read_to_string(&mut answer).unwrap();
             assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");

@@ -239,8 +239,8 @@ fn redact_parameters(text: &str) -> String {
         out.push_str(&rest[..value_start]);
         out.push_str("***");
         let value = &rest[value_start..];
-        let end = if value.starts_with('\'') {
-            value[1..].find('\'').map_or(value.len(), |i| i + 2)
+        let end = if let Some(quoted) = value.strip_prefix('\'') {
+            quoted.find('\'').map_or(value.len(), |i| i + 2)
         } else {
             value.find([' ', '&']).unwrap_or(value.len())
         };
@@ -298,7 +298,10 @@ mod tests {
 
     #[test]
     fn credentials_are_masked() {
-        assert_eq!(redact("redis://user:s3cret@cache:6379/0"), "redis://user:***@cache:6379/0");
+        assert_eq!(
+            redact("redis://user:s3cret@cache:6379/0"),
+            "redis://user:***@cache:6379/0"
+        );
         assert_eq!(redact("redis://:s3cret@cache"), "redis://:***@cache");
         assert_eq!(redact("redis://token@cache"), "redis://***@cache");
         assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");

@@ -66,9 +66,7 @@ fn guest_path(destination: &str) -> Result<String, String> {
         match segment {
             "" | "." => {}
             ".." => {
-                return Err(format!(
-                    "destination `{destination}` must not contain `..`"
-                ));
+                return Err(format!("destination `{destination}` must not contain `..`"));
             }
             segment => {
                 path.push('/');
@@ -225,6 +223,11 @@ mod tests {
         )
         .unwrap();
         assert!(placement(dir.path(), "static", "/s").unwrap().is_empty());
-        assert!(glob(dir.path(), "**/*").unwrap().iter().all(|(_, g)| !g.contains("secret")));
+        assert!(
+            glob(dir.path(), "**/*")
+                .unwrap()
+                .iter()
+                .all(|(_, g)| !g.contains("secret"))
+        );
     }
 }

@@ -357,7 +357,10 @@ mod tests {
         ] {
             assert!(run(&attack).is_err(), "{attack} was allowed");
         }
-        assert!(!outside.exists(), "a file was created outside the app's state");
+        assert!(
+            !outside.exists(),
+            "a file was created outside the app's state"
+        );
         // Ordinary work, pragmas that read included, is untouched.
         run("PRAGMA table_info(t); PRAGMA foreign_keys = ON; UPDATE t SET x = 2;").unwrap();
     }

@@ -147,7 +147,9 @@ impl Remote {
             Follow::Commit(commit) => repo
                 .revparse_single(commit)
                 .and_then(|object| object.peel_to_commit())
-                .with_context(|| format!("{} has no commit `{commit}` on any branch", self.display()))?
+                .with_context(|| {
+                    format!("{} has no commit `{commit}` on any branch", self.display())
+                })?
                 .id()
                 .to_string(),
         };

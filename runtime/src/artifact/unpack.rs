@@ -379,20 +379,30 @@ mod bounds {
         header.set_size(big.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, "zeros", big.as_slice()).unwrap();
+        tar.append_data(&mut header, "zeros", big.as_slice())
+            .unwrap();
         let tar = tar.into_inner().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut gz, &tar).unwrap();
         let gz = gz.finish().unwrap();
-        assert!(gz.len() < 64 << 10, "4 MiB of zeros compress to {} bytes", gz.len());
+        assert!(
+            gz.len() < 64 << 10,
+            "4 MiB of zeros compress to {} bytes",
+            gz.len()
+        );
         let layer = Layer {
             media_type: "application/vnd.wasm.content.bundle.v1.tar+gzip",
             digest: "sha256:bomb",
             bytes: &gz,
             precompiled: false,
         };
-        let err = archive_files_within(&layer, 1 << 20).unwrap_err().to_string();
+        let err = archive_files_within(&layer, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than 1 MiB"), "{err}");
-        assert_eq!(archive_files_within(&layer, 8 << 20).unwrap()[0].len(), 4 << 20);
+        assert_eq!(
+            archive_files_within(&layer, 8 << 20).unwrap()[0].len(),
+            4 << 20
+        );
     }
 }
