@@ -286,6 +286,79 @@ fn a_misbehaving_guest_fails_its_own_request_only() {
 }
 
 #[test]
+fn hostile_sql_fails_its_own_request_and_leaves_the_database_usable() {
+    let (served, state) = serve(&[]);
+    let address = served.address.clone();
+    let outside = state.path().join("outside.db");
+    for attack in [
+        format!("ATTACH '{}' AS other", outside.display()),
+        format!("VACUUM INTO '{}'", outside.display()),
+        "PRAGMA writable_schema = ON".to_owned(),
+    ] {
+        let answer = http(&address, "POST", "/sqlite", &attack);
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert!(
+            answer.body.starts_with("error: "),
+            "{attack}: {}",
+            answer.body
+        );
+    }
+    assert!(
+        !outside.exists(),
+        "a guest wrote a database outside its state"
+    );
+
+    // A query that never ends is stopped at the request's deadline (2 s here) ...
+    let runaway = std::thread::spawn({
+        let address = address.clone();
+        move || {
+            http(
+                &address,
+                "POST",
+                "/sqlite",
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+                 SELECT count(*) FROM n",
+            )
+        }
+    });
+    // ... while other components keep answering ...
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(http(&address, "GET", "/misbehave/fine", "").status, 200);
+    let stopped = runaway.join().unwrap();
+    assert!(
+        stopped.status == 504 || stopped.body.contains("deadline"),
+        "{stopped:?}"
+    );
+    // ... and the database is not left locked.
+    let after = http(&address, "GET", "/sqlite?after", "");
+    assert_eq!(after.status, 200, "{after:?}");
+    assert!(after.body.contains("after"), "{after:?}");
+}
+
+#[test]
+fn a_stalled_request_body_ends_at_the_deadline_without_holding_up_others() {
+    let (served, _state) = serve(&[]);
+    let started = std::time::Instant::now();
+    // Headers promise a body that never comes: the guest waits on host I/O, which the epoch
+    // deadline alone would never stop.
+    let mut stalled = std::net::TcpStream::connect(&served.address).unwrap();
+    stalled
+        .write_all(b"POST /misbehave/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        .unwrap();
+    assert_eq!(
+        http(&served.address, "GET", "/misbehave/fine", "").status,
+        200
+    );
+    let mut answer = String::new();
+    stalled
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let _ = stalled.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+#[test]
 fn requests_are_logged_and_sigterm_stops_cleanly() {
     let (served, _state) = serve(&[]);
     http(&served.address, "GET", "/misbehave/ok", "");
