@@ -17,6 +17,7 @@
 //! push, and soon again while something rolls out or after a failure.
 
 pub mod apply;
+pub mod backend;
 pub mod controller;
 pub mod drift;
 pub mod endpoints;

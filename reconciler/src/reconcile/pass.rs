@@ -9,13 +9,15 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use anyhow::Result;
 
 use super::{
-    Outcome, Settings, Stopped, apply, drift, health,
+    Outcome, Settings, Stopped, apply,
+    backend::{Backend, Kube},
+    drift,
     health::State,
-    inventory::{self, Inventory, ObjectRef},
+    inventory::{Inventory, ObjectRef},
     list,
     metrics::Metrics,
-    observe, prune, rollout, short,
-    status::{self, Reporter, Status},
+    observe, prune, short,
+    status::{self, Status},
 };
 use crate::{cluster::Cluster, pipeline};
 use spindle_config::evaluate::Evaluator;
@@ -23,14 +25,15 @@ use spindle_config::snapshot::Snapshot;
 use spindle_config::spec;
 use spindle_render::{Flavor, KubeVersion, Object, Target};
 
-/// One reconciler instance: a cluster, an evaluator, and what it knows from earlier passes.
-pub struct Reconciler {
-    cluster: Cluster,
+/// One reconciler instance: a cluster (behind a [`Backend`]), an evaluator, and what it knows
+/// from earlier passes.
+pub struct Reconciler<B = Kube> {
+    backend: B,
     evaluator: Evaluator,
     settings: Settings,
     kube: KubeVersion,
-    /// Where the inventory and status live, once the first pass named the environment.
-    places: Option<Places>,
+    /// The name of the inventory and status, once the first pass named the environment.
+    instance: Option<String>,
     status: Status,
     inventory: Inventory,
     /// The last commit evaluated and its spec: a pass over the same commit (the interval's drift
@@ -38,13 +41,6 @@ pub struct Reconciler {
     evaluated: Option<(String, spec::Spec)>,
     /// Counters and timings of the passes, for `/metrics`.
     pub metrics: Arc<Metrics>,
-}
-
-/// Where one instance keeps its inventory and reports its status.
-#[derive(Clone)]
-struct Places {
-    store: inventory::Store,
-    reporter: Reporter,
 }
 
 /// What the plan step found: the objects to apply, against what, and what to prune.
@@ -58,7 +54,7 @@ struct Plan {
     live: observe::Live,
 }
 
-impl Reconciler {
+impl Reconciler<Kube> {
     /// A reconciler for `client`'s cluster; asks for its version and discovers its resources.
     pub async fn new(
         client: kube::Client,
@@ -67,17 +63,30 @@ impl Reconciler {
     ) -> Result<Self> {
         let kube = crate::cluster::version(&client, Duration::from_secs(10)).await?;
         let cluster = Cluster::connect(client).await?;
-        Ok(Reconciler {
-            cluster,
+        let backend = Kube::new(cluster, &settings.system_namespace);
+        Ok(Reconciler::with_backend(backend, kube, evaluator, settings))
+    }
+}
+
+impl<B: Backend> Reconciler<B> {
+    /// A reconciler that reaches its cluster (of Kubernetes version `kube`) through `backend`.
+    pub fn with_backend(
+        backend: B,
+        kube: KubeVersion,
+        evaluator: Evaluator,
+        settings: Settings,
+    ) -> Self {
+        Reconciler {
+            backend,
             evaluator,
             kube,
-            places: None,
+            instance: None,
             status: Status::default(),
             inventory: Inventory::default(),
             evaluated: None,
             settings,
             metrics: Arc::new(Metrics::default()),
-        })
+        }
     }
 
     /// The status as of the last pass.
@@ -88,58 +97,59 @@ impl Reconciler {
     /// Applies `snapshot`, the files of `commit`.
     pub async fn pass(&mut self, commit: &str, snapshot: &Snapshot) -> Result<Outcome> {
         let started = std::time::Instant::now();
-        let places = self.places(snapshot).await?;
+        let instance = self.instance(snapshot).await?;
         self.status.source = self.settings.source.clone();
         self.status.last_attempted_revision = Some(commit.to_owned());
         self.status.observed_generation += 1;
-        let outcome = self.attempt(&places, commit, snapshot).await;
+        let outcome = self.attempt(&instance, commit, snapshot).await;
         let elapsed = started.elapsed();
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(err) => {
-                self.stop(&places, "ReconciliationFailed", &format!("{err:#}"), false)
-                    .await;
+                self.stop(
+                    &instance,
+                    "ReconciliationFailed",
+                    &format!("{err:#}"),
+                    false,
+                )
+                .await;
                 self.metrics.record_failure(elapsed);
                 return Err(err);
             }
         };
-        self.record(&places, &outcome, elapsed).await;
+        self.record(&instance, &outcome, elapsed).await;
         if !self.settings.dry_run {
-            places.reporter.save(&self.status).await?;
+            self.backend.save_status(&instance, &self.status).await?;
         }
         Ok(outcome)
     }
 
-    /// The inventory store and status reporter of this instance, opened by the first pass (which
-    /// also loads the inventory and status that earlier runs left).
-    async fn places(&mut self, snapshot: &Snapshot) -> Result<Places> {
-        if let Some(places) = &self.places {
-            return Ok(places.clone());
+    /// The name of this instance's inventory and status, found by the first pass (which also
+    /// loads the inventory and status that earlier runs left).
+    async fn instance(&mut self, snapshot: &Snapshot) -> Result<String> {
+        if let Some(instance) = &self.instance {
+            return Ok(instance.clone());
         }
         let (environment, _) = spec::environment(snapshot, self.settings.environment.as_deref())
             .map_err(|err| anyhow::anyhow!(err.render(snapshot)))?;
         let instance = self.settings.instance.clone().unwrap_or(environment);
-        let client = self.cluster.client().clone();
-        let namespace = &self.settings.system_namespace;
-        let places = Places {
-            store: inventory::Store::new(client.clone(), namespace, &instance),
-            reporter: Reporter::new(client, namespace, &instance),
-        };
         if !self.settings.dry_run {
-            self.ensure_system_namespace().await?;
+            self.backend
+                .ensure_namespace(&self.settings.system_namespace)
+                .await?;
         }
-        self.inventory = places.store.load().await?;
-        if let Some(status) = places.reporter.load().await? {
+        self.inventory = self.backend.load_inventory(&instance).await?;
+        if let Some(status) = self.backend.load_status(&instance).await? {
             self.status = status;
         }
-        self.status.instance = instance;
-        self.places = Some(places.clone());
-        Ok(places)
+        self.status.instance = instance.clone();
+        self.instance = Some(instance.clone());
+        Ok(instance)
     }
 
     async fn attempt(
         &mut self,
-        places: &Places,
+        instance: &str,
         commit: &str,
         snapshot: &Snapshot,
     ) -> Result<Outcome> {
@@ -162,7 +172,7 @@ impl Reconciler {
                 ..Outcome::default()
             });
         }
-        let (outcome, live) = match self.execute(places, commit, &mut plan).await? {
+        let (outcome, live) = match self.execute(instance, commit, &mut plan).await? {
             Ok(executed) => executed,
             Err(stopped) => return Ok(stopped),
         };
@@ -203,8 +213,11 @@ impl Reconciler {
         ) {
             return Ok(Err(stopped(commit, "PruneRefused", true, message)));
         }
-        let live = observe::list(&self.cluster, &desired, &self.status.environment).await?;
-        let found = drift::detect(&self.cluster, &desired, previous, &live).await?;
+        let live = self
+            .backend
+            .observe(&desired, &self.status.environment)
+            .await?;
+        let found = self.backend.drift(&desired, previous, &live).await?;
         let mut basis = previous.clone();
         for drifted in &found.drifted {
             basis.objects.remove(&drifted.id);
@@ -227,7 +240,7 @@ impl Reconciler {
     /// applies, prunes and writes the new inventory.
     async fn execute(
         &mut self,
-        places: &Places,
+        instance: &str,
         commit: &str,
         plan: &mut Plan,
     ) -> Result<Result<(Outcome, observe::Live), Outcome>> {
@@ -246,9 +259,9 @@ impl Reconciler {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            places.store.save(&marked).await?;
+            self.backend.save_inventory(instance, &marked).await?;
         }
-        let applied = match apply::apply(&self.cluster, &plan.desired, &plan.basis).await {
+        let applied = match self.backend.apply(&plan.desired, &plan.basis).await {
             Ok(applied) => applied,
             Err(err) => {
                 let message = format!("applying revision {} failed: {err:#}", short(commit));
@@ -257,14 +270,14 @@ impl Reconciler {
         };
         let mut live = std::mem::take(&mut plan.live);
         live.extend(applied.stored);
-        let pruned = prune::prune(&self.cluster, &plan.prune).await?;
+        let pruned = self.backend.prune(&plan.prune).await?;
         let inventory = Inventory {
             revision: Some(commit.to_owned()),
             objects: applied.entries,
             applying: Vec::new(),
         };
         if inventory != self.inventory {
-            places.store.save(&inventory).await?;
+            self.backend.save_inventory(instance, &inventory).await?;
         }
         self.inventory = inventory;
         self.status.last_applied_revision = Some(commit.to_owned());
@@ -290,20 +303,21 @@ impl Reconciler {
         mut outcome: Outcome,
         live: observe::Live,
     ) -> Result<Outcome> {
-        let report = health::wait(
-            &self.cluster,
-            desired,
-            &self.status.environment,
-            self.settings.health_timeout,
-            live,
-        )
-        .await?;
+        let report = self
+            .backend
+            .health(
+                desired,
+                &self.status.environment,
+                self.settings.health_timeout,
+                live,
+            )
+            .await?;
         self.status.apps = report
             .apps
             .iter()
             .map(|(app, health)| (app.clone(), health.into()))
             .collect();
-        let rollout = rollout::advance(self.cluster.client(), desired, &report).await?;
+        let rollout = self.backend.advance(desired, &report).await?;
         outcome.provisioned = rollout.provisioned;
         outcome.uninstalled = rollout.uninstalled;
         // The next wave of a rollout is planned by the next pass: come back soon.
@@ -345,9 +359,9 @@ impl Reconciler {
     }
 
     /// The pass's conditions, Events and metrics, from its outcome.
-    async fn record(&mut self, places: &Places, outcome: &Outcome, elapsed: Duration) {
+    async fn record(&mut self, instance: &str, outcome: &Outcome, elapsed: Duration) {
         if let Some(stopped) = &outcome.stopped {
-            self.stop(places, stopped.reason, &outcome.message, stopped.stalled)
+            self.stop(instance, stopped.reason, &outcome.message, stopped.stalled)
                 .await;
         }
         if !outcome.applied {
@@ -372,7 +386,9 @@ impl Reconciler {
             } else {
                 tracing::info!("{message}");
             }
-            places.reporter.event(*warning, reason, message).await;
+            self.backend
+                .event(instance, *warning, reason, message)
+                .await;
         }
         self.status.set("Stalled", false, "Applied", "");
         self.status
@@ -380,16 +396,15 @@ impl Reconciler {
         self.status
             .set("Ready", outcome.ready, outcome.reason, &outcome.message);
         if outcome.failing {
-            places
-                .reporter
-                .event(true, outcome.reason, &outcome.message)
+            self.backend
+                .event(instance, true, outcome.reason, &outcome.message)
                 .await;
         }
     }
 
     /// Reports a pass that stopped: conditions, an Event. `stalled` when only a new revision can
     /// fix it.
-    async fn stop(&mut self, places: &Places, reason: &str, message: &str, stalled: bool) {
+    async fn stop(&mut self, instance: &str, reason: &str, message: &str, stalled: bool) {
         self.status.set("Ready", false, reason, message);
         self.status.set("Reconciling", false, reason, "");
         self.status.set(
@@ -399,7 +414,7 @@ impl Reconciler {
             if stalled { message } else { "" },
         );
         if !self.settings.dry_run {
-            places.reporter.event(true, reason, message).await;
+            self.backend.event(instance, true, reason, message).await;
         }
     }
 
@@ -435,22 +450,11 @@ impl Reconciler {
             target.installer_image = image.clone();
         }
         if target.flavor == Flavor::Native && !spec.platform.runtimes.is_empty() {
-            target.nodes = Some(crate::cluster::nodes(self.cluster.client().clone()).await?);
+            target.nodes = Some(self.backend.nodes().await?);
         }
         let rendered = pipeline::render(&spec, &target).map_err(|err| err.render(snapshot));
         self.evaluated = Some((commit.to_owned(), spec));
         Ok(rendered)
-    }
-
-    /// The system namespace holds the inventory; it is created, never pruned.
-    async fn ensure_system_namespace(&self) -> Result<()> {
-        let namespace = Object::new(serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": self.settings.system_namespace},
-        }));
-        self.cluster.apply(&namespace, false).await?;
-        Ok(())
     }
 }
 
@@ -524,7 +528,239 @@ fn lap(clock: &mut std::time::Instant, phase: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use spindle_config::evaluate::Limits;
+    use spindle_render::Node;
+
     use super::*;
+    use crate::reconcile::{
+        apply::Applied, drift::Found, health::Report, inventory::Entry, observe::Live,
+        prune::Pruned, rollout::Progress,
+    };
+
+    /// A cluster in memory: records what a pass sends and writes.
+    #[derive(Default)]
+    struct Fake {
+        fail_apply: Mutex<bool>,
+        sent: Mutex<Vec<ObjectRef>>,
+        pruned: Mutex<Vec<ObjectRef>>,
+        inventories: Mutex<Vec<Inventory>>,
+        events: Mutex<Vec<(bool, String)>>,
+    }
+
+    impl Backend for &Fake {
+        async fn nodes(&self) -> Result<Vec<Node>> {
+            Ok(Vec::new())
+        }
+        async fn ensure_namespace(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn observe(&self, _: &[Object], _: &str) -> Result<Live> {
+            Ok(Live::new())
+        }
+        async fn drift(&self, _: &[Object], _: &Inventory, _: &Live) -> Result<Found> {
+            Ok(Found::default())
+        }
+        async fn apply(&self, desired: &[Object], basis: &Inventory) -> Result<Applied> {
+            if *self.fail_apply.lock().unwrap() {
+                anyhow::bail!("the apiserver refused it");
+            }
+            let plan = apply::plan(desired, basis);
+            let mut applied = Applied {
+                unchanged: plan.unchanged.len(),
+                entries: plan.unchanged,
+                ..Applied::default()
+            };
+            for (id, hash, _) in plan.to_send {
+                let marker = "1".to_owned();
+                applied.entries.insert(id.clone(), Entry { hash, marker });
+                applied.sent.push(id.clone());
+                self.sent.lock().unwrap().push(id);
+            }
+            Ok(applied)
+        }
+        async fn prune(&self, candidates: &[ObjectRef]) -> Result<Pruned> {
+            self.pruned.lock().unwrap().extend_from_slice(candidates);
+            Ok(Pruned {
+                deleted: candidates.to_vec(),
+                protected: Vec::new(),
+            })
+        }
+        async fn health(&self, _: &[Object], _: &str, _: Duration, _: Live) -> Result<Report> {
+            Ok(Report::default())
+        }
+        async fn advance(&self, _: &[Object], _: &Report) -> Result<Progress> {
+            Ok(Progress::default())
+        }
+        async fn load_inventory(&self, _: &str) -> Result<Inventory> {
+            Ok(self
+                .inventories
+                .lock()
+                .unwrap()
+                .last()
+                .cloned()
+                .unwrap_or_default())
+        }
+        async fn save_inventory(&self, _: &str, inventory: &Inventory) -> Result<()> {
+            self.inventories.lock().unwrap().push(inventory.clone());
+            Ok(())
+        }
+        async fn load_status(&self, _: &str) -> Result<Option<Status>> {
+            Ok(None)
+        }
+        async fn save_status(&self, _: &str, _: &Status) -> Result<()> {
+            Ok(())
+        }
+        async fn event(&self, _: &str, warning: bool, reason: &str, _: &str) {
+            self.events
+                .lock()
+                .unwrap()
+                .push((warning, reason.to_owned()));
+        }
+    }
+
+    fn reconciler(fake: &Fake) -> Reconciler<&Fake> {
+        let cache = std::env::temp_dir().join("spindle-unit-test-cache");
+        let evaluator = Evaluator::new(Some(cache), Limits::default()).expect("evaluator");
+        let settings = Settings {
+            environment: None,
+            instance: None,
+            system_namespace: "spindle-system".to_owned(),
+            flavor: Flavor::Native,
+            installer_image: None,
+            max_prune_share: 0.5,
+            allow_mass_prune: false,
+            health_timeout: Duration::ZERO,
+            dry_run: false,
+            source: "test".to_owned(),
+        };
+        Reconciler::with_backend(fake, KubeVersion::NEWEST, evaluator, settings)
+    }
+
+    /// A repository whose one environment has `apps` (or a broken value).
+    fn revision(apps: &[&str]) -> Snapshot {
+        let apps: Vec<String> = apps
+            .iter()
+            .map(|app| {
+                format!("{app} = {{ namespace = \"web\", image = \"ghcr.io/acme/{app}:1\" }},")
+            })
+            .collect();
+        let environment = format!(
+            "{{ apps = {{ {} }}, runtimes.spin = {{ shim = {{ version = \"1.0.0\", \
+             url = \"https://example.com/shim\", sha256 = \"{}\" }} }} }}\n",
+            apps.join(" "),
+            "a".repeat(64)
+        );
+        Snapshot::from_files("repo", [("environments/prod.ncl".to_owned(), environment)])
+    }
+
+    fn condition(reconciler: &Reconciler<&Fake>, kind: &str) -> (String, String) {
+        let found = reconciler.status().condition(kind).expect("condition set");
+        (found.status.clone(), found.reason.clone())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_pass_marks_applies_records_and_reports_in_that_order() {
+        let fake = Fake::default();
+        let mut reconciler = reconciler(&fake);
+        let outcome = reconciler.pass("c1", &revision(&["a", "b"])).await.unwrap();
+        assert!(outcome.applied && outcome.ready, "{outcome:?}");
+        assert_eq!(outcome.stopped, None);
+        let sent = fake.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), outcome.sent.len());
+        assert!(
+            sent.iter()
+                .any(|id| id.kind == "Deployment" && id.name == "a")
+        );
+        // The new objects are recorded before anything is sent, then the whole inventory.
+        let inventories = fake.inventories.lock().unwrap().clone();
+        assert_eq!(inventories.len(), 2);
+        assert_eq!(inventories[0].applying.len(), sent.len());
+        assert!(inventories[0].objects.is_empty());
+        assert!(inventories[1].applying.is_empty());
+        assert_eq!(inventories[1].revision.as_deref(), Some("c1"));
+        assert_eq!(inventories[1].objects.len(), sent.len());
+        let events = fake.events.lock().unwrap().clone();
+        assert_eq!(events, [(false, "Applied".to_owned())]);
+        assert_eq!(
+            condition(&reconciler, "Ready"),
+            ("True".to_owned(), "ReconciliationSucceeded".to_owned())
+        );
+
+        // The same revision again sends nothing and writes nothing.
+        let again = reconciler.pass("c1", &revision(&["a", "b"])).await.unwrap();
+        assert!(again.sent.is_empty() && again.ready);
+        assert_eq!(fake.inventories.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_invalid_revision_sends_nothing_and_stalls() {
+        let fake = Fake::default();
+        let mut reconciler = reconciler(&fake);
+        let broken = Snapshot::from_files(
+            "repo",
+            [(
+                "environments/prod.ncl".to_owned(),
+                "{ apps.a = { image = 3 } }\n".to_owned(),
+            )],
+        );
+        let outcome = reconciler.pass("c1", &broken).await.unwrap();
+        let stopped = outcome.stopped.expect("stopped");
+        assert_eq!(
+            (stopped.reason, stopped.stalled),
+            ("ValidationFailed", true)
+        );
+        assert!(
+            outcome.message.contains("environments/prod.ncl:1:"),
+            "{}",
+            outcome.message
+        );
+        assert!(fake.sent.lock().unwrap().is_empty());
+        assert!(fake.inventories.lock().unwrap().is_empty());
+        assert_eq!(
+            fake.events.lock().unwrap().clone(),
+            [(true, "ValidationFailed".to_owned())]
+        );
+        assert_eq!(condition(&reconciler, "Stalled").0, "True");
+        assert_eq!(condition(&reconciler, "Ready").0, "False");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_mass_prune_is_refused_and_a_failed_apply_keeps_the_last_inventory() {
+        let fake = Fake::default();
+        let mut reconciler = reconciler(&fake);
+        reconciler
+            .pass("c1", &revision(&["a", "b", "c", "d"]))
+            .await
+            .unwrap();
+        let applied = fake.inventories.lock().unwrap().last().cloned().unwrap();
+
+        let emptied = reconciler.pass("c2", &revision(&[])).await.unwrap();
+        assert_eq!(emptied.stopped.map(|s| s.reason), Some("PruneRefused"));
+        assert!(fake.pruned.lock().unwrap().is_empty());
+
+        *fake.fail_apply.lock().unwrap() = true;
+        let failed = reconciler
+            .pass("c3", &revision(&["a", "b", "c", "d", "e"]))
+            .await
+            .unwrap();
+        let stopped = failed.stopped.expect("stopped");
+        assert_eq!((stopped.reason, stopped.stalled), ("ApplyFailed", false));
+        assert!(
+            failed.message.contains("the apiserver refused it"),
+            "{}",
+            failed.message
+        );
+        assert!(fake.pruned.lock().unwrap().is_empty());
+        // What was about to be applied is marked, so a later pass can still prune it; what was
+        // applied before is kept as it was.
+        let last = fake.inventories.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(last.objects, applied.objects);
+        assert_eq!(last.revision.as_deref(), Some("c1"));
+        assert!(last.applying.iter().any(|id| id.name == "e"));
+        assert_eq!(condition(&reconciler, "Stalled").0, "False");
+    }
 
     #[test]
     fn events_follow_what_the_pass_did() {

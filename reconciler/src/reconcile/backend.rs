@@ -1,0 +1,172 @@
+//! What a pass asks of the cluster, behind one narrow trait: a [`Reconciler`](super::Reconciler)
+//! reaches the cluster only through a [`Backend`]. [`Kube`] is the real one, built on the modules
+//! that talk to the apiserver ([`super::observe`], [`super::drift`], [`super::apply`],
+//! [`super::prune`], [`super::health`], [`super::rollout`], [`super::inventory`],
+//! [`super::status`]); the pass's unit tests use an in-memory one, so the pass's own logic (what
+//! stops it, what it records, in which order it writes) is tested without an apiserver. The
+//! futures need not be `Send`: a reconciler runs on the task that drives its loop.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Result;
+use spindle_render::{Node, Object};
+
+use super::{
+    apply::{self, Applied},
+    drift::{self, Found},
+    health::{self, Report},
+    inventory::{self, Inventory, ObjectRef},
+    observe::{self, Live},
+    prune::{self, Pruned},
+    rollout::{self, Progress},
+    status::{Reporter, Status},
+};
+use crate::cluster::Cluster;
+
+/// The cluster as a pass sees it. `instance` names a reconciler's inventory and status.
+pub trait Backend {
+    /// The cluster's nodes, to plan installer Jobs for.
+    fn nodes(&self) -> impl Future<Output = Result<Vec<Node>>>;
+    /// Creates spindle's own namespace if it is missing.
+    fn ensure_namespace(&self, name: &str) -> impl Future<Output = Result<()>>;
+    /// The live objects of `environment` of the kinds among `desired`.
+    fn observe(&self, desired: &[Object], environment: &str) -> impl Future<Output = Result<Live>>;
+    /// What someone else changed since spindle applied it.
+    fn drift(
+        &self,
+        desired: &[Object],
+        inventory: &Inventory,
+        live: &Live,
+    ) -> impl Future<Output = Result<Found>>;
+    /// Server-side applies, in stages, what differs from `basis`.
+    fn apply(&self, desired: &[Object], basis: &Inventory)
+    -> impl Future<Output = Result<Applied>>;
+    /// Deletes `candidates`, unless protected.
+    fn prune(&self, candidates: &[ObjectRef]) -> impl Future<Output = Result<Pruned>>;
+    /// Waits up to `timeout` for the Deployments and Jobs among `desired` to become healthy.
+    fn health(
+        &self,
+        desired: &[Object],
+        environment: &str,
+        timeout: Duration,
+        live: Live,
+    ) -> impl Future<Output = Result<Report>>;
+    /// Marks the nodes whose installer Job completed.
+    fn advance(
+        &self,
+        desired: &[Object],
+        report: &Report,
+    ) -> impl Future<Output = Result<Progress>>;
+    /// The inventory `instance` left, empty if none.
+    fn load_inventory(&self, instance: &str) -> impl Future<Output = Result<Inventory>>;
+    /// Records the inventory of `instance`.
+    fn save_inventory(
+        &self,
+        instance: &str,
+        inventory: &Inventory,
+    ) -> impl Future<Output = Result<()>>;
+    /// The status `instance` last recorded, if any.
+    fn load_status(&self, instance: &str) -> impl Future<Output = Result<Option<Status>>>;
+    /// Records the status of `instance`.
+    fn save_status(&self, instance: &str, status: &Status) -> impl Future<Output = Result<()>>;
+    /// Records an Event about `instance`; failures are logged, never fatal.
+    fn event(
+        &self,
+        instance: &str,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) -> impl Future<Output = ()>;
+}
+
+/// A real cluster: its apiserver, with spindle's state in `namespace`.
+pub struct Kube {
+    cluster: Cluster,
+    namespace: String,
+}
+
+impl Kube {
+    /// The cluster behind `cluster`, keeping inventories and status in `namespace`.
+    pub fn new(cluster: Cluster, namespace: &str) -> Self {
+        Kube {
+            cluster,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    fn store(&self, instance: &str) -> inventory::Store {
+        inventory::Store::new(self.cluster.client().clone(), &self.namespace, instance)
+    }
+
+    fn reporter(&self, instance: &str) -> Reporter {
+        Reporter::new(self.cluster.client().clone(), &self.namespace, instance)
+    }
+}
+
+impl Backend for Kube {
+    async fn nodes(&self) -> Result<Vec<Node>> {
+        crate::cluster::nodes(self.cluster.client().clone()).await
+    }
+
+    async fn ensure_namespace(&self, name: &str) -> Result<()> {
+        let namespace = Object::new(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name},
+        }));
+        self.cluster.apply(&namespace, false).await?;
+        Ok(())
+    }
+
+    async fn observe(&self, desired: &[Object], environment: &str) -> Result<Live> {
+        observe::list(&self.cluster, desired, environment).await
+    }
+
+    async fn drift(&self, desired: &[Object], inventory: &Inventory, live: &Live) -> Result<Found> {
+        drift::detect(&self.cluster, desired, inventory, live).await
+    }
+
+    async fn apply(&self, desired: &[Object], basis: &Inventory) -> Result<Applied> {
+        apply::apply(&self.cluster, desired, basis).await
+    }
+
+    async fn prune(&self, candidates: &[ObjectRef]) -> Result<Pruned> {
+        prune::prune(&self.cluster, candidates).await
+    }
+
+    async fn health(
+        &self,
+        desired: &[Object],
+        environment: &str,
+        timeout: Duration,
+        live: Live,
+    ) -> Result<Report> {
+        health::wait(&self.cluster, desired, environment, timeout, live).await
+    }
+
+    async fn advance(&self, desired: &[Object], report: &Report) -> Result<Progress> {
+        rollout::advance(self.cluster.client(), desired, report).await
+    }
+
+    async fn load_inventory(&self, instance: &str) -> Result<Inventory> {
+        self.store(instance).load().await
+    }
+
+    async fn save_inventory(&self, instance: &str, inventory: &Inventory) -> Result<()> {
+        self.store(instance).save(inventory).await
+    }
+
+    async fn load_status(&self, instance: &str) -> Result<Option<Status>> {
+        self.reporter(instance).load().await
+    }
+
+    async fn save_status(&self, instance: &str, status: &Status) -> Result<()> {
+        self.reporter(instance).save(status).await
+    }
+
+    async fn event(&self, instance: &str, warning: bool, reason: &str, message: &str) {
+        self.reporter(instance)
+            .event(warning, reason, message)
+            .await;
+    }
+}
