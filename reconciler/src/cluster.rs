@@ -122,7 +122,32 @@ impl Cluster {
             api.patch(object.name(), &params, &patch)
         })
         .await
-        .with_context(|| format!("could not apply {}", object.display_name()))
+        .map_err(|err| readable(err, &object.display_name(), "apply"))
+    }
+}
+
+/// `err` as one line for people: `could not VERB WHAT: REASON: MESSAGE` for the apiserver's
+/// answers (not the debug dump of its Status), with a hint where one helps.
+pub fn readable(err: kube::Error, what: &str, verb: &str) -> anyhow::Error {
+    match err {
+        kube::Error::Api(status) => {
+            let hint = match status.code {
+                403 => {
+                    " (the reconciler's ServiceAccount lacks this permission: see docs/reconciler.md)"
+                }
+                422 if status.message.contains("field is immutable") => {
+                    " (a field that cannot change differs: delete the object, or rename it in the repository)"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!(
+                "could not {verb} {what}: {} ({}): {}{hint}",
+                status.reason,
+                status.code,
+                status.message
+            )
+        }
+        other => anyhow::Error::new(other).context(format!("could not {verb} {what}")),
     }
 }
 

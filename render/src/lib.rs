@@ -34,6 +34,11 @@ pub use runtime::{Action, PROVISIONED, provisioned_key};
 
 /// Label and annotation prefix of everything spindle writes.
 pub const DOMAIN: &str = "spindle.dev";
+/// The label naming the reconciler instance that applied an object.
+pub const INSTANCE_LABEL: &str = "spindle.dev/instance";
+/// The annotation by which an object's owner lets spindle take it over (value `"true"`).
+pub const ADOPT_ANNOTATION: &str = "spindle.dev/adopt";
+
 /// The field manager of spindle's server-side applies, and the `managed-by` label.
 pub const MANAGER: &str = "spindle";
 
@@ -81,6 +86,9 @@ pub struct Target {
     pub flavor: Flavor,
     /// The source revision recorded on every object (`spindle.dev/revision`), when known.
     pub revision: Option<String>,
+    /// The reconciler instance recorded on every object (`spindle.dev/instance`), when one
+    /// applies them: what tells its objects from another instance's in the same cluster.
+    pub instance: Option<String>,
     /// The cluster's nodes, when known; installer Jobs are planned for them.
     pub nodes: Option<Vec<Node>>,
     /// Namespace of spindle's own objects (installer Jobs).
@@ -97,6 +105,7 @@ impl Default for Target {
             kube: KubeVersion::NEWEST,
             flavor: Flavor::Native,
             revision: None,
+            instance: None,
             nodes: None,
             system_namespace: "spindle-system".to_owned(),
             installer_image: format!(
@@ -209,6 +218,9 @@ impl<'a> Context<'a> {
         labels.insert(format!("{DOMAIN}/environment"), json!(self.environment));
         if let Some(revision) = &self.target.revision {
             labels.insert(format!("{DOMAIN}/revision"), json!(revision));
+        }
+        if let Some(instance) = &self.target.instance {
+            labels.insert(INSTANCE_LABEL.to_owned(), json!(instance));
         }
         labels
     }

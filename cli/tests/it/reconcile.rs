@@ -17,13 +17,16 @@ use spindle_render::Object;
 const SHIM_SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
 /// An environment with `apps` (`name = { ... }` lines) in `namespace`, and one runtime.
+/// An environment of `apps` in `namespace`, with a node runtime of its own (`spin-NAMESPACE`):
+/// a RuntimeClass is cluster-wide, and each test's reconciler is its own instance, which may not
+/// take another's.
 fn environment(namespace: &str, apps: &[String]) -> String {
     let apps: Vec<String> = apps
         .iter()
         .map(|app| app.replace("NS", namespace))
         .collect();
     format!(
-        "{{\n  apps = {{\n{}\n  }},\n  runtimes.spin = {{\n    shim = {{ version = \"1.0.0\", url = \"https://example.com/shim\", sha256 = \"{SHIM_SHA}\" }},\n    nodeSelector.wasm = \"yes\",\n  }},\n}}\n",
+        "{{\n  apps = {{\n{}\n  }},\n  runtimes.spin-{namespace} = {{\n    shim = {{ version = \"1.0.0\", url = \"https://example.com/shim\", sha256 = \"{SHIM_SHA}\" }},\n    nodeSelector.wasm = \"yes\",\n  }},\n}}\n",
         apps.join("\n")
     )
 }
@@ -438,7 +441,10 @@ fn drift_is_put_back_and_reported() {
         "the Service is back"
     );
     let web = live.deployment(ns, "web").unwrap();
-    assert_eq!(web["spec"]["template"]["spec"]["runtimeClassName"], "spin");
+    assert_eq!(
+        web["spec"]["template"]["spec"]["runtimeClassName"],
+        format!("spin-{ns}")
+    );
 
     // Changes to fields spindle does not own are not drift.
     live.patch(
@@ -959,4 +965,96 @@ fn an_empty_webhook_secret_is_a_startup_error() {
     ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     out.assert_stderr_contains("is empty, which would let anyone trigger a reconcile");
+}
+
+#[test]
+fn objects_spindle_did_not_create_are_left_alone_until_their_owner_lets_it_adopt_them() {
+    let live = Live::new();
+    let ns = live.namespace("owned");
+    // Someone else's namespace, with a Deployment named like an app of the repository.
+    live.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": *ns}}));
+    live.create(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": *ns, "labels": {"team": "b"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"spindle.dev/app": "web"}},
+                 "template": {"metadata": {"labels": {"spindle.dev/app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    }));
+    live.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "theirs", "namespace": *ns}, "data": {"k": "v"}}));
+    let repo = GitRepo::new();
+    repo.commit(
+        &environment(&ns, &[app("web", "hi"), app("api", "hi")]),
+        "two apps, one taken",
+    );
+    let instance = unique("own");
+
+    let out = apply(&repo, &instance, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_stderr_contains(&format!(
+        "Deployment {}/web exists and is not spindle's (field managers:",
+        &*ns
+    ));
+    out.assert_stderr_contains(&format!("Namespace {} exists and is not spindle's", &*ns));
+    out.assert_stderr_contains(&format!(
+        "kubectl annotate deployment -n {} web spindle.dev/adopt=true",
+        &*ns
+    ));
+    // Nothing of the pass was applied: their Deployment is as it was, the other app is absent.
+    let web = live.deployment(&ns, "web").unwrap();
+    assert_eq!(web["metadata"]["labels"], json!({"team": "b"}));
+    assert!(live.deployment(&ns, "api").is_none());
+    assert!(live.get("v1", "Service", &ns, "api").is_none());
+
+    // Their owner lets spindle take both over.
+    let adopt = json!({"metadata": {"annotations": {"spindle.dev/adopt": "true"}}});
+    live.patch("v1", "Namespace", "", &ns, adopt.clone());
+    live.patch("apps/v1", "Deployment", &ns, "web", adopt);
+    assert_ok(&apply(&repo, &instance, &[]));
+    let web = live.deployment(&ns, "web").unwrap();
+    assert_eq!(
+        web["metadata"]["labels"]["spindle.dev/instance"],
+        instance.as_str()
+    );
+    assert!(live.deployment(&ns, "api").is_some());
+    assert!(live.get("v1", "ConfigMap", &ns, "theirs").is_some());
+}
+
+#[test]
+fn two_instances_in_one_cluster_prune_only_their_own_objects() {
+    let live = Live::new();
+    let (ns_a, ns_b) = (live.namespace("inst-a"), live.namespace("inst-b"));
+    let (repo_a, repo_b) = (GitRepo::new(), GitRepo::new());
+    let (instance_a, instance_b) = (unique("a"), unique("b"));
+    repo_a.commit(&environment(&ns_a, &[app("web", "a")]), "a");
+    repo_b.commit(&environment(&ns_b, &[app("web", "b")]), "b");
+    assert_ok(&apply(&repo_a, &instance_a, &[]));
+    assert_ok(&apply(&repo_b, &instance_b, &[]));
+
+    // B's repository now claims A's app: the Deployment is A's, so B stops instead of taking it.
+    repo_b.commit(
+        &environment(&ns_b, &[app("web", "b")]).replace(
+            "  apps = {\n",
+            &format!(
+                "  apps = {{\n    stolen = {{ namespace = \"{}\", image = \"ghcr.io/acme/web:1\" }},\n",
+                &*ns_a
+            ),
+        ),
+        "b reaches into a",
+    );
+    let out = apply(&repo_b, &instance_b, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_stderr_contains(&format!(
+        "Namespace {} exists and is spindle instance `{instance_a}`'s",
+        &*ns_a
+    ));
+
+    // Each instance removing its app prunes its own objects, never the other's.
+    repo_b.commit(&environment(&ns_b, &[]), "b empties");
+    assert_ok(&apply(&repo_b, &instance_b, &["--allow-mass-prune"]));
+    assert!(live.deployment(&ns_b, "web").is_none());
+    assert!(live.deployment(&ns_a, "web").is_some(), "B pruned A's app");
+    repo_a.commit(&environment(&ns_a, &[]), "a empties");
+    assert_ok(&apply(&repo_a, &instance_a, &["--allow-mass-prune"]));
+    assert!(live.deployment(&ns_a, "web").is_none());
 }

@@ -17,6 +17,7 @@ use super::{
     health::{self, Report},
     inventory::{self, Inventory, ObjectRef},
     observe::{self, Live},
+    ownership::{self, Conflict},
     prune::{self, Pruned},
     rollout::{self, Progress},
     status::{Reporter, Status},
@@ -41,8 +42,21 @@ pub trait Backend {
     /// Server-side applies, in stages, what differs from `basis`.
     fn apply(&self, desired: &[Object], basis: &Inventory)
     -> impl Future<Output = Result<Applied>>;
-    /// Deletes `candidates`, unless protected.
-    fn prune(&self, candidates: &[ObjectRef]) -> impl Future<Output = Result<Pruned>>;
+    /// The objects among `new` (about to be applied for the first time) that exist and are not
+    /// `instance`'s (of `environment`) to take.
+    fn conflicts(
+        &self,
+        new: &[&Object],
+        instance: &str,
+        environment: &str,
+    ) -> impl Future<Output = Result<Vec<Conflict>>>;
+    /// Deletes `candidates` that carry `instance`'s and `environment`'s labels, unless protected.
+    fn prune(
+        &self,
+        candidates: &[ObjectRef],
+        instance: &str,
+        environment: &str,
+    ) -> impl Future<Output = Result<Pruned>>;
     /// Waits up to `timeout` for the Deployments and Jobs among `desired` to become healthy.
     fn health(
         &self,
@@ -130,8 +144,22 @@ impl Backend for Kube {
         apply::apply(&self.cluster, desired, basis).await
     }
 
-    async fn prune(&self, candidates: &[ObjectRef]) -> Result<Pruned> {
-        prune::prune(&self.cluster, candidates).await
+    async fn conflicts(
+        &self,
+        new: &[&Object],
+        instance: &str,
+        environment: &str,
+    ) -> Result<Vec<Conflict>> {
+        ownership::conflicts(&self.cluster, new, instance, environment).await
+    }
+
+    async fn prune(
+        &self,
+        candidates: &[ObjectRef],
+        instance: &str,
+        environment: &str,
+    ) -> Result<Pruned> {
+        prune::prune(&self.cluster, candidates, instance, environment).await
     }
 
     async fn health(

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::state_map;
 use spindle_render::diff::canonical;
-use spindle_render::{Object, Stage};
+use spindle_render::{INSTANCE_LABEL, Object, Stage};
 
 const KEY: &str = "inventory.json";
 
@@ -142,7 +142,8 @@ mod entries {
 
 /// A hash of what spindle would apply, without what never counts as a change (the revision
 /// label): equal hashes mean there is nothing to send. Rendering is deterministic (the same
-/// input gives the same bytes), so the object's own field order is stable enough to hash.
+/// input gives the same bytes), so the object's own field order is stable enough to hash. The
+/// instance label counts: objects applied before it existed are sent again once, to carry it.
 pub fn desired_hash(object: &Object) -> String {
     let mut hasher = Sha256::new();
     serde_json::to_writer(
@@ -150,6 +151,10 @@ pub fn desired_hash(object: &Object) -> String {
         &canonical::comparable(object.value()),
     )
     .expect("JSON values serialise");
+    let instance = format!("/metadata/labels/{}", INSTANCE_LABEL.replace('/', "~1"));
+    if let Some(instance) = object.value().pointer(&instance).and_then(Value::as_str) {
+        hasher.update(instance.as_bytes());
+    }
     hex::encode(&hasher.finalize()[..12])
 }
 

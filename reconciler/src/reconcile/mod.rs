@@ -25,6 +25,7 @@ pub mod health;
 pub mod inventory;
 pub mod metrics;
 pub mod observe;
+pub mod ownership;
 mod pass;
 pub mod prune;
 pub mod rollout;

@@ -154,7 +154,7 @@ impl<B: Backend> Reconciler<B> {
         snapshot: &Snapshot,
     ) -> Result<Outcome> {
         let mut clock = std::time::Instant::now();
-        let mut plan = match self.plan(commit, snapshot).await? {
+        let mut plan = match self.plan(instance, commit, snapshot).await? {
             Ok(plan) => plan,
             Err(stopped) => return Ok(stopped),
         };
@@ -182,9 +182,15 @@ impl<B: Backend> Reconciler<B> {
         Ok(outcome)
     }
 
-    /// Renders the revision, refuses a mass prune, and finds drift. Nothing is sent.
-    async fn plan(&mut self, commit: &str, snapshot: &Snapshot) -> Result<Result<Plan, Outcome>> {
-        let desired = match self.render(commit, snapshot).await? {
+    /// Renders the revision, refuses a mass prune and objects that are not spindle's to take, and
+    /// finds drift. Nothing is sent.
+    async fn plan(
+        &mut self,
+        instance: &str,
+        commit: &str,
+        snapshot: &Snapshot,
+    ) -> Result<Result<Plan, Outcome>> {
+        let desired = match self.render(instance, commit, snapshot).await? {
             Ok(desired) => desired,
             Err(message) => {
                 return Ok(Err(stopped(
@@ -212,6 +218,43 @@ impl<B: Backend> Reconciler<B> {
             self.settings.allow_mass_prune,
         ) {
             return Ok(Err(stopped(commit, "PruneRefused", true, message)));
+        }
+        // Objects applied for the first time must not be someone else's (objects a stopped pass
+        // was applying are this instance's already). spindle's own namespace is shared by every
+        // instance: each may apply it.
+        let system = ObjectRef {
+            api_version: "v1".to_owned(),
+            kind: "Namespace".to_owned(),
+            namespace: None,
+            name: self.settings.system_namespace.clone(),
+        };
+        let new: Vec<&Object> = desired
+            .iter()
+            .filter(|object| {
+                let id = ObjectRef::of(object);
+                id != system
+                    && !previous.objects.contains_key(&id)
+                    && !previous.applying.contains(&id)
+            })
+            .collect();
+        let conflicts = self
+            .backend
+            .conflicts(&new, instance, &self.status.environment)
+            .await?;
+        if !conflicts.is_empty() {
+            let mut message = format!(
+                "revision {} was not applied: {} object(s) it would create exist and are not \
+                 this spindle instance's to change:",
+                short(commit),
+                conflicts.len()
+            );
+            for conflict in conflicts.iter().take(10) {
+                message.push_str(&format!("\n- {conflict}"));
+            }
+            if conflicts.len() > 10 {
+                message.push_str(&format!("\n- and {} more", conflicts.len() - 10));
+            }
+            return Ok(Err(stopped(commit, "OwnershipConflict", false, message)));
         }
         let live = self
             .backend
@@ -270,7 +313,10 @@ impl<B: Backend> Reconciler<B> {
         };
         let mut live = std::mem::take(&mut plan.live);
         live.extend(applied.stored);
-        let pruned = self.backend.prune(&plan.prune).await?;
+        let pruned = self
+            .backend
+            .prune(&plan.prune, instance, &self.status.environment)
+            .await?;
         let inventory = Inventory {
             revision: Some(commit.to_owned()),
             objects: applied.entries,
@@ -421,6 +467,7 @@ impl<B: Backend> Reconciler<B> {
     /// The desired objects of `commit`, or why there are none (file:line:col messages).
     async fn render(
         &mut self,
+        instance: &str,
         commit: &str,
         snapshot: &Snapshot,
     ) -> Result<Result<Vec<Object>, String>> {
@@ -443,6 +490,7 @@ impl<B: Backend> Reconciler<B> {
             kube: self.kube,
             flavor: self.settings.flavor,
             revision: Some(commit.to_owned()),
+            instance: Some(instance.to_owned()),
             system_namespace: self.settings.system_namespace.clone(),
             ..Target::default()
         };
@@ -536,13 +584,15 @@ mod tests {
     use super::*;
     use crate::reconcile::{
         apply::Applied, drift::Found, health::Report, inventory::Entry, observe::Live,
-        prune::Pruned, rollout::Progress,
+        ownership::Conflict, prune::Pruned, rollout::Progress,
     };
 
     /// A cluster in memory: records what a pass sends and writes.
     #[derive(Default)]
     struct Fake {
         fail_apply: Mutex<bool>,
+        /// Names of Deployments that exist and are someone else's.
+        foreign: Mutex<Vec<String>>,
         sent: Mutex<Vec<ObjectRef>>,
         pruned: Mutex<Vec<ObjectRef>>,
         inventories: Mutex<Vec<Inventory>>,
@@ -580,7 +630,20 @@ mod tests {
             }
             Ok(applied)
         }
-        async fn prune(&self, candidates: &[ObjectRef]) -> Result<Pruned> {
+        async fn conflicts(&self, new: &[&Object], _: &str, _: &str) -> Result<Vec<Conflict>> {
+            let foreign = self.foreign.lock().unwrap();
+            Ok(new
+                .iter()
+                .map(|object| ObjectRef::of(object))
+                .filter(|id| id.kind == "Deployment" && foreign.contains(&id.name))
+                .map(|id| Conflict {
+                    id,
+                    managers: vec!["kubectl".to_owned()],
+                    instance: None,
+                })
+                .collect())
+        }
+        async fn prune(&self, candidates: &[ObjectRef], _: &str, _: &str) -> Result<Pruned> {
             self.pruned.lock().unwrap().extend_from_slice(candidates);
             Ok(Pruned {
                 deleted: candidates.to_vec(),
@@ -760,6 +823,37 @@ mod tests {
         assert_eq!(last.revision.as_deref(), Some("c1"));
         assert!(last.applying.iter().any(|id| id.name == "e"));
         assert_eq!(condition(&reconciler, "Stalled").0, "False");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn someone_elses_object_stops_the_pass_until_it_is_adopted() {
+        let fake = Fake::default();
+        fake.foreign.lock().unwrap().push("b".to_owned());
+        let mut reconciler = reconciler(&fake);
+        let outcome = reconciler.pass("c1", &revision(&["a", "b"])).await.unwrap();
+        let stopped = outcome.stopped.expect("stopped");
+        assert_eq!(
+            (stopped.reason, stopped.stalled),
+            ("OwnershipConflict", false)
+        );
+        assert!(
+            outcome.message.contains("Deployment web/b exists"),
+            "{}",
+            outcome.message
+        );
+        assert!(
+            fake.sent.lock().unwrap().is_empty(),
+            "nothing of the pass is applied"
+        );
+        assert!(fake.inventories.lock().unwrap().is_empty());
+        assert_eq!(
+            fake.events.lock().unwrap().clone(),
+            [(true, "OwnershipConflict".to_owned())]
+        );
+
+        fake.foreign.lock().unwrap().clear();
+        let adopted = reconciler.pass("c1", &revision(&["a", "b"])).await.unwrap();
+        assert!(adopted.applied && adopted.ready, "{adopted:?}");
     }
 
     #[test]

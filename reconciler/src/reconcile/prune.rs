@@ -63,8 +63,22 @@ pub struct Pruned {
     pub protected: Vec<ObjectRef>,
 }
 
-/// Deletes `candidates` in order.
-pub async fn prune(cluster: &Cluster, candidates: &[ObjectRef]) -> Result<Pruned> {
+/// Whether `live` carries the labels of `instance` and `environment`. Objects applied before
+/// spindle recorded its instance carry only the environment's.
+pub fn owned(live: &Value, instance: &str, environment: &str) -> bool {
+    let label = |key: &str| live["metadata"]["labels"][key].as_str();
+    label("app.kubernetes.io/managed-by") == Some(spindle_render::MANAGER)
+        && label(&format!("{}/environment", spindle_render::DOMAIN)) == Some(environment)
+        && label(spindle_render::INSTANCE_LABEL).is_none_or(|owner| owner == instance)
+}
+
+/// Deletes `candidates` in order, those carrying `instance`'s and `environment`'s labels.
+pub async fn prune(
+    cluster: &Cluster,
+    candidates: &[ObjectRef],
+    instance: &str,
+    environment: &str,
+) -> Result<Pruned> {
     let mut pruned = Pruned::default();
     for id in candidates {
         let probe = id.probe();
@@ -89,12 +103,10 @@ pub async fn prune(cluster: &Cluster, candidates: &[ObjectRef]) -> Result<Pruned
             pruned.protected.push(id.clone());
             continue;
         }
-        // Someone took the object over (the managed-by label is gone): not ours to delete.
-        let managed_by = live
-            .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
-            .and_then(Value::as_str);
-        if managed_by != Some(spindle_render::MANAGER) {
-            tracing::info!("{id}: not pruned (no longer labelled as managed by spindle)");
+        // Only what carries this instance's labels is deleted: someone who took the object
+        // over (the managed-by label is gone), or another instance, keeps it.
+        if !owned(&live, instance, environment) {
+            tracing::info!("{id}: not pruned (not labelled as this spindle instance's)");
             pruned.protected.push(id.clone());
             continue;
         }
@@ -111,7 +123,28 @@ pub async fn prune(cluster: &Cluster, candidates: &[ObjectRef]) -> Result<Pruned
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn only_this_instances_objects_are_prunable() {
+        let labelled = |labels: Value| json!({"metadata": {"labels": labels}});
+        let ours = labelled(json!({"app.kubernetes.io/managed-by": "spindle",
+            "spindle.dev/environment": "prod", "spindle.dev/instance": "a"}));
+        assert!(owned(&ours, "a", "prod"));
+        assert!(!owned(&ours, "b", "prod"), "another instance's");
+        assert!(!owned(&ours, "a", "staging"), "another environment's");
+        let older = labelled(json!({"app.kubernetes.io/managed-by": "spindle",
+            "spindle.dev/environment": "prod"}));
+        assert!(
+            owned(&older, "a", "prod"),
+            "applied before instances were labelled"
+        );
+        let taken =
+            labelled(json!({"spindle.dev/environment": "prod", "spindle.dev/instance": "a"}));
+        assert!(!owned(&taken, "a", "prod"), "someone took it over");
+    }
     use crate::reconcile::inventory::Entry;
 
     fn id(kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {

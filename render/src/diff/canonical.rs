@@ -1,5 +1,6 @@
-//! The form objects are compared in: keys sorted, spindle's revision label dropped (it changes on
-//! every commit and says nothing about the object), Secret values replaced by hash markers.
+//! The form objects are compared in: keys sorted, spindle's revision and instance labels dropped
+//! (they say who applied which commit, nothing about the object), Secret values replaced by hash
+//! markers.
 
 use std::collections::BTreeSet;
 
@@ -36,6 +37,7 @@ pub fn comparable(object: &Value) -> Value {
         .and_then(Value::as_object_mut)
     {
         labels.remove(&format!("{DOMAIN}/revision"));
+        labels.remove(crate::INSTANCE_LABEL);
         if labels.is_empty() {
             object["metadata"]
                 .as_object_mut()
