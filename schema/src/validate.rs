@@ -16,6 +16,9 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Namespaces that belong to the cluster: no app may be placed in them.
+pub const CLUSTER_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
 /// Checks a platform. `file_exists` answers for paths relative to the repository root.
 pub fn validate(platform: &Platform, file_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
     let mut problems = Problems::default();
@@ -64,6 +67,15 @@ fn check_app(
         problems.push(
             format!("{at}/namespace"),
             format!("namespace `{}` is not a DNS-1123 label", app.namespace),
+        );
+    } else if CLUSTER_NAMESPACES.contains(&app.namespace.as_str()) {
+        problems.push(
+            format!("{at}/namespace"),
+            format!(
+                "app `{name}` may not run in `{}`: that namespace belongs to the cluster itself; \
+                 choose a namespace of your own",
+                app.namespace
+            ),
         );
     }
     match (&app.image, &app.source) {

@@ -74,6 +74,7 @@ fn broken_inputs() -> Vec<(
         ("autoscaling without a CPU request", "prod.ncl", r#"{ apps.web = { image = "a/b", autoscaling = { minReplicas = 1, maxReplicas = 2 } } }"#.into(), "prod.ncl:1:", "needs `resources.requests.cpu`"),
         ("autoscaling bounds", "prod.ncl", r#"{ apps.web = { image = "a/b", autoscaling = { minReplicas = 5, maxReplicas = 2 } } }"#.into(), "prod.ncl:1:", "minReplicas <= maxReplicas"),
         ("runtime not chosen", "prod.ncl", format!("{{ apps.web.image = \"a/b\", {runtime}, runtimes.other = runtimes.spin & {{ runtimeClass.name = \"other\" }} }}"), "prod.ncl:1:", "must name its `runtime`"),
+        ("app in a cluster namespace", "prod.ncl", r#"{ apps.web = { image = "a/b", namespace = "kube-system" } }"#.into(), "prod.ncl:1:43", "may not run in `kube-system`"),
         ("yaml wrong type", "prod.yaml", "apps:\n  web:\n    image: a/b\n    replicas: three\n".into(), "prod.yaml:4:", "`replicas`: expected a number"),
         ("yaml unknown field", "prod.yaml", "apps:\n  web:\n    image: a/b\n    replicaz: 3\n".into(), "prod.yaml:", "extra field `replicaz`"),
     ]
