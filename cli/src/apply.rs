@@ -133,6 +133,9 @@ pub fn print_outcome(outcome: &Outcome, dry_run: bool) {
     for id in &outcome.pruned {
         println!("{pruned:<8} {id}");
     }
+    for kept in &outcome.kept {
+        println!("kept     {kept}");
+    }
     println!(
         "revision {short}: {} {applied}, {} unchanged, {} {pruned}, {} drift corrected",
         outcome.sent.len(),

@@ -111,6 +111,39 @@ impl Cluster {
         Ok((resource, capabilities.scope))
     }
 
+    /// Every object in `namespace`, of every namespaced resource the cluster serves and lets
+    /// spindle list (each with its `apiVersion` and `kind`).
+    pub async fn objects_in(&self, namespace: &str) -> Result<Vec<serde_json::Value>> {
+        let mut found = Vec::new();
+        for group in self.discovery.groups() {
+            for (resource, capabilities) in group.recommended_resources() {
+                if capabilities.scope != Scope::Namespaced
+                    || !capabilities.supports_operation("list")
+                {
+                    continue;
+                }
+                let api: kube::Api<DynamicObject> =
+                    kube::Api::namespaced_with(self.client.clone(), namespace, &resource);
+                let params = kube::api::ListParams::default();
+                let list = match retry(&resource.plural, || api.list(&params)).await {
+                    Ok(list) => list,
+                    // What spindle may not list is not what it is asked to decide about.
+                    Err(kube::Error::Api(status)) if (403..=405).contains(&status.code) => {
+                        continue;
+                    }
+                    Err(err) => return Err(readable(err, &resource.plural, "list")),
+                };
+                for item in list.items {
+                    let mut value = serde_json::to_value(item)?;
+                    value["apiVersion"] = serde_json::Value::from(resource.api_version.clone());
+                    value["kind"] = serde_json::Value::from(resource.kind.clone());
+                    found.push(value);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Server-side applies `object` as spindle's field manager (only validated with `dry_run`),
     /// returning the object as the server stores (or would store) it.
     pub async fn apply(&self, object: &Object, dry_run: bool) -> Result<DynamicObject> {

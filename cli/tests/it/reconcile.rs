@@ -1058,3 +1058,34 @@ fn two_instances_in_one_cluster_prune_only_their_own_objects() {
     assert_ok(&apply(&repo_a, &instance_a, &["--allow-mass-prune"]));
     assert!(live.deployment(&ns_a, "web").is_none());
 }
+
+#[test]
+fn a_namespace_spindle_created_is_kept_while_someone_elses_objects_live_in_it() {
+    let live = Live::new();
+    let ns = live.namespace("shared");
+    let repo = GitRepo::new();
+    let instance = unique("keep");
+    repo.commit(&environment(&ns, &[app("web", "hi")]), "one app");
+    assert_ok(&apply(&repo, &instance, &[]));
+    live.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "theirs", "namespace": *ns}, "data": {"k": "v"}}));
+
+    repo.commit(&environment(&ns, &[]), "the app goes");
+    let out = apply(&repo, &instance, &["--allow-mass-prune"]);
+    assert_ok(&out);
+    assert!(
+        out.stdout.contains(&format!(
+            "kept     Namespace {}: it holds ConfigMap theirs (not spindle's)",
+            &*ns
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(live.deployment(&ns, "web").is_none(), "the app is pruned");
+    let namespace = live.get("v1", "Namespace", "", &ns).unwrap();
+    assert!(
+        namespace["metadata"]["deletionTimestamp"].is_null(),
+        "the namespace is kept"
+    );
+    assert!(live.get("v1", "ConfigMap", &ns, "theirs").is_some());
+}

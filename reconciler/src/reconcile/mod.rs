@@ -86,6 +86,8 @@ pub struct Outcome {
     pub pruned: Vec<ObjectRef>,
     /// What someone else had changed, and was put back.
     pub drifted: Vec<drift::Drifted>,
+    /// Namespaces left out of the prune, and why (`Namespace web: it holds ConfigMap theirs`).
+    pub kept: Vec<String>,
     /// Something is still rolling out (installer Jobs, say): come back soon.
     pub progressing: bool,
     /// Why the pass stopped before applying, when it did.

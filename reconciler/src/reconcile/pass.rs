@@ -334,6 +334,13 @@ impl<B: Backend> Reconciler<B> {
                 sent: applied.sent,
                 unchanged: applied.unchanged,
                 pruned: pruned.deleted,
+                kept: pruned
+                    .kept
+                    .iter()
+                    .map(|(id, theirs)| {
+                        format!("{id}: it holds {} (not spindle's)", theirs.join(", "))
+                    })
+                    .collect(),
                 drifted: std::mem::take(&mut plan.found.drifted),
                 ..Outcome::default()
             },
@@ -547,6 +554,9 @@ fn changes(outcome: &Outcome) -> Vec<(bool, &'static str, String)> {
     if !outcome.pruned.is_empty() {
         events.push((false, "Pruned", format!("pruned {}", list(&outcome.pruned))));
     }
+    for kept in &outcome.kept {
+        events.push((false, "NamespaceKept", format!("not pruned: {kept}")));
+    }
     if !outcome.provisioned.is_empty() {
         events.push((
             false,
@@ -648,6 +658,7 @@ mod tests {
             Ok(Pruned {
                 deleted: candidates.to_vec(),
                 protected: Vec::new(),
+                kept: Vec::new(),
             })
         }
         async fn health(&self, _: &[Object], _: &str, _: Duration, _: Live) -> Result<Report> {

@@ -59,8 +59,11 @@ pub fn check_share(
 pub struct Pruned {
     /// The objects deleted, in order.
     pub deleted: Vec<ObjectRef>,
-    /// Kept because of [`PROTECT_ANNOTATION`]; they leave the inventory.
+    /// Kept because of [`PROTECT_ANNOTATION`] or because they are not this instance's; they
+    /// leave the inventory.
     pub protected: Vec<ObjectRef>,
+    /// Namespaces kept because something that is not spindle's lives in them, and what.
+    pub kept: Vec<(ObjectRef, Vec<String>)>,
 }
 
 /// Whether `live` carries the labels of `instance` and `environment`. Objects applied before
@@ -72,7 +75,45 @@ pub fn owned(live: &Value, instance: &str, environment: &str) -> bool {
         && label(spindle_render::INSTANCE_LABEL).is_none_or(|owner| owner == instance)
 }
 
-/// Deletes `candidates` in order, those carrying `instance`'s and `environment`'s labels.
+/// What in `objects` (a namespace's content) is someone else's: not in `known` (the inventory
+/// and what is being applied) and not made by Kubernetes for the namespace or for spindle's own
+/// objects (anything with an owner, Events, Endpoints, the default ServiceAccount and its token,
+/// the root CA ConfigMap).
+pub fn foreign(objects: &[Value], known: &BTreeSet<ObjectRef>) -> Vec<String> {
+    let mut foreign: Vec<String> = objects
+        .iter()
+        .filter(|object| {
+            let metadata = &object["metadata"];
+            let kind = object["kind"].as_str().unwrap_or_default();
+            let name = metadata["name"].as_str().unwrap_or_default();
+            let owned = metadata["ownerReferences"]
+                .as_array()
+                .is_some_and(|owners| !owners.is_empty());
+            let made_by_kubernetes = owned
+                || matches!(kind, "Event" | "Endpoints" | "EndpointSlice")
+                || (kind == "ServiceAccount" && name == "default")
+                || (kind == "ConfigMap" && name == "kube-root-ca.crt")
+                || object["type"] == "kubernetes.io/service-account-token";
+            !made_by_kubernetes
+                && !known.contains(&ObjectRef::of(&spindle_render::Object::new(
+                    (*object).clone(),
+                )))
+        })
+        .map(|object| {
+            format!(
+                "{} {}",
+                object["kind"].as_str().unwrap_or_default(),
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    foreign.sort();
+    foreign
+}
+
+/// Deletes `candidates` in order, those carrying `instance`'s and `environment`'s labels. A
+/// Namespace that still holds someone else's objects is kept (in [`Pruned::kept`]), whatever
+/// its labels.
 pub async fn prune(
     cluster: &Cluster,
     candidates: &[ObjectRef],
@@ -110,6 +151,16 @@ pub async fn prune(
             pruned.protected.push(id.clone());
             continue;
         }
+        if id.kind == "Namespace" {
+            let known: BTreeSet<ObjectRef> = candidates.iter().cloned().collect();
+            let theirs = foreign(&cluster.objects_in(&id.name).await?, &known);
+            if !theirs.is_empty() {
+                tracing::info!("{id}: not pruned: it holds {}", theirs.join(", "));
+                pruned.kept.push((id.clone(), theirs));
+                pruned.protected.push(id.clone());
+                continue;
+            }
+        }
         let params = DeleteParams::background();
         let deleted = retry(&what, || api.delete(&id.name, &params)).await;
         match deleted {
@@ -126,6 +177,41 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_namespace_with_someone_elses_objects_is_not_empty() {
+        let made = |kind: &str, name: &str, extra: Value| {
+            let mut object = json!({"apiVersion": "v1", "kind": kind,
+                "metadata": {"name": name, "namespace": "web"}});
+            if let (Some(object), Some(extra)) = (object.as_object_mut(), extra.as_object()) {
+                object.extend(extra.clone());
+            }
+            object
+        };
+        let ours = made("Service", "web", json!({}));
+        let known = BTreeSet::from([ObjectRef::of(&spindle_render::Object::new(ours.clone()))]);
+        let kubernetes = [
+            made("ConfigMap", "kube-root-ca.crt", json!({})),
+            made("ServiceAccount", "default", json!({})),
+            made(
+                "Secret",
+                "default-token-x",
+                json!({"type": "kubernetes.io/service-account-token"}),
+            ),
+            made("Endpoints", "web", json!({})),
+            made(
+                "Pod",
+                "web-abc",
+                json!({"metadata": {"name": "web-abc", "namespace": "web",
+                "ownerReferences": [{"kind": "ReplicaSet", "name": "web-1"}]}}),
+            ),
+        ];
+        let mut objects = vec![ours];
+        objects.extend(kubernetes);
+        assert!(foreign(&objects, &known).is_empty());
+        objects.push(made("ConfigMap", "theirs", json!({})));
+        assert_eq!(foreign(&objects, &known), ["ConfigMap theirs"]);
+    }
 
     #[test]
     fn only_this_instances_objects_are_prunable() {
