@@ -52,6 +52,8 @@ fn main() {
             installer_image: None,
             max_prune_share: 0.5,
             allow_mass_prune: false,
+            allowed_namespaces: None,
+            allow_default_namespace: false,
             health_timeout: Duration::ZERO,
             dry_run: false,
             source: "bench".to_owned(),
@@ -130,10 +132,14 @@ fn main() {
             sent as f64 / first_apply.as_secs_f64()
         ));
         section.write();
-        // The namespace goes with everything in it; the RuntimeClass is shared with other runs.
+        // The namespace goes with everything in it; the RuntimeClass is this run's instance's
+        // too, and the next run (another instance) may not take it over.
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
             kube::Api::all(client.clone());
         namespaces.delete(&id, &Default::default()).await.unwrap();
+        let classes: kube::Api<k8s_openapi::api::node::v1::RuntimeClass> =
+            kube::Api::all(client.clone());
+        classes.delete("spin", &Default::default()).await.unwrap();
         let maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
             kube::Api::namespaced(client, "spindle-system");
         for state in ["inventory", "status"] {

@@ -51,6 +51,14 @@ pub struct SettingsArgs {
     /// Prune however much the revision removes (for an intended teardown).
     #[arg(long)]
     pub allow_mass_prune: bool,
+    /// The only namespaces apps may be placed in (comma-separated); a revision that places one
+    /// elsewhere is refused before anything is sent. Default: any but kube-system, kube-public,
+    /// kube-node-lease, default and --system-namespace.
+    #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
+    pub allowed_namespaces: Option<Vec<String>>,
+    /// Let apps be placed in the `default` namespace.
+    #[arg(long)]
+    pub allow_default_namespace: bool,
     /// Seconds to wait for Deployments to roll out and Jobs to complete; 0 checks once.
     #[arg(long, default_value_t = 120.0, value_name = "SECONDS", value_parser = super::seconds)]
     pub health_timeout: f64,
@@ -69,6 +77,8 @@ impl SettingsArgs {
             installer_image: self.installer_image.clone(),
             max_prune_share: self.max_prune_share,
             allow_mass_prune: self.allow_mass_prune,
+            allowed_namespaces: self.allowed_namespaces.clone(),
+            allow_default_namespace: self.allow_default_namespace,
             health_timeout: Duration::from_secs_f64(self.health_timeout.max(0.0)),
             dry_run: self.dry_run,
             source,

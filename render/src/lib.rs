@@ -89,6 +89,12 @@ pub struct Target {
     /// The reconciler instance recorded on every object (`spindle.dev/instance`), when one
     /// applies them: what tells its objects from another instance's in the same cluster.
     pub instance: Option<String>,
+    /// The namespaces apps may be placed in; `None`: any but the cluster's own, spindle's own,
+    /// and `default`.
+    pub allowed_namespaces: Option<Vec<String>>,
+    /// Whether apps may be placed in `default` (where Kubernetes puts what names no namespace).
+    /// Previews allow it; a reconciler refuses it unless told otherwise.
+    pub allow_default_namespace: bool,
     /// The cluster's nodes, when known; installer Jobs are planned for them.
     pub nodes: Option<Vec<Node>>,
     /// Namespace of spindle's own objects (installer Jobs).
@@ -98,14 +104,16 @@ pub struct Target {
 }
 
 impl Default for Target {
-    /// The newest Kubernetes, native objects, no revision, no nodes, `spindle-system`, and the
-    /// installer image of this spindle version.
+    /// The newest Kubernetes, native objects, no revision or instance, no nodes, any namespace
+    /// but the cluster's and `spindle-system`, and the installer image of this spindle version.
     fn default() -> Self {
         Target {
             kube: KubeVersion::NEWEST,
             flavor: Flavor::Native,
             revision: None,
             instance: None,
+            allowed_namespaces: None,
+            allow_default_namespace: true,
             nodes: None,
             system_namespace: "spindle-system".to_owned(),
             installer_image: format!(
@@ -179,6 +187,7 @@ struct AppInputs<'a> {
 impl<'a> Context<'a> {
     fn app_inputs(&self, name: &'a str, app: &'a App) -> Result<AppInputs<'a>, Problem> {
         let at = format!("/apps/{}", pointer_segment(name));
+        self.check_namespace(name, app, &at)?;
         let image = app.image.as_deref().ok_or_else(|| Problem {
             pointer: at.clone(),
             message: format!(
@@ -199,6 +208,35 @@ impl<'a> Context<'a> {
             runtime_class: runtime.class_name(runtime_name),
             runtime_name,
         })
+    }
+
+    /// Refuses a namespace the target does not let apps use: spindle's own, `default` unless
+    /// allowed, one outside the allowed list.
+    fn check_namespace(&self, name: &str, app: &App, at: &str) -> Result<(), Problem> {
+        let namespace = app.namespace.as_str();
+        let refuse = |why: String| {
+            Err(Problem {
+                pointer: format!("{at}/namespace"),
+                message: format!("app `{name}` may not run in `{namespace}`: {why}"),
+            })
+        };
+        if namespace == self.target.system_namespace {
+            return refuse("spindle keeps its own state there".to_owned());
+        }
+        if namespace == "default" && !self.target.allow_default_namespace {
+            return refuse(
+                "give the app a `namespace` of its own (a reconciler run with \
+                 --allow-default-namespace accepts `default`)"
+                    .to_owned(),
+            );
+        }
+        match &self.target.allowed_namespaces {
+            Some(allowed) if !allowed.iter().any(|a| a == namespace) => refuse(format!(
+                "this reconciler may only write {}",
+                allowed.join(", ")
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Labels on the top-level metadata of every object spindle renders.

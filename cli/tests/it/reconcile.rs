@@ -1089,3 +1089,37 @@ fn a_namespace_spindle_created_is_kept_while_someone_elses_objects_live_in_it() 
     );
     assert!(live.get("v1", "ConfigMap", &ns, "theirs").is_some());
 }
+
+#[test]
+fn a_render_that_leaves_the_allowed_namespaces_is_refused_before_anything_is_sent() {
+    let live = Live::new();
+    let (ns, other) = (live.namespace("allowed"), live.namespace("other"));
+    let repo = GitRepo::new();
+    let instance = unique("tenant");
+    let elsewhere = app("api", "hi").replace("NS", &other);
+    repo.commit(
+        &environment(&ns, &[app("web", "hi"), elsewhere]),
+        "two namespaces",
+    );
+    let out = apply(&repo, &instance, &["--allowed-namespaces", &ns]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_stderr_contains("environments/prod.ncl:");
+    out.assert_stderr_contains(&format!(
+        "app `api` may not run in `{}`: this reconciler may only write {}",
+        &*other, &*ns
+    ));
+    assert!(
+        live.deployment(&ns, "web").is_none(),
+        "nothing of the pass is sent"
+    );
+
+    for (namespace, why) in [
+        ("default", "give the app a `namespace` of its own"),
+        ("spindle-system", "spindle keeps its own state there"),
+    ] {
+        repo.commit(&environment(namespace, &[app("web", "hi")]), namespace);
+        let out = apply(&repo, &instance, &[]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        out.assert_stderr_contains(&format!("app `web` may not run in `{namespace}`: {why}"));
+    }
+}

@@ -59,6 +59,10 @@ pub struct Settings {
     pub max_prune_share: f64,
     /// Prune however much a revision removes.
     pub allow_mass_prune: bool,
+    /// The namespaces apps may be placed in; `None`: any but the cluster's and spindle's own.
+    pub allowed_namespaces: Option<Vec<String>>,
+    /// Whether apps may be placed in `default`.
+    pub allow_default_namespace: bool,
     /// How long to wait for Deployments and Jobs to become healthy; zero checks once.
     pub health_timeout: Duration,
     /// Only show what would be done.

@@ -498,6 +498,8 @@ impl<B: Backend> Reconciler<B> {
             flavor: self.settings.flavor,
             revision: Some(commit.to_owned()),
             instance: Some(instance.to_owned()),
+            allowed_namespaces: self.settings.allowed_namespaces.clone(),
+            allow_default_namespace: self.settings.allow_default_namespace,
             system_namespace: self.settings.system_namespace.clone(),
             ..Target::default()
         };
@@ -705,6 +707,8 @@ mod tests {
             installer_image: None,
             max_prune_share: 0.5,
             allow_mass_prune: false,
+            allowed_namespaces: None,
+            allow_default_namespace: false,
             health_timeout: Duration::ZERO,
             dry_run: false,
             source: "test".to_owned(),
