@@ -17,8 +17,28 @@ use tokio::{net::TcpListener, sync::mpsc};
 use super::{Outcome, Reconciler, endpoints, short};
 use crate::revisions::{Fetched, Remote, watch};
 
-/// How soon to look again while something rolls out, or after a failure.
+/// How soon to look again while something rolls out, and after a first failure.
 pub const SOON: Duration = Duration::from_secs(5);
+/// The longest wait between attempts after failures.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The wait after `failures` failed passes in a row (at least one): [`SOON`], doubling up to
+/// [`MAX_BACKOFF`], spread by `jitter` (0 to 1) over ±25% so that reconcilers failing together
+/// do not retry together.
+pub fn backoff(failures: u32, jitter: f64) -> Duration {
+    let doubled = SOON.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled
+        .min(MAX_BACKOFF)
+        .mul_f64(0.75 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A number from 0 to 1 that differs from one call to the next, enough to spread retries.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    f64::from(nanos % 1000) / 999.0
+}
 
 /// A reconciler following a remote.
 pub struct Controller {
@@ -69,9 +89,13 @@ impl Controller {
         };
         let mut shutdown = std::pin::pin!(shutdown);
         let mut reason = "start";
+        let mut failures = 0;
         loop {
             let wait = match self.cycle(reason).await {
-                Ok(outcome) => {
+                Ok(outcome)
+                    if outcome.applied || outcome.stopped.as_ref().is_some_and(|s| s.stalled) =>
+                {
+                    failures = 0;
                     if outcome.applied {
                         ready.store(true, Ordering::Relaxed);
                     }
@@ -81,9 +105,17 @@ impl Controller {
                         self.interval
                     }
                 }
+                // Not applied and not stalled (an apply that failed, an ownership conflict): it
+                // may pass later without a new revision.
+                Ok(_) => {
+                    failures += 1;
+                    backoff(failures, jitter()).min(self.interval.max(SOON))
+                }
                 Err(err) => {
-                    tracing::error!("reconcile failed: {err:#}");
-                    SOON
+                    failures += 1;
+                    let wait = backoff(failures, jitter());
+                    tracing::error!("reconcile failed: {err:#}; next attempt in {wait:.0?}");
+                    wait
                 }
             };
             reason = tokio::select! {
@@ -144,4 +176,22 @@ fn watch_pushes(
         }
     });
     Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_exponentially_with_jitter_up_to_a_cap() {
+        assert_eq!(backoff(1, 0.5), SOON);
+        assert_eq!(backoff(2, 0.5), SOON * 2);
+        assert_eq!(backoff(4, 0.5), SOON * 8);
+        assert_eq!(backoff(30, 0.5), MAX_BACKOFF);
+        assert_eq!(backoff(1, 0.0), SOON.mul_f64(0.75));
+        assert_eq!(backoff(1, 1.0), SOON.mul_f64(1.25));
+        assert!(backoff(u32::MAX, 1.0) <= MAX_BACKOFF.mul_f64(1.25));
+        let spread = jitter();
+        assert!((0.0..=1.0).contains(&spread));
+    }
 }
