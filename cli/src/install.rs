@@ -62,22 +62,25 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
         .image
         .clone()
         .unwrap_or_else(|| format!("ghcr.io/spindle-dev/spindle:{}", env!("CARGO_PKG_VERSION")));
-    let verbs = json!([
-        "get", "list", "watch", "create", "patch", "update", "delete"
-    ]);
+    // What the reconciler calls, and no more (docs/reconciler.md has the table): server-side
+    // apply is `patch` (and `create` for a new object), drift and health read with `get` and
+    // `list` (per namespace), prune `delete`s. No `watch`, no `update`.
+    let verbs = json!(["get", "list", "create", "patch", "delete"]);
     let mut rules: Vec<Value> = Vec::new();
     let mut by_group: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
         Default::default();
-    for (api_version, kind) in KINDS {
+    // Installer Jobs live only in spindle's own namespace: a Role there, not a cluster-wide rule.
+    for (api_version, kind) in KINDS.iter().filter(|(_, kind)| *kind != "Job") {
         let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
         by_group.entry(group).or_default().insert(plural(kind));
     }
     for (group, resources) in by_group {
         rules.push(json!({"apiGroups": [group], "resources": resources, "verbs": verbs}));
     }
-    // Installer Jobs are planned for the nodes a runtime selects.
+    // Installer Jobs are planned for the nodes a runtime selects; a node that completed one is
+    // labelled provisioned (and one that left the selector unlabelled).
     rules.push(
-        json!({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}),
+        json!({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]}),
     );
     vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
@@ -96,13 +99,14 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "spindle-reconciler"},
             "subjects": [{"kind": "ServiceAccount", "name": "spindle", "namespace": namespace}],
         }),
-        // Its inventory, status and Events live in its own namespace only.
+        // Its inventory, status, Events and installer Jobs live in its own namespace only.
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "spindle-state", "namespace": namespace, "labels": labels},
             "rules": [
-                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "update"]},
-                {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": verbs},
             ],
         }),
         json!({

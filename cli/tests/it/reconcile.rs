@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::{GitRepo, Output, free_port, http, kube_client, spindle, unique};
+use crate::support::{
+    GitRepo, Output, free_port, http, kube_client, required_env, spindle, unique,
+};
 use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use spindle_reconciler::cluster::Cluster;
@@ -1122,4 +1124,169 @@ fn a_render_that_leaves_the_allowed_namespaces_is_refused_before_anything_is_sen
         assert_eq!(out.code, 1, "{}", out.stderr);
         out.assert_stderr_contains(&format!("app `web` may not run in `{namespace}`: {why}"));
     }
+}
+
+/// A kubeconfig for the test apiserver that authenticates as the ServiceAccount the shipped
+/// manifests create (`spindle-system/spindle`), with the RBAC they grant: applied here.
+fn service_account_kubeconfig(live: &Live, dir: &std::path::Path) -> std::path::PathBuf {
+    let manifests = spindle(&["install", "--print"]);
+    assert_ok(&manifests);
+    for document in manifests
+        .stdout
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+    {
+        let object = Object::new(serde_yaml::from_str(document).unwrap());
+        if matches!(object.kind(), "Deployment" | "Service") {
+            continue;
+        }
+        live.runtime
+            .block_on(live.cluster.apply(&object, false))
+            .unwrap_or_else(|err| panic!("{}: {err:#}", object.display_name()));
+    }
+    let secrets = live.api("v1", "Secret", "spindle-system");
+    let token = (0..60)
+        .find_map(|_| {
+            let list = live
+                .runtime
+                .block_on(secrets.list(&Default::default()))
+                .unwrap();
+            let token = list.items.into_iter().find_map(|secret| {
+                let secret = serde_json::to_value(secret).unwrap();
+                let for_spindle = secret["metadata"]["annotations"]
+                    ["kubernetes.io/service-account.name"]
+                    == "spindle";
+                let token = secret["data"]["token"].as_str()?;
+                for_spindle.then(|| {
+                    use base64::Engine as _;
+                    String::from_utf8(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(token)
+                            .unwrap(),
+                    )
+                    .unwrap()
+                })
+            });
+            if token.is_none() {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            token
+        })
+        .expect("the token controller gives the ServiceAccount a token");
+    let admin = std::fs::read_to_string(required_env("KUBECONFIG")).unwrap();
+    let start = admin.find("users:").unwrap();
+    let end = admin.find("contexts:").unwrap();
+    let kubeconfig = format!(
+        "{}users:\n- name: spindle-testenv-admin\n  user: {{token: {token}}}\n{}",
+        &admin[..start],
+        &admin[end..]
+    );
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, kubeconfig).unwrap();
+    path
+}
+
+#[test]
+fn the_shipped_permissions_are_enough_and_a_missing_verb_is_named() {
+    let live = Live::new();
+    let ns = live.namespace("least");
+    let id = unique("rbac");
+    let node = format!("{id}-node");
+    let _nodes = Nodes(&live, vec![node.clone()]);
+    live.create(json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node, "labels": {"rbac-test": id}}}));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = service_account_kubeconfig(&live, dir.path());
+    let as_reconciler = |repo: &GitRepo, instance: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["apply", repo.0.path_str(), "--instance", instance])
+            .args(["--health-timeout", "0"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env(
+                "SPINDLE_CACHE",
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache"),
+            )
+            .output()
+            .unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let runtime = id.replace('-', "");
+    let environment = |greeting: &str| {
+        format!(
+            "{{\n  apps.web = {{ namespace = \"{}\", image = \"ghcr.io/acme/web:1\", variables.greeting = \"{greeting}\" }},\n  runtimes.{runtime} = {{\n    shim = {{ version = \"1.0.0\", url = \"https://example.com/shim\", sha256 = \"{SHIM_SHA}\" }},\n    nodeSelector.rbac-test = \"{id}\",\n  }},\n}}\n",
+            &*ns
+        )
+    };
+    let repo = GitRepo::new();
+    repo.commit(&environment("hi"), "an app and a runtime");
+    let instance = unique("sa");
+    // Apps, the RuntimeClass and an installer Job, as the ServiceAccount.
+    assert_ok(&as_reconciler(&repo, &instance));
+    assert!(live.deployment(&ns, "web").is_some());
+    let jobs = live.installer_jobs(&runtime);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    // The Job completes: the node is labelled provisioned, which needs `patch` on nodes.
+    live.finish_job("spindle-system", &jobs[0].1, "Complete");
+    assert_ok(&as_reconciler(&repo, &instance));
+    let labelled = live.get("v1", "Node", "", &node).unwrap();
+    assert_eq!(
+        label(&labelled, &format!("runtime.spindle.dev/{runtime}")),
+        Some("provisioned"),
+        "{labelled}"
+    );
+
+    // Take `patch` on Deployments away: changing the app fails with the apiserver's 403, named.
+    let roles = live.api("rbac.authorization.k8s.io/v1", "ClusterRole", "");
+    let role = live
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            "",
+            "spindle-reconciler",
+        )
+        .unwrap();
+    let mut rules = role["rules"].as_array().unwrap().clone();
+    for rule in &mut rules {
+        if rule["apiGroups"] == json!(["apps"]) {
+            rule["verbs"] = json!(["get", "list", "create", "delete"]);
+        }
+    }
+    live.runtime
+        .block_on(roles.patch(
+            "spindle-reconciler",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"rules": rules})),
+        ))
+        .unwrap();
+    repo.commit(
+        &environment("changed"),
+        "a change the reconciler may not make",
+    );
+    let denied = (0..20)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(250));
+            as_reconciler(&repo, &instance)
+        })
+        .find(|out| out.code != 0)
+        .expect("the pass fails without patch on deployments");
+    // Put the shipped permissions back for whoever comes next.
+    service_account_kubeconfig(&live, dir.path());
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains(&format!(
+            "could not apply Deployment {}/web: Forbidden (403)",
+            &*ns
+        )),
+        "{}",
+        denied.stderr
+    );
+    assert!(
+        denied.stderr.contains("lacks this permission"),
+        "{}",
+        denied.stderr
+    );
 }

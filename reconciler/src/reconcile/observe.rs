@@ -1,5 +1,7 @@
-//! What the cluster holds of an environment: one list per kind (by spindle's labels), read once
-//! per pass and shared by the drift check and the health check.
+//! What the cluster holds of an environment: one list per kind and namespace (by spindle's
+//! labels), read once per pass and shared by the drift check and the health check. Listing per
+//! namespace, not cluster-wide, keeps what the reconciler must be allowed to read to the
+//! namespaces it writes (its installer Jobs, say, only in its own).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,10 +25,10 @@ pub async fn list(cluster: &Cluster, objects: &[Object], environment: &str) -> R
     let mut live = Live::new();
     let mut listed = BTreeSet::new();
     for object in objects {
-        if !listed.insert((object.api_version(), object.kind())) {
+        if !listed.insert((object.api_version(), object.kind(), object.namespace())) {
             continue;
         }
-        let api = cluster.api_all(object)?;
+        let api = cluster.api(object)?;
         for item in retry(object.kind(), || api.list(&params)).await?.items {
             let mut value = serde_json::to_value(item)?;
             // Items of a list do not repeat their apiVersion and kind.
