@@ -73,6 +73,40 @@ impl Report {
     }
 }
 
+/// How many names a summary shows per reason.
+const SHOWN: usize = 3;
+
+/// Unhealthy objects for people, grouped by reason with counts and the first few names, so that
+/// a thousand Deployments waiting for the same thing make one short line:
+/// `waiting for the controller to see the new spec: 120 objects (Deployment web/a, Deployment
+/// web/b, Deployment web/c and 117 more)`. `spindle status -o json` has every app.
+pub fn summary<'a>(unhealthy: impl Iterator<Item = (&'a ObjectRef, &'a Health)>) -> String {
+    let mut by_reason: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (id, health) in unhealthy {
+        by_reason
+            .entry(health.reason.as_str())
+            .or_default()
+            .push(id.to_string());
+    }
+    let mut groups: Vec<(&str, Vec<String>)> = by_reason.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    groups
+        .into_iter()
+        .map(|(reason, names)| {
+            let mut shown = names[..names.len().min(SHOWN)].join(", ");
+            if names.len() > SHOWN {
+                shown.push_str(&format!(" and {} more", names.len() - SHOWN));
+            }
+            let objects = match names.len() {
+                1 => "1 object".to_owned(),
+                n => format!("{n} objects"),
+            };
+            format!("{reason}: {objects} ({shown})")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Checks the objects that have a health until all are healthy, one fails, the node rollout can
 /// advance, or `timeout` passes; the first look is at `live`, later ones list again.
 pub async fn wait(
@@ -230,6 +264,37 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn many_unhealthy_objects_make_a_short_summary() {
+        let ids: Vec<ObjectRef> = (0..1000)
+            .map(|i| ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: Some("web".into()),
+                name: format!("app-{i:04}"),
+            })
+            .collect();
+        let waiting = Health {
+            state: State::Progressing,
+            reason: "waiting for the controller".into(),
+        };
+        let failed = Health {
+            state: State::Failed,
+            reason: "0/1 available".into(),
+        };
+        let report: Vec<(&ObjectRef, &Health)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id, if i == 7 { &failed } else { &waiting }))
+            .collect();
+        assert_eq!(
+            summary(report.into_iter()),
+            "waiting for the controller: 999 objects (Deployment web/app-0000, Deployment \
+             web/app-0001, Deployment web/app-0002 and 996 more); 0/1 available: 1 object \
+             (Deployment web/app-0007)"
+        );
+    }
 
     #[test]
     fn a_finished_installer_job_lets_the_rollout_advance_before_the_apps_are_healthy() {

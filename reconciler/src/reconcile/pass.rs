@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::{
     Outcome, Settings, Stopped, apply,
     backend::{Backend, Kube},
-    drift,
+    drift, health,
     health::State,
     inventory::{Inventory, ObjectRef},
     list,
@@ -379,10 +379,7 @@ impl<B: Backend> Reconciler<B> {
             || report
                 .unhealthy()
                 .any(|(id, h)| h.state == State::Progressing && id.kind == "Job");
-        let unhealthy: Vec<String> = report
-            .unhealthy()
-            .map(|(id, health)| format!("{id}: {}", health.reason))
-            .collect();
+        let unhealthy = health::summary(report.unhealthy());
         if !rollout.failed.is_empty() {
             outcome.reason = "RolloutFailed";
             outcome.failing = true;
@@ -403,9 +400,8 @@ impl<B: Backend> Reconciler<B> {
                 "Progressing"
             };
             outcome.message = format!(
-                "applied revision {}; not healthy yet: {}",
-                short(commit),
-                unhealthy.join("; ")
+                "applied revision {}; not healthy yet: {unhealthy}",
+                short(commit)
             );
         }
         Ok(outcome)
