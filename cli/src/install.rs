@@ -99,7 +99,7 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "spindle-reconciler"},
             "subjects": [{"kind": "ServiceAccount", "name": "spindle", "namespace": namespace}],
         }),
-        // Its inventory, status, Events and installer Jobs live in its own namespace only.
+        // Its inventory, status, Events, installer Jobs and Lease live in its own namespace only.
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "spindle-state", "namespace": namespace, "labels": labels},
@@ -107,6 +107,7 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
                 {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": verbs},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
             ],
         }),
         json!({
@@ -132,9 +133,9 @@ fn deployment(args: &InstallArgs, labels: &Value, image: &str) -> Value {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "spindle", "namespace": args.namespace, "labels": labels},
         "spec": {
-            "replicas": 1,
-            // One reconciler at a time: the old one stops before the new one starts.
-            "strategy": {"type": "Recreate"},
+            // Two replicas; only the one holding the Lease passes, the other takes over when it
+            // stops renewing it.
+            "replicas": 2,
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
@@ -152,8 +153,10 @@ fn deployment(args: &InstallArgs, labels: &Value, image: &str) -> Value {
                             "--system-namespace", args.namespace,
                             "--listen", "0.0.0.0:9090",
                             "--log-format", "json",
+                            "--leader-elect",
                         ],
                         "env": [
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                             {"name": "SPINDLE_CACHE", "value": "/var/cache/spindle"},
                             {"name": "SPINDLE_CREDENTIALS_DIR", "value": format!("/etc/spindle/{CREDENTIALS}")},
                         ],

@@ -138,7 +138,7 @@ enum Command {
     /// file:// and local paths) into a cache that survives restarts. New commits are seen on the
     /// interval, on a signed webhook (POST /hook), and for local repositories on the push itself.
     /// Serves /healthz, /readyz and Prometheus /metrics. Stops cleanly on SIGTERM.
-    Reconcile(reconcile::ReconcileArgs),
+    Reconcile(Box<reconcile::ReconcileArgs>),
     /// Show what each reconciler last did: revisions, conditions, app health.
     ///
     /// Exit status: 0 every reconciler is Ready, 1 one is not (or none reported), 2 error.

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{EvalArgs, apply::SettingsArgs, cache_dir, exit};
 use spindle_reconciler::cluster;
-use spindle_reconciler::reconcile::{Controller, Reconciler};
+use spindle_reconciler::reconcile::{Controller, Reconciler, lease::Election};
 use spindle_reconciler::revisions::{
     Credentials, Follow, Remote,
     remote::{clean_path, parse_follow},
@@ -58,6 +58,17 @@ pub struct ReconcileArgs {
     /// Run one reconcile and exit, with `spindle apply`'s exit status.
     #[arg(long)]
     once: bool,
+    /// Run as one of several replicas: only the one holding the Lease `spindle-INSTANCE` in
+    /// --system-namespace passes; the others take over when it stops renewing it.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Seconds a leader holds the Lease without renewing it before another replica may take it.
+    #[arg(long, default_value_t = 15.0, value_name = "SECONDS", value_parser = super::seconds)]
+    lease_duration: f64,
+    /// This replica's name in the Lease. Default: POD_NAME, else the host name, with the process
+    /// id.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    identity: Option<String>,
     #[command(flatten)]
     settings: SettingsArgs,
     #[command(flatten)]
@@ -90,8 +101,31 @@ pub fn reconcile(args: &ReconcileArgs) -> Result<i32> {
         .build()?;
     runtime.block_on(async {
         let client = cluster::client().await?;
-        let reconciler = Reconciler::new(client, evaluator, settings).await?;
+        let reconciler = Reconciler::new(client.clone(), evaluator, settings).await?;
         let mut controller = Controller::new(remote, reconciler, interval);
+        if args.leader_elect && !args.once {
+            let name = format!(
+                "spindle-{}",
+                args.settings
+                    .instance
+                    .as_deref()
+                    .or(args.settings.env.as_deref())
+                    .unwrap_or("default")
+            );
+            let identity = args.identity.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "spindle".to_owned());
+                format!("{host}-{}", std::process::id())
+            });
+            controller = controller.with_election(Election::new(
+                client,
+                &args.settings.system_namespace,
+                &name,
+                &identity,
+                Duration::from_secs_f64(args.lease_duration.max(1.0)),
+            ));
+        }
         if args.once {
             let outcome = controller.once().await?;
             super::apply::print_outcome(&outcome, args.settings.dry_run);

@@ -1290,3 +1290,108 @@ fn the_shipped_permissions_are_enough_and_a_missing_verb_is_named() {
         denied.stderr
     );
 }
+
+#[test]
+fn a_second_replica_takes_over_when_the_leader_is_killed_and_only_the_leader_writes() {
+    let live = Live::new();
+    let namespace = live.namespace("failover");
+    let ns: &str = &namespace;
+    let origin = GitRepo::new();
+    origin.commit(&environment(ns, &[app("web", "one")]), "one");
+    let bare = tempfile::tempdir().unwrap();
+    crate::support::git(
+        bare.path(),
+        &["clone", "-q", "--bare", origin.0.path_str(), "."],
+    );
+    let logs = tempfile::tempdir().unwrap();
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
+    let replica = |identity: &str, address: &str| {
+        let log = std::fs::File::create(logs.path().join(identity)).unwrap();
+        Reconcile(
+            Command::new(env!("CARGO_BIN_EXE_spindle"))
+                .args(["reconcile", "--repo", bare.path().to_str().unwrap()])
+                .args(["--instance", ns, "--identity", identity, "--leader-elect"])
+                .args([
+                    "--lease-duration",
+                    "3",
+                    "--interval",
+                    "1",
+                    "--health-timeout",
+                    "0",
+                ])
+                .args(["--listen", address])
+                .env("SPINDLE_CACHE", &cache)
+                .env("SPINDLE_LOG", "spindle_reconciler=info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let readyz = |address: &str| {
+        std::net::TcpStream::connect(address)
+            .ok()
+            .map(|_| http(address, "GET", "/readyz", ""))
+    };
+    let (a, b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut first = replica("replica-a", &a);
+    wait_until(
+        "replica a to lead and apply",
+        Duration::from_secs(60),
+        || readyz(&a).is_some_and(|r| r.status == 200),
+    );
+    let _second = replica("replica-b", &b);
+    wait_until("replica b to follow", Duration::from_secs(30), || {
+        readyz(&b)
+            .is_some_and(|r| r.status == 503 && r.body.contains("following the leader: replica-a"))
+    });
+    let lease = live
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "spindle-system",
+            &format!("spindle-{ns}"),
+        )
+        .unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "replica-a");
+
+    // The leader dies without a word; the follower takes the Lease once it goes stale.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let takeover = wait_until("replica b to take over", Duration::from_secs(20), || {
+        readyz(&b).is_some_and(|r| r.status == 200 && r.body.contains("leader: replica-b"))
+    });
+    eprintln!("takeover after the leader was killed: {takeover:?}");
+    assert!(takeover < Duration::from_secs(10), "{takeover:?}");
+
+    // The new leader applies what comes next.
+    origin.commit(&environment(ns, &[app("web", "two")]), "two");
+    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    wait_until(
+        "the new leader to apply a push",
+        Duration::from_secs(30),
+        || {
+            env_value(
+                &live.deployment(ns, "web").unwrap(),
+                "SPIN_VARIABLE_GREETING",
+            )
+            .as_deref()
+                == Some("two")
+        },
+    );
+
+    // Replica b passed only once it led: no pass of its own before it took the Lease.
+    let log = std::fs::read_to_string(logs.path().join("replica-b")).unwrap();
+    let led = log.find("leading as replica-b").expect("b says it leads");
+    let first_pass = log.find("reconciling").expect("b reconciles");
+    assert!(led < first_pass, "{log}");
+    let status = spindle(&["status", "--instance", ns, "-o", "json"]);
+    assert!(
+        status.stdout.contains("\"leader\": \"replica-b\""),
+        "{}",
+        status.stdout
+    );
+}

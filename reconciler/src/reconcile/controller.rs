@@ -14,7 +14,11 @@ use std::{
 use anyhow::{Context as _, Result};
 use tokio::{net::TcpListener, sync::mpsc};
 
-use super::{Outcome, Reconciler, endpoints, short};
+use super::{
+    Outcome, Reconciler, endpoints,
+    lease::{Election, Holder},
+    short,
+};
 use crate::revisions::{Fetched, Remote, watch};
 
 /// How soon to look again while something rolls out, and after a first failure.
@@ -46,6 +50,8 @@ pub struct Controller {
     reconciler: Reconciler,
     /// Time between passes when nothing else wakes the loop.
     interval: Duration,
+    /// With several replicas: the Lease that decides which one passes.
+    election: Option<Election>,
 }
 
 impl Controller {
@@ -55,7 +61,14 @@ impl Controller {
             remote,
             reconciler,
             interval: interval.max(Duration::from_secs(1)),
+            election: None,
         }
+    }
+
+    /// Passes only while this replica holds the Lease of `election`.
+    pub fn with_election(mut self, election: Election) -> Self {
+        self.election = Some(election);
+        self
     }
 
     /// Fetches the followed revision and runs one pass.
@@ -73,6 +86,10 @@ impl Controller {
     ) -> Result<()> {
         let (trigger, mut triggers) = mpsc::channel(1);
         let ready = Arc::new(AtomicBool::new(false));
+        let lease = match self.election.take() {
+            Some(election) => Some(campaign(election, trigger.clone()).await),
+            None => None,
+        };
         tokio::spawn(endpoints::serve(
             listener,
             endpoints::Endpoints {
@@ -80,6 +97,7 @@ impl Controller {
                 ready: ready.clone(),
                 webhook_secret,
                 trigger: trigger.clone(),
+                lease: lease.clone(),
             },
         ));
         // Pushes into a local repository wake the loop at once.
@@ -91,6 +109,20 @@ impl Controller {
         let mut reason = "start";
         let mut failures = 0;
         loop {
+            let holder = lease
+                .as_ref()
+                .map(|lease| lease.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            if let Some(holder) = &holder {
+                if !holder.me {
+                    // A follower waits for the Lease; the campaign wakes it when it leads.
+                    reason = tokio::select! {
+                        Some(why) = triggers.recv() => why,
+                        () = &mut shutdown => return Ok(()),
+                    };
+                    continue;
+                }
+                self.reconciler.set_leader(holder.identity.clone());
+            }
             let wait = match self.cycle(reason).await {
                 Ok(outcome)
                     if outcome.applied || outcome.stopped.as_ref().is_some_and(|s| s.stalled) =>
@@ -152,6 +184,68 @@ impl Controller {
         }
         Ok(outcome)
     }
+}
+
+/// Runs the election in the background for as long as the process lives: takes or renews the
+/// Lease every third of its duration and wakes the loop (`"lease"`) when this replica becomes
+/// the leader. Returns who holds it, kept current; the first round is done before it returns.
+async fn campaign(
+    election: Election,
+    wake: mpsc::Sender<&'static str>,
+) -> Arc<std::sync::Mutex<Holder>> {
+    let held = Arc::new(std::sync::Mutex::new(Holder {
+        identity: None,
+        me: false,
+    }));
+    let shared = held.clone();
+    let (started, first_round) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut started = Some(started);
+        loop {
+            let round = election.round().await;
+            let holder = match round {
+                Ok(holder) => holder,
+                Err(err) => {
+                    // Not knowing is not leading: stop writing until a round succeeds.
+                    tracing::warn!("leader election: {err:#}");
+                    Holder {
+                        identity: None,
+                        me: false,
+                    }
+                }
+            };
+            let was_leader = {
+                let mut current = shared.lock().unwrap_or_else(|p| p.into_inner());
+                let was = current.me;
+                if holder != *current {
+                    match (&holder.identity, holder.me) {
+                        (Some(identity), true) if !was => {
+                            tracing::info!("leading as {identity}");
+                        }
+                        (identity, false) if was || current.identity != holder.identity => {
+                            tracing::info!(
+                                "following {} (this replica is {})",
+                                identity.as_deref().unwrap_or("nobody"),
+                                election.identity()
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+                *current = holder.clone();
+                was
+            };
+            if holder.me && !was_leader {
+                let _ = wake.try_send("lease");
+            }
+            if let Some(started) = started.take() {
+                let _ = started.send(());
+            }
+            tokio::time::sleep(election.renew_every()).await;
+        }
+    });
+    let _ = first_round.await;
+    held
 }
 
 /// Fetches on a blocking thread (git2 is synchronous).

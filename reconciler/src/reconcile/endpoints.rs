@@ -17,7 +17,7 @@ use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use spindle_runtime::accept::{Acceptor, Limits};
 use tokio::{net::TcpListener, sync::mpsc};
 
-use super::{metrics::Metrics, webhook};
+use super::{lease::Holder, metrics::Metrics, webhook};
 
 /// The largest webhook body read.
 const MAX_BODY: usize = 4 << 20;
@@ -33,6 +33,9 @@ pub struct Endpoints {
     pub webhook_secret: Option<Arc<Vec<u8>>>,
     /// Queues a reconcile, with its cause; `/hook` sends `"webhook"`.
     pub trigger: mpsc::Sender<&'static str>,
+    /// Who holds the Lease, with leader election; `/readyz` says it, and is ready only on the
+    /// leader, so that webhooks reach the replica that acts on them.
+    pub lease: Option<Arc<std::sync::Mutex<Holder>>>,
 }
 
 /// Serves the endpoints on `listener` until the process ends, with the connection limits of
@@ -59,10 +62,29 @@ async fn answer(endpoints: &Endpoints, request: Request<Incoming>) -> Response<F
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
-            if endpoints.ready.load(Ordering::Relaxed) {
-                text(StatusCode::OK, "ready\n")
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "no revision applied yet\n")
+            let holder = endpoints
+                .lease
+                .as_ref()
+                .map(|lease| lease.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            match holder {
+                Some(Holder {
+                    me: false,
+                    identity,
+                }) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "following the leader: {}\n",
+                        identity.as_deref().unwrap_or("nobody yet")
+                    ),
+                ),
+                _ if !endpoints.ready.load(Ordering::Relaxed) => {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "no revision applied yet\n")
+                }
+                Some(Holder { identity, .. }) => text(
+                    StatusCode::OK,
+                    &format!("ready (leader: {})\n", identity.unwrap_or_default()),
+                ),
+                None => text(StatusCode::OK, "ready\n"),
             }
         }
         (&Method::GET, "/metrics") => {

@@ -23,6 +23,7 @@ pub mod drift;
 pub mod endpoints;
 pub mod health;
 pub mod inventory;
+pub mod lease;
 pub mod metrics;
 pub mod observe;
 pub mod ownership;

@@ -94,6 +94,11 @@ impl<B: Backend> Reconciler<B> {
         &self.status
     }
 
+    /// Records `identity` as the replica holding the Lease, in the status the next pass writes.
+    pub fn set_leader(&mut self, identity: Option<String>) {
+        self.status.leader = identity;
+    }
+
     /// Applies `snapshot`, the files of `commit`.
     pub async fn pass(&mut self, commit: &str, snapshot: &Snapshot) -> Result<Outcome> {
         let started = std::time::Instant::now();

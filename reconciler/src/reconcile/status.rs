@@ -69,6 +69,9 @@ pub struct Status {
     pub observed_generation: u64,
     /// The conditions, sorted by type.
     pub conditions: Vec<Condition>,
+    /// The replica that holds the Lease and wrote this status, with leader election.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
     /// Each app's health: the worst among its Deployments and Jobs.
     #[serde(default)]
     pub apps: BTreeMap<String, AppHealth>,
