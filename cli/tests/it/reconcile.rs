@@ -1395,3 +1395,58 @@ fn a_second_replica_takes_over_when_the_leader_is_killed_and_only_the_leader_wri
         status.stdout
     );
 }
+
+#[test]
+fn a_push_is_not_held_up_by_a_pass_waiting_for_health() {
+    let live = Live::new();
+    let namespace = live.namespace("yield");
+    let ns: &str = &namespace;
+    let origin = GitRepo::new();
+    origin.commit(&environment(ns, &[app("web", "one")]), "one");
+    let bare = tempfile::tempdir().unwrap();
+    crate::support::git(
+        bare.path(),
+        &["clone", "-q", "--bare", origin.0.path_str(), "."],
+    );
+    let address = format!("127.0.0.1:{}", free_port());
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
+    // The test cluster runs no pods, so the Deployment never becomes available: every pass
+    // would wait the whole two minutes for it.
+    let _reconcile = Reconcile(
+        Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args([
+                "reconcile",
+                "--repo",
+                bare.path().to_str().unwrap(),
+                "--instance",
+                ns,
+            ])
+            .args([
+                "--interval",
+                "3600",
+                "--health-timeout",
+                "120",
+                "--listen",
+                &address,
+            ])
+            .env("SPINDLE_CACHE", cache)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the first apply", Duration::from_secs(60), || {
+        live.deployment(ns, "web").is_some()
+    });
+    origin.commit(&environment(ns, &[app("web", "two")]), "two");
+    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    let took = wait_until("the push to be applied", Duration::from_secs(30), || {
+        env_value(
+            &live.deployment(ns, "web").unwrap(),
+            "SPIN_VARIABLE_GREETING",
+        )
+        .as_deref()
+            == Some("two")
+    });
+    eprintln!("push applied during a health wait after {took:?}");
+}

@@ -57,13 +57,15 @@ pub trait Backend {
         instance: &str,
         environment: &str,
     ) -> impl Future<Output = Result<Pruned>>;
-    /// Waits up to `timeout` for the Deployments and Jobs among `desired` to become healthy.
+    /// Waits up to `timeout` for the Deployments and Jobs among `desired` to become healthy,
+    /// and no longer once `superseded` says a newer revision may be waiting.
     fn health(
         &self,
         desired: &[Object],
         environment: &str,
         timeout: Duration,
         live: Live,
+        superseded: &(dyn Fn() -> bool + Sync),
     ) -> impl Future<Output = Result<Report>>;
     /// Marks the nodes whose installer Job completed.
     fn advance(
@@ -168,8 +170,17 @@ impl Backend for Kube {
         environment: &str,
         timeout: Duration,
         live: Live,
+        superseded: &(dyn Fn() -> bool + Sync),
     ) -> Result<Report> {
-        health::wait(&self.cluster, desired, environment, timeout, live).await
+        health::wait(
+            &self.cluster,
+            desired,
+            environment,
+            timeout,
+            live,
+            superseded,
+        )
+        .await
     }
 
     async fn advance(&self, desired: &[Object], report: &Report) -> Result<Progress> {

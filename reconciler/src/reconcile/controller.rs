@@ -84,7 +84,7 @@ impl Controller {
         webhook_secret: Option<Arc<Vec<u8>>>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
-        let (trigger, mut triggers) = mpsc::channel(1);
+        let (trigger, mut triggers) = forwarded(&mut self.reconciler);
         let ready = Arc::new(AtomicBool::new(false));
         let lease = match self.election.take() {
             Some(election) => Some(campaign(election, trigger.clone()).await),
@@ -184,6 +184,28 @@ impl Controller {
         }
         Ok(outcome)
     }
+}
+
+/// The loop's wake-ups. Pushes, webhooks and the Lease send on the returned sender; each is
+/// counted for `reconciler` (so that a pass waiting for health yields to it) and passed on to the
+/// returned receiver.
+fn forwarded(
+    reconciler: &mut Reconciler,
+) -> (mpsc::Sender<&'static str>, mpsc::Receiver<&'static str>) {
+    let (sender, mut incoming) = mpsc::channel::<&'static str>(8);
+    let (forward, triggers) = mpsc::channel(1);
+    let (count, arrivals) = tokio::sync::watch::channel(0u64);
+    reconciler.yield_to(arrivals);
+    tokio::spawn(async move {
+        while let Some(why) = incoming.recv().await {
+            if why != "lease" {
+                count.send_modify(|n| *n += 1);
+            }
+            // A full queue means a wake-up is pending already.
+            let _ = forward.try_send(why);
+        }
+    });
+    (sender, triggers)
 }
 
 /// Runs the election in the background for as long as the process lives: takes or renews the

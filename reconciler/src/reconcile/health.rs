@@ -108,13 +108,16 @@ pub fn summary<'a>(unhealthy: impl Iterator<Item = (&'a ObjectRef, &'a Health)>)
 }
 
 /// Checks the objects that have a health until all are healthy, one fails, the node rollout can
-/// advance, or `timeout` passes; the first look is at `live`, later ones list again.
+/// advance, `timeout` passes, or a newer revision may be waiting (`superseded`: a push or a
+/// webhook came in since the pass began, and waiting on would hold it up); the first look is at
+/// `live`, later ones list again.
 pub async fn wait(
     cluster: &Cluster,
     desired: &[Object],
     environment: &str,
     timeout: Duration,
     live: Live,
+    superseded: &(dyn Fn() -> bool + Sync),
 ) -> Result<Report> {
     let deadline = tokio::time::Instant::now() + timeout;
     let watched: Vec<Object> = desired
@@ -129,6 +132,7 @@ pub async fn wait(
             || report.any_failed()
             || report.rollout_can_advance()
             || tokio::time::Instant::now() >= deadline
+            || superseded()
         {
             return Ok(report);
         }

@@ -41,6 +41,11 @@ pub struct Reconciler<B = Kube> {
     evaluated: Option<(String, spec::Spec)>,
     /// Counters and timings of the passes, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Counts the pushes and webhooks seen, when a loop tells: a pass stops waiting for health
+    /// once it moves, so that a newer revision is not held up.
+    arrivals: Option<tokio::sync::watch::Receiver<u64>>,
+    /// [`Self::arrivals`] when the current pass began.
+    arrivals_at_start: u64,
 }
 
 /// What the plan step found: the objects to apply, against what, and what to prune.
@@ -86,7 +91,15 @@ impl<B: Backend> Reconciler<B> {
             evaluated: None,
             settings,
             metrics: Arc::new(Metrics::default()),
+            arrivals: None,
+            arrivals_at_start: 0,
         }
+    }
+
+    /// Makes passes stop waiting for health when `arrivals` (a count of pushes and webhooks)
+    /// moves during them.
+    pub fn yield_to(&mut self, arrivals: tokio::sync::watch::Receiver<u64>) {
+        self.arrivals = Some(arrivals);
     }
 
     /// The status as of the last pass.
@@ -103,6 +116,7 @@ impl<B: Backend> Reconciler<B> {
     pub async fn pass(&mut self, commit: &str, snapshot: &Snapshot) -> Result<Outcome> {
         let started = std::time::Instant::now();
         let instance = self.instance(snapshot).await?;
+        self.arrivals_at_start = self.arrivals.as_ref().map_or(0, |a| *a.borrow());
         self.status.source = self.settings.source.clone();
         self.status.last_attempted_revision = Some(commit.to_owned());
         self.status.observed_generation += 1;
@@ -361,6 +375,8 @@ impl<B: Backend> Reconciler<B> {
         mut outcome: Outcome,
         live: observe::Live,
     ) -> Result<Outcome> {
+        let (arrivals, at_start) = (self.arrivals.clone(), self.arrivals_at_start);
+        let superseded = move || arrivals.as_ref().is_some_and(|a| *a.borrow() != at_start);
         let report = self
             .backend
             .health(
@@ -368,6 +384,7 @@ impl<B: Backend> Reconciler<B> {
                 &self.status.environment,
                 self.settings.health_timeout,
                 live,
+                &superseded,
             )
             .await?;
         self.status.apps = report
@@ -664,7 +681,14 @@ mod tests {
                 kept: Vec::new(),
             })
         }
-        async fn health(&self, _: &[Object], _: &str, _: Duration, _: Live) -> Result<Report> {
+        async fn health(
+            &self,
+            _: &[Object],
+            _: &str,
+            _: Duration,
+            _: Live,
+            _: &(dyn Fn() -> bool + Sync),
+        ) -> Result<Report> {
             Ok(Report::default())
         }
         async fn advance(&self, _: &[Object], _: &Report) -> Result<Progress> {
