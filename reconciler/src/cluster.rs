@@ -111,10 +111,14 @@ impl Cluster {
         Ok((resource, capabilities.scope))
     }
 
-    /// Every object in `namespace`, of every namespaced resource the cluster serves and lets
-    /// spindle list (each with its `apiVersion` and `kind`).
-    pub async fn objects_in(&self, namespace: &str) -> Result<Vec<serde_json::Value>> {
+    /// Every object in `namespace`, of every namespaced resource the cluster serves (each with
+    /// its `apiVersion` and `kind`), and the resources spindle may not list there.
+    pub async fn objects_in(
+        &self,
+        namespace: &str,
+    ) -> Result<(Vec<serde_json::Value>, Vec<String>)> {
         let mut found = Vec::new();
+        let mut unlisted = Vec::new();
         for group in self.discovery.groups() {
             for (resource, capabilities) in group.recommended_resources() {
                 if capabilities.scope != Scope::Namespaced
@@ -127,8 +131,12 @@ impl Cluster {
                 let params = kube::api::ListParams::default();
                 let list = match retry(&resource.plural, || api.list(&params)).await {
                     Ok(list) => list,
-                    // What spindle may not list is not what it is asked to decide about.
-                    Err(kube::Error::Api(status)) if (403..=405).contains(&status.code) => {
+                    Err(kube::Error::Api(status)) if status.code == 403 => {
+                        unlisted.push(resource.plural.clone());
+                        continue;
+                    }
+                    // Gone since discovery, or not listable after all.
+                    Err(kube::Error::Api(status)) if (404..=405).contains(&status.code) => {
                         continue;
                     }
                     Err(err) => return Err(readable(err, &resource.plural, "list")),
@@ -141,7 +149,7 @@ impl Cluster {
                 }
             }
         }
-        Ok(found)
+        Ok((found, unlisted))
     }
 
     /// Server-side applies `object` as spindle's field manager (only validated with `dry_run`),

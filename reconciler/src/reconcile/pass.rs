@@ -356,9 +356,7 @@ impl<B: Backend> Reconciler<B> {
                 kept: pruned
                     .kept
                     .iter()
-                    .map(|(id, theirs)| {
-                        format!("{id}: it holds {} (not spindle's)", theirs.join(", "))
-                    })
+                    .map(|(id, why)| format!("{id}: {why}"))
                     .collect(),
                 drifted: std::mem::take(&mut plan.found.drifted),
                 ..Outcome::default()

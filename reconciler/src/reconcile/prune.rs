@@ -62,8 +62,9 @@ pub struct Pruned {
     /// Kept because of [`PROTECT_ANNOTATION`] or because they are not this instance's; they
     /// leave the inventory.
     pub protected: Vec<ObjectRef>,
-    /// Namespaces kept because something that is not spindle's lives in them, and what.
-    pub kept: Vec<(ObjectRef, Vec<String>)>,
+    /// Namespaces kept because something that is not spindle's (or that spindle cannot see)
+    /// may live in them, and why.
+    pub kept: Vec<(ObjectRef, String)>,
 }
 
 /// Whether `live` carries the labels of `instance` and `environment`. Objects applied before
@@ -112,8 +113,8 @@ pub fn foreign(objects: &[Value], known: &BTreeSet<ObjectRef>) -> Vec<String> {
 }
 
 /// Deletes `candidates` in order, those carrying `instance`'s and `environment`'s labels. A
-/// Namespace that still holds someone else's objects is kept (in [`Pruned::kept`]), whatever
-/// its labels.
+/// Namespace that still holds someone else's objects, or objects of kinds spindle may not list,
+/// is kept (in [`Pruned::kept`]), whatever its labels.
 pub async fn prune(
     cluster: &Cluster,
     candidates: &[ObjectRef],
@@ -153,10 +154,31 @@ pub async fn prune(
         }
         if id.kind == "Namespace" {
             let known: BTreeSet<ObjectRef> = candidates.iter().cloned().collect();
-            let theirs = foreign(&cluster.objects_in(&id.name).await?, &known);
+            let (objects, unlisted) = cluster.objects_in(&id.name).await?;
+            let theirs = foreign(&objects, &known);
+            let mut why = Vec::new();
             if !theirs.is_empty() {
-                tracing::info!("{id}: not pruned: it holds {}", theirs.join(", "));
-                pruned.kept.push((id.clone(), theirs));
+                why.push(format!(
+                    "it holds {}, which is not spindle's",
+                    theirs.join(", ")
+                ));
+            }
+            // What spindle may not see, it cannot tell apart from someone else's.
+            if !unlisted.is_empty() {
+                let shown = unlisted.len().min(3);
+                let more = match unlisted.len() - shown {
+                    0 => String::new(),
+                    more => format!(" and {more} more kinds"),
+                };
+                why.push(format!(
+                    "spindle may not list {}{more} there, so it cannot tell that it is empty",
+                    unlisted[..shown].join(", ")
+                ));
+            }
+            if !why.is_empty() {
+                let why = why.join("; ");
+                tracing::info!("{id}: not pruned: {why}");
+                pruned.kept.push((id.clone(), why));
                 pruned.protected.push(id.clone());
                 continue;
             }
