@@ -54,6 +54,7 @@ fn main() {
             allow_mass_prune: false,
             allowed_namespaces: None,
             allow_default_namespace: false,
+            service_account: None,
             health_timeout: Duration::ZERO,
             dry_run: false,
             source: "bench".to_owned(),

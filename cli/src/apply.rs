@@ -59,6 +59,11 @@ pub struct SettingsArgs {
     /// Let apps be placed in the `default` namespace.
     #[arg(long)]
     pub allow_default_namespace: bool,
+    /// Apply, read and prune the rendered objects as this ServiceAccount (NAMESPACE/NAME), as
+    /// Flux's `serviceAccountName` does: its RBAC bounds what the repository can do. spindle's
+    /// own state, nodes and rollouts stay its own.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub service_account: Option<String>,
     /// Seconds to wait for Deployments to roll out and Jobs to complete; 0 checks once.
     #[arg(long, default_value_t = 120.0, value_name = "SECONDS", value_parser = super::seconds)]
     pub health_timeout: f64,
@@ -79,6 +84,7 @@ impl SettingsArgs {
             allow_mass_prune: self.allow_mass_prune,
             allowed_namespaces: self.allowed_namespaces.clone(),
             allow_default_namespace: self.allow_default_namespace,
+            service_account: self.service_account.clone(),
             health_timeout: Duration::from_secs_f64(self.health_timeout.max(0.0)),
             dry_run: self.dry_run,
             source,

@@ -82,6 +82,11 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
     rules.push(
         json!({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]}),
     );
+    // `--service-account`: act as an environment's ServiceAccount (and the groups its token
+    // would carry), so that its RBAC bounds the applies. Narrow it with `resourceNames`.
+    rules.push(json!({
+        "apiGroups": [""], "resources": ["serviceaccounts", "groups"], "verbs": ["impersonate"],
+    }));
     vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
         json!({

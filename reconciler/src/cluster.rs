@@ -25,6 +25,27 @@ pub async fn client() -> Result<kube::Client> {
         .context("could not configure a Kubernetes client from the kubeconfig")
 }
 
+/// A client for the configured cluster that acts as ServiceAccount `account` (`NAMESPACE/NAME`):
+/// every request carries Kubernetes' impersonation headers, so the account's RBAC bounds it.
+pub async fn client_as(account: &str) -> Result<kube::Client> {
+    let (namespace, name) = account
+        .split_once('/')
+        .filter(|(namespace, name)| !namespace.is_empty() && !name.is_empty())
+        .with_context(|| format!("`{account}`: give the ServiceAccount as NAMESPACE/NAME"))?;
+    let mut config = kube::Config::infer()
+        .await
+        .context("could not configure a Kubernetes client from the kubeconfig")?;
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+    // The groups Kubernetes gives a ServiceAccount's own token: RBAC bound to them (discovery,
+    // say) applies as it would.
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".to_owned(),
+        format!("system:serviceaccounts:{namespace}"),
+        "system:authenticated".to_owned(),
+    ]);
+    kube::Client::try_from(config).context("could not build a Kubernetes client")
+}
+
 /// The cluster's Kubernetes version, asked within `timeout`.
 pub async fn version(client: &kube::Client, timeout: Duration) -> Result<KubeVersion> {
     let info = tokio::time::timeout(timeout, client.apiserver_version())
@@ -150,6 +171,62 @@ impl Cluster {
             }
         }
         Ok((found, unlisted))
+    }
+
+    /// What the client may not do to `objects`: for each resource and namespace among them, the
+    /// `verbs` it lacks, asked of the apiserver (SelfSubjectAccessReview). One line each.
+    pub async fn forbidden(&self, objects: &[&Object], verbs: &[&str]) -> Result<Vec<String>> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let mut asked = std::collections::BTreeSet::new();
+        let reviews: kube::Api<SelfSubjectAccessReview> = kube::Api::all(self.client.clone());
+        let params = kube::api::PostParams::default();
+        let mut denied = Vec::new();
+        for object in objects {
+            let Ok((resource, _)) = self.resolve(object) else {
+                continue;
+            };
+            let namespace = object.namespace().map(str::to_owned);
+            for &verb in verbs {
+                let key = (
+                    resource.group.clone(),
+                    resource.plural.clone(),
+                    namespace.clone(),
+                    verb,
+                );
+                if !asked.insert(key) {
+                    continue;
+                }
+                let review = SelfSubjectAccessReview {
+                    spec: SelfSubjectAccessReviewSpec {
+                        resource_attributes: Some(ResourceAttributes {
+                            group: Some(resource.group.clone()),
+                            resource: Some(resource.plural.clone()),
+                            namespace: namespace.clone(),
+                            verb: Some(verb.to_owned()),
+                            ..ResourceAttributes::default()
+                        }),
+                        ..SelfSubjectAccessReviewSpec::default()
+                    },
+                    ..SelfSubjectAccessReview::default()
+                };
+                let answer = retry("an access review", || reviews.create(&params, &review))
+                    .await
+                    .map_err(|err| readable(err, "an access review", "create"))?;
+                if !answer.status.is_some_and(|status| status.allowed) {
+                    let plural = match resource.group.as_str() {
+                        "" => resource.plural.clone(),
+                        group => format!("{}.{group}", resource.plural),
+                    };
+                    denied.push(match &namespace {
+                        Some(namespace) => format!("{verb} {plural} in namespace {namespace}"),
+                        None => format!("{verb} {plural} (cluster-wide)"),
+                    });
+                }
+            }
+        }
+        Ok(denied)
     }
 
     /// Server-side applies `object` as spindle's field manager (only validated with `dry_run`),

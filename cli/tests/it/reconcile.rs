@@ -1261,7 +1261,8 @@ fn the_shipped_permissions_are_enough_and_a_missing_verb_is_named() {
     );
 
     // A copy of the reconciler's ServiceAccount whose ClusterRole lacks `patch` on Deployments:
-    // changing the app fails with the apiserver's 403, named.
+    // changing the app fails before anything is sent, naming what is missing (the apiserver
+    // answers an access review for each resource and namespace first).
     let reduced = format!("spindle-reduced-{}", std::process::id());
     let role = live
         .get(
@@ -1327,16 +1328,17 @@ fn the_shipped_permissions_are_enough_and_a_missing_verb_is_named() {
     assert_eq!(denied.code, 1, "{}", denied.stderr);
     assert!(
         denied.stderr.contains(&format!(
-            "could not apply Deployment {}/web: Forbidden (403)",
+            "was not applied: the reconciler may not patch deployments.apps in namespace {}",
             &*ns
         )),
         "{}",
         denied.stderr
     );
-    assert!(
-        denied.stderr.contains("lacks this permission"),
-        "{}",
-        denied.stderr
+    let web = live.deployment(&ns, "web").unwrap();
+    assert_eq!(
+        env_value(&web, "SPIN_VARIABLE_GREETING").as_deref(),
+        Some("hi"),
+        "nothing of the pass is sent"
     );
 }
 
@@ -1498,4 +1500,59 @@ fn a_push_is_not_held_up_by_a_pass_waiting_for_health() {
             == Some("two")
     });
     eprintln!("push applied during a health wait after {took:?}");
+}
+
+#[test]
+fn an_environments_service_account_bounds_what_its_repository_can_do() {
+    let live = Live::new();
+    let (own, foreign) = (live.namespace("tenant"), live.namespace("not-theirs"));
+    // The tenant's ServiceAccount may edit its own namespace, nothing else.
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": *own,
+            "annotations": {"spindle.dev/adopt": "true"}}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "deployer", "namespace": *own}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "deployer", "namespace": *own},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": *own}]}),
+        // Namespaces and RuntimeClasses are cluster-wide: the platform team lets it keep them.
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": format!("{}-deployer", &*own)},
+            "rules": [{"apiGroups": ["", "node.k8s.io"], "resources": ["namespaces", "runtimeclasses"],
+                       "verbs": ["get", "list", "create", "patch"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": format!("{}-deployer", &*own)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": format!("{}-deployer", &*own)},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": *own}]}),
+    ] {
+        live.create(object);
+    }
+    let repo = GitRepo::new();
+    let elsewhere = app("api", "hi").replace("NS", &foreign);
+    repo.commit(
+        &environment(&own, &[app("web", "hi"), elsewhere]),
+        "two namespaces",
+    );
+    let account = format!("{}/deployer", &*own);
+    let out = apply(&repo, &unique("tenant"), &["--service-account", &account]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_stderr_contains(&format!(
+        "was not applied: ServiceAccount {account} may not"
+    ));
+    out.assert_stderr_contains(&format!(
+        "create deployments.apps in namespace {}",
+        &*foreign
+    ));
+    assert!(
+        !out.stderr
+            .contains(&format!("deployments.apps in namespace {};", &*own)),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        live.deployment(&own, "web").is_none(),
+        "nothing of the pass is sent"
+    );
 }

@@ -42,6 +42,13 @@ pub trait Backend {
     /// Server-side applies, in stages, what differs from `basis`.
     fn apply(&self, desired: &[Object], basis: &Inventory)
     -> impl Future<Output = Result<Applied>>;
+    /// What a pass may not do to `objects` (which of `verbs` it lacks, per resource and
+    /// namespace), asked before anything is read or sent.
+    fn forbidden(
+        &self,
+        objects: &[&Object],
+        verbs: &[&str],
+    ) -> impl Future<Output = Result<Vec<String>>>;
     /// The objects among `new` (about to be applied for the first time) that exist and are not
     /// `instance`'s (of `environment`) to take.
     fn conflicts(
@@ -97,7 +104,11 @@ pub trait Backend {
 
 /// A real cluster: its apiserver, with spindle's state in `namespace`.
 pub struct Kube {
+    /// As the reconciler itself: its state, nodes and rollouts.
     cluster: Cluster,
+    /// As the environment's ServiceAccount, when it has one: every apply, dry run, read and
+    /// prune of the rendered objects.
+    acting: Option<Cluster>,
     namespace: String,
 }
 
@@ -106,8 +117,21 @@ impl Kube {
     pub fn new(cluster: Cluster, namespace: &str) -> Self {
         Kube {
             cluster,
+            acting: None,
             namespace: namespace.to_owned(),
         }
+    }
+
+    /// Applies, reads and prunes the rendered objects through `acting` (a client impersonating a
+    /// ServiceAccount) instead.
+    pub fn acting_as(mut self, acting: Cluster) -> Self {
+        self.acting = Some(acting);
+        self
+    }
+
+    /// Where the rendered objects are applied, read and pruned.
+    fn objects(&self) -> &Cluster {
+        self.acting.as_ref().unwrap_or(&self.cluster)
     }
 
     fn store(&self, instance: &str) -> inventory::Store {
@@ -135,15 +159,19 @@ impl Backend for Kube {
     }
 
     async fn observe(&self, desired: &[Object], environment: &str) -> Result<Live> {
-        observe::list(&self.cluster, desired, environment).await
+        observe::list(self.objects(), desired, environment).await
     }
 
     async fn drift(&self, desired: &[Object], inventory: &Inventory, live: &Live) -> Result<Found> {
-        drift::detect(&self.cluster, desired, inventory, live).await
+        drift::detect(self.objects(), desired, inventory, live).await
     }
 
     async fn apply(&self, desired: &[Object], basis: &Inventory) -> Result<Applied> {
-        apply::apply(&self.cluster, desired, basis).await
+        apply::apply(self.objects(), desired, basis).await
+    }
+
+    async fn forbidden(&self, objects: &[&Object], verbs: &[&str]) -> Result<Vec<String>> {
+        self.objects().forbidden(objects, verbs).await
     }
 
     async fn conflicts(
@@ -152,7 +180,7 @@ impl Backend for Kube {
         instance: &str,
         environment: &str,
     ) -> Result<Vec<Conflict>> {
-        ownership::conflicts(&self.cluster, new, instance, environment).await
+        ownership::conflicts(self.objects(), new, instance, environment).await
     }
 
     async fn prune(
@@ -161,7 +189,7 @@ impl Backend for Kube {
         instance: &str,
         environment: &str,
     ) -> Result<Pruned> {
-        prune::prune(&self.cluster, candidates, instance, environment).await
+        prune::prune(self.objects(), candidates, instance, environment).await
     }
 
     async fn health(
@@ -173,7 +201,7 @@ impl Backend for Kube {
         superseded: &(dyn Fn() -> bool + Sync),
     ) -> Result<Report> {
         health::wait(
-            &self.cluster,
+            self.objects(),
             desired,
             environment,
             timeout,

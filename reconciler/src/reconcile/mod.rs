@@ -64,6 +64,9 @@ pub struct Settings {
     pub allowed_namespaces: Option<Vec<String>>,
     /// Whether apps may be placed in `default`.
     pub allow_default_namespace: bool,
+    /// The ServiceAccount (`NAMESPACE/NAME`) every apply, read and prune of the rendered objects
+    /// is made as, so that its RBAC bounds what the repository can do.
+    pub service_account: Option<String>,
     /// How long to wait for Deployments and Jobs to become healthy; zero checks once.
     pub health_timeout: Duration,
     /// Only show what would be done.

@@ -10,7 +10,7 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use super::inventory::ObjectRef;
-use crate::cluster::{Cluster, retry};
+use crate::cluster::{Cluster, readable, retry};
 use spindle_render::{self as render, Object};
 
 /// Live objects by identity.
@@ -29,7 +29,10 @@ pub async fn list(cluster: &Cluster, objects: &[Object], environment: &str) -> R
             continue;
         }
         let api = cluster.api(object)?;
-        for item in retry(object.kind(), || api.list(&params)).await?.items {
+        let listed = retry(object.kind(), || api.list(&params))
+            .await
+            .map_err(|err| readable(err, object.kind(), "list"))?;
+        for item in listed.items {
             let mut value = serde_json::to_value(item)?;
             // Items of a list do not repeat their apiVersion and kind.
             value["apiVersion"] = Value::from(object.api_version());

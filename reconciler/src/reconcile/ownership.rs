@@ -5,13 +5,13 @@
 
 use std::fmt;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::Value;
 use spindle_render::{ADOPT_ANNOTATION, DOMAIN, INSTANCE_LABEL, MANAGER, Object};
 
 use super::inventory::ObjectRef;
-use crate::cluster::{Cluster, retry};
+use crate::cluster::{Cluster, readable, retry};
 
 /// Objects read at once.
 const CONCURRENCY: usize = 16;
@@ -33,7 +33,7 @@ pub async fn conflicts(
             let id = ObjectRef::of(object);
             let live = retry(&id.to_string(), || api.get_opt(object.name()))
                 .await
-                .with_context(|| format!("could not read {id}"))?;
+                .map_err(|err| readable(err, &id.to_string(), "read"))?;
             Ok(match live {
                 Some(live) => Some(verdict(
                     &id,

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use super::{
     Outcome, Settings, Stopped, apply,
@@ -68,7 +68,14 @@ impl Reconciler<Kube> {
     ) -> Result<Self> {
         let kube = crate::cluster::version(&client, Duration::from_secs(10)).await?;
         let cluster = Cluster::connect(client).await?;
-        let backend = Kube::new(cluster, &settings.system_namespace);
+        let mut backend = Kube::new(cluster, &settings.system_namespace);
+        if let Some(account) = &settings.service_account {
+            let acting = crate::cluster::client_as(account).await?;
+            let acting = Cluster::connect(acting).await.with_context(|| {
+                format!("could not discover the cluster's resources as ServiceAccount {account}")
+            })?;
+            backend = backend.acting_as(acting);
+        }
         Ok(Reconciler::with_backend(backend, kube, evaluator, settings))
     }
 }
@@ -237,6 +244,34 @@ impl<B: Backend> Reconciler<B> {
             self.settings.allow_mass_prune,
         ) {
             return Ok(Err(stopped(commit, "PruneRefused", true, message)));
+        }
+        // Nothing is read or sent that the pass may not do all of: what it applied before it
+        // reads and patches, what is new it also creates.
+        let (known, new): (Vec<&Object>, Vec<&Object>) = desired
+            .iter()
+            .partition(|object| previous.objects.contains_key(&ObjectRef::of(object)));
+        let mut denied = self
+            .backend
+            .forbidden(&known, &["get", "list", "patch"])
+            .await?;
+        denied.extend(
+            self.backend
+                .forbidden(&new, &["get", "list", "create", "patch"])
+                .await?,
+        );
+        denied.sort();
+        denied.dedup();
+        if !denied.is_empty() {
+            let who = match &self.settings.service_account {
+                Some(account) => format!("ServiceAccount {account}"),
+                None => "the reconciler".to_owned(),
+            };
+            let message = format!(
+                "revision {} was not applied: {who} may not {}",
+                short(commit),
+                denied.join("; ")
+            );
+            return Ok(Err(stopped(commit, "Forbidden", false, message)));
         }
         // Objects applied for the first time must not be someone else's (objects a stopped pass
         // was applying are this instance's already). spindle's own namespace is shared by every
@@ -658,6 +693,9 @@ mod tests {
             }
             Ok(applied)
         }
+        async fn forbidden(&self, _: &[&Object], _: &[&str]) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
         async fn conflicts(&self, new: &[&Object], _: &str, _: &str) -> Result<Vec<Conflict>> {
             let foreign = self.foreign.lock().unwrap();
             Ok(new
@@ -732,6 +770,7 @@ mod tests {
             allow_mass_prune: false,
             allowed_namespaces: None,
             allow_default_namespace: false,
+            service_account: None,
             health_timeout: Duration::ZERO,
             dry_run: false,
             source: "test".to_owned(),
