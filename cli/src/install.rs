@@ -109,7 +109,7 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "spindle-state", "namespace": namespace, "labels": labels},
             "rules": [
-                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
                 {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": verbs},
                 {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},

@@ -1556,3 +1556,72 @@ fn an_environments_service_account_bounds_what_its_repository_can_do() {
         "nothing of the pass is sent"
     );
 }
+
+#[test]
+fn a_state_map_changed_by_someone_else_is_read_again_not_overwritten_blind() {
+    let live = Live::new();
+    let namespace = live.namespace("occ");
+    let ns: &str = &namespace;
+    let origin = GitRepo::new();
+    origin.commit(&environment(ns, &[app("web", "one")]), "one");
+    let bare = tempfile::tempdir().unwrap();
+    crate::support::git(
+        bare.path(),
+        &["clone", "-q", "--bare", origin.0.path_str(), "."],
+    );
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("reconcile.log");
+    let address = format!("127.0.0.1:{}", free_port());
+    let _reconcile = Reconcile(
+        reconciler_command()
+            .args([
+                "reconcile",
+                "--repo",
+                bare.path().to_str().unwrap(),
+                "--instance",
+                ns,
+            ])
+            .args([
+                "--interval",
+                "3600",
+                "--health-timeout",
+                "0",
+                "--listen",
+                &address,
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let inventory = format!("spindle-inventory-{ns}");
+    wait_until("the first inventory", Duration::from_secs(60), || {
+        live.get("v1", "ConfigMap", "spindle-system", &inventory)
+            .is_some()
+    });
+    // Someone else touches the inventory behind the reconciler's back.
+    live.patch(
+        "v1",
+        "ConfigMap",
+        "spindle-system",
+        &inventory,
+        json!({"metadata": {"annotations": {"touched-by": "someone"}}}),
+    );
+    let second = origin.commit(&environment(ns, &[app("web", "two")]), "two");
+    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    wait_until("the second inventory", Duration::from_secs(30), || {
+        live.get("v1", "ConfigMap", "spindle-system", &inventory)
+            .is_some_and(|map| {
+                map["data"]["inventory.json"]
+                    .as_str()
+                    .is_some_and(|text| text.contains(&second))
+            })
+    });
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains(&format!(
+            "ConfigMap {inventory} changed since this reconciler read it"
+        )),
+        "{log}"
+    );
+}

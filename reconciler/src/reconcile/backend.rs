@@ -20,6 +20,7 @@ use super::{
     ownership::{self, Conflict},
     prune::{self, Pruned},
     rollout::{self, Progress},
+    state_map,
     status::{Reporter, Status},
 };
 use crate::cluster::Cluster;
@@ -110,6 +111,8 @@ pub struct Kube {
     /// prune of the rendered objects.
     acting: Option<Cluster>,
     namespace: String,
+    /// The resourceVersions of the state ConfigMaps as last read or written.
+    versions: state_map::Versions,
 }
 
 impl Kube {
@@ -119,6 +122,7 @@ impl Kube {
             cluster,
             acting: None,
             namespace: namespace.to_owned(),
+            versions: state_map::Versions::default(),
         }
     }
 
@@ -135,11 +139,21 @@ impl Kube {
     }
 
     fn store(&self, instance: &str) -> inventory::Store {
-        inventory::Store::new(self.cluster.client().clone(), &self.namespace, instance)
+        inventory::Store::new(
+            self.cluster.client().clone(),
+            &self.namespace,
+            instance,
+            self.versions.clone(),
+        )
     }
 
     fn reporter(&self, instance: &str) -> Reporter {
-        Reporter::new(self.cluster.client().clone(), &self.namespace, instance)
+        Reporter::new(
+            self.cluster.client().clone(),
+            &self.namespace,
+            instance,
+            self.versions.clone(),
+        )
     }
 }
 

@@ -191,15 +191,22 @@ pub fn live_marker(live: &Value) -> String {
 pub struct Store {
     api: Api<k8s_openapi::api::core::v1::ConfigMap>,
     name: String,
+    versions: state_map::Versions,
 }
 
 impl Store {
     /// The store of `instance`'s inventory: the ConfigMap `spindle-inventory-<instance>` in
     /// `namespace`.
-    pub fn new(client: kube::Client, namespace: &str, instance: &str) -> Self {
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        instance: &str,
+        versions: state_map::Versions,
+    ) -> Self {
         Store {
             api: Api::namespaced(client, namespace),
             name: format!("spindle-inventory-{instance}"),
+            versions,
         }
     }
 
@@ -210,7 +217,7 @@ impl Store {
 
     /// The stored inventory; empty before the first reconcile.
     pub async fn load(&self) -> Result<Inventory> {
-        match state_map::read(&self.api, &self.name, KEY).await? {
+        match state_map::read(&self.api, &self.name, KEY, &self.versions).await? {
             Some(text) => serde_json::from_str(&text)
                 .with_context(|| format!("inventory {} is not spindle's format", self.name)),
             None => Ok(Inventory::default()),
@@ -224,6 +231,7 @@ impl Store {
             &self.name,
             KEY,
             serde_json::to_string(inventory)?,
+            &self.versions,
         )
         .await
     }

@@ -30,7 +30,7 @@ pub mod ownership;
 mod pass;
 pub mod prune;
 pub mod rollout;
-mod state_map;
+pub mod state_map;
 pub mod status;
 pub mod webhook;
 

@@ -139,23 +139,33 @@ pub struct Reporter {
     events: Api<Event>,
     namespace: String,
     name: String,
+    versions: state_map::Versions,
 }
 
 impl Reporter {
     /// The reporter of `instance`: the ConfigMap `spindle-status-<instance>` in `namespace`, and
     /// Events on it.
-    pub fn new(client: kube::Client, namespace: &str, instance: &str) -> Self {
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        instance: &str,
+        versions: state_map::Versions,
+    ) -> Self {
         Reporter {
             maps: Api::namespaced(client.clone(), namespace),
             events: Api::namespaced(client, namespace),
             namespace: namespace.to_owned(),
             name: status_name(instance),
+            versions,
         }
     }
 
     /// The status in the ConfigMap; `None` before the first report.
     pub async fn load(&self) -> Result<Option<Status>> {
-        read(&self.maps, &self.name).await
+        parse(
+            state_map::read(&self.maps, &self.name, KEY, &self.versions).await?,
+            &self.name,
+        )
     }
 
     /// Writes `status` to the ConfigMap.
@@ -165,6 +175,7 @@ impl Reporter {
             &self.name,
             KEY,
             serde_json::to_string_pretty(status)?,
+            &self.versions,
         )
         .await
     }
@@ -209,13 +220,17 @@ pub fn status_name(instance: &str) -> String {
 
 /// Reads a status ConfigMap, for `spindle status`.
 pub async fn read(maps: &Api<ConfigMap>, name: &str) -> Result<Option<Status>> {
-    state_map::read(maps, name, KEY)
-        .await?
-        .map(|text| {
-            serde_json::from_str(&text)
-                .with_context(|| format!("status {name} is not spindle's format"))
-        })
-        .transpose()
+    let versions = state_map::Versions::default();
+    parse(state_map::read(maps, name, KEY, &versions).await?, name)
+}
+
+/// A status document, as stored.
+fn parse(text: Option<String>, name: &str) -> Result<Option<Status>> {
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .with_context(|| format!("status {name} is not spindle's format"))
+    })
+    .transpose()
 }
 
 fn truncate(text: &str, limit: usize) -> String {
