@@ -44,6 +44,10 @@ pub struct DiffArgs {
     /// Compare every environment of either side.
     #[arg(long)]
     all_envs: bool,
+    /// With --live: the reconciler instance whose objects count as spindle's (objects that exist
+    /// and are someone else's show as conflicts). Default: the environment's name.
+    #[arg(long, value_name = "NAME", requires = "live")]
+    instance: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -121,9 +125,15 @@ pub fn diff(args: &DiffArgs) -> Result<i32> {
                         &after.platform,
                         target.nodes.as_deref(),
                     ),
+                    conflicts: Vec::new(),
                 }
             }
-            _ => live_diff(environment, &head.label, &after)?,
+            _ => live_diff(
+                environment,
+                args.instance.as_deref().unwrap_or(environment),
+                &head.label,
+                &after,
+            )?,
         };
         diffs.push(diff);
     }
@@ -199,7 +209,7 @@ fn load(
     }
 }
 
-fn live_diff(environment: &str, label: &str, after: &Rendered) -> Result<Diff> {
+fn live_diff(environment: &str, instance: &str, label: &str, after: &Rendered) -> Result<Diff> {
     if !cluster::configured() {
         bail!("--live needs a cluster: set KUBECONFIG (or ~/.kube/config)");
     }
@@ -208,7 +218,7 @@ fn live_diff(environment: &str, label: &str, after: &Rendered) -> Result<Diff> {
         .build()?;
     runtime.block_on(async {
         let cluster = Cluster::connect(cluster::client().await?).await?;
-        let sides = live::sides(&cluster, &after.objects, environment).await?;
+        let sides = live::sides(&cluster, &after.objects, environment, instance).await?;
         let (changes, unchanged) = diff::compare(&sides.live, &sides.desired, Action::Pruned);
         Ok(Diff {
             environment: environment.to_owned(),
@@ -217,6 +227,7 @@ fn live_diff(environment: &str, label: &str, after: &Rendered) -> Result<Diff> {
             changes,
             unchanged,
             runtimes: Vec::new(),
+            conflicts: sides.conflicts,
         })
     })
 }

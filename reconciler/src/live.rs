@@ -12,7 +12,13 @@ use anyhow::{Context as _, Result};
 use kube::api::ListParams;
 use serde_json::{Map, Value, json};
 
-use crate::cluster::Cluster;
+use crate::{
+    cluster::Cluster,
+    reconcile::{
+        inventory::ObjectRef,
+        ownership::{Verdict, verdict},
+    },
+};
 use spindle_render::{self as render, MANAGER, Object};
 
 /// The live and the would-be objects, both cut to the fields spindle manages.
@@ -22,12 +28,21 @@ pub struct Sides {
     /// The rendered objects as a dry-run apply says the server would store them (as rendered when
     /// their namespace does not exist yet).
     pub desired: Vec<Object>,
+    /// Rendered objects that exist and are not the instance's to change: an apply would stop on
+    /// them.
+    pub conflicts: Vec<String>,
 }
 
-/// Reads the cluster's side for `rendered`, an environment's objects.
-pub async fn sides(cluster: &Cluster, rendered: &[Object], environment: &str) -> Result<Sides> {
+/// Reads the cluster's side for `rendered`, an environment's objects, for reconciler `instance`.
+pub async fn sides(
+    cluster: &Cluster,
+    rendered: &[Object],
+    environment: &str,
+    instance: &str,
+) -> Result<Sides> {
     let mut live = Vec::new();
     let mut desired = Vec::new();
+    let mut conflicts = Vec::new();
     for object in rendered {
         let api = cluster.api(object)?;
         let current = api
@@ -46,6 +61,12 @@ pub async fn sides(cluster: &Cluster, rendered: &[Object], environment: &str) ->
             Some(answer) => project_managed(answer, answer),
             None => object.value().clone(),
         };
+        if let Some(current) = &current
+            && let Verdict::Foreign(conflict) =
+                verdict(&ObjectRef::of(object), current, instance, environment)
+        {
+            conflicts.push(conflict.to_string());
+        }
         if let Some(current) = current {
             // The fields spindle would own after the apply decide what is compared on both sides.
             let owner = answer.as_ref().unwrap_or(&current);
@@ -54,7 +75,11 @@ pub async fn sides(cluster: &Cluster, rendered: &[Object], environment: &str) ->
         desired.push(Object::new(desired_value));
     }
     live.extend(owned_but_not_rendered(cluster, rendered, environment).await?);
-    Ok(Sides { live, desired })
+    Ok(Sides {
+        live,
+        desired,
+        conflicts,
+    })
 }
 
 fn is_not_found(err: &anyhow::Error) -> bool {

@@ -131,6 +131,7 @@ impl Up {
                 changes,
                 unchanged,
                 runtimes: Vec::new(),
+                conflicts: Vec::new(),
             };
             print!("{}", diff::format::show(&[report], Format::Text, false));
         }

@@ -1008,6 +1008,18 @@ fn objects_spindle_did_not_create_are_left_alone_until_their_owner_lets_it_adopt
     assert!(live.deployment(&ns, "api").is_none());
     assert!(live.get("v1", "Service", &ns, "api").is_none());
 
+    // The pull request's live diff says so before anyone applies.
+    let diff = spindle(&["diff", repo.0.path_str(), "--live", "--instance", &instance]);
+    assert_eq!(diff.code, 1, "{}", diff.stderr);
+    assert!(
+        diff.stdout.contains(&format!(
+            "! conflict: Deployment {}/web exists and is not spindle's",
+            &*ns
+        )),
+        "{}",
+        diff.stdout
+    );
+
     // Their owner lets spindle take both over.
     let adopt = json!({"metadata": {"annotations": {"spindle.dev/adopt": "true"}}});
     live.patch("v1", "Namespace", "", &ns, adopt.clone());

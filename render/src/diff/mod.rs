@@ -140,12 +140,15 @@ pub struct Diff {
     pub unchanged: usize,
     /// Runtimes whose shim is installed, upgraded or no longer managed.
     pub runtimes: Vec<RuntimeRollout>,
+    /// Objects the render would create that exist and are not spindle's (live diffs only): an
+    /// apply stops on them until their owner lets spindle adopt them.
+    pub conflicts: Vec<String>,
 }
 
 impl Diff {
-    /// Whether nothing changes: no object and no shim.
+    /// Whether nothing changes: no object, no shim, no conflict.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.runtimes.is_empty()
+        self.changes.is_empty() && self.runtimes.is_empty() && self.conflicts.is_empty()
     }
 
     /// How many changes there are of `action`.

@@ -28,6 +28,13 @@ pub fn show(diffs: &[Diff]) -> String {
             let _ = writeln!(out, "No changes.\n");
             continue;
         }
+        if !diff.conflicts.is_empty() {
+            let _ = writeln!(out, "**Conflicts: an apply would stop here**\n");
+            for conflict in &diff.conflicts {
+                let _ = writeln!(out, "- {}", escape(conflict));
+            }
+            out.push('\n');
+        }
         if !diff.runtimes.is_empty() {
             let _ = writeln!(out, "**Node runtimes**\n");
             for rollout in &diff.runtimes {

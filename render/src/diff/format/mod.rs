@@ -70,7 +70,7 @@ fn json(diffs: &[Diff]) -> String {
                     value
                 })
                 .collect();
-            json!({
+            let mut environment = json!({
                 "environment": diff.environment,
                 "before": diff.before,
                 "after": diff.after,
@@ -84,7 +84,11 @@ fn json(diffs: &[Diff]) -> String {
                 },
                 "objects": diff.changes,
                 "runtimes": runtimes,
-            })
+            });
+            if !diff.conflicts.is_empty() {
+                environment["conflicts"] = json!(diff.conflicts);
+            }
+            environment
         })
         .collect();
     let document = json!({

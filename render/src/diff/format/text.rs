@@ -38,6 +38,9 @@ pub fn show(diff: &Diff, color: bool) -> String {
     for rollout in &diff.runtimes {
         let _ = writeln!(out, "! {}", rollout.sentence());
     }
+    for conflict in &diff.conflicts {
+        let _ = writeln!(out, "! conflict: {conflict}");
+    }
     for change in &diff.changes {
         let _ = writeln!(
             out,
