@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// Memory one component instance may use, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     instance_memory: u64,
+    /// Requests answered at once; beyond, 503 with Retry-After.
+    #[arg(long, default_value_t = 250, value_name = "N")]
+    max_in_flight: usize,
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -89,6 +92,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         environment: args.environment.clone(),
         retain: args.components.clone(),
         instance_memory: args.instance_memory << 20,
+        max_in_flight: args.max_in_flight,
         request_timeout: Duration::from_secs_f64(args.request_timeout.max(0.01)),
         cache_dir: cache_dir().map(|dir| dir.join("components")),
         ..Options::default()

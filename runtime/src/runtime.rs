@@ -57,6 +57,10 @@ pub struct Options {
     pub cache_dir: Option<PathBuf>,
     /// Where request spans go, when traces are exported.
     pub tracer: Option<Tracer>,
+    /// Requests the app answers at once; beyond, 503 with `Retry-After`. The instance pool is
+    /// shared by every app of a process (1,000 instances): this keeps one app's flood from
+    /// taking all of it.
+    pub max_in_flight: usize,
 }
 
 impl Default for Options {
@@ -72,6 +76,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(30),
             cache_dir: None,
             tracer: None,
+            max_in_flight: 250,
         }
     }
 }
@@ -91,6 +96,8 @@ pub struct Runtime {
     pub app: App,
     engine: ServingEngine,
     pub(crate) components: BTreeMap<String, Prepared>,
+    /// Room for the requests answered at once ([`Options::max_in_flight`]).
+    pub(crate) in_flight: tokio::sync::Semaphore,
     options: Options,
 }
 
@@ -315,6 +322,7 @@ impl Runtime {
             bail!("the app has no components to serve");
         }
         Ok(Runtime {
+            in_flight: tokio::sync::Semaphore::new(options.max_in_flight.max(1)),
             app,
             engine: shared.clone(),
             components,

@@ -26,6 +26,10 @@ use crate::{
 /// Paths Spin answers itself.
 const WELL_KNOWN: &str = "/.well-known/spin/";
 
+/// The largest request body announced with `Content-Length`; a larger one gets 413 before the
+/// guest runs. A chunked body is bounded by the request's deadline.
+const MAX_BODY: u64 = 64 << 20;
+
 /// The runtime a listener serves, replaceable while it serves: each request takes the current
 /// one and keeps it to the end, so a replacement drains the old runtime without failing a request.
 pub struct Slot(std::sync::RwLock<Arc<Runtime>>);
@@ -183,6 +187,24 @@ async fn route(
     if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
         return (well_known(runtime, reserved), None);
     }
+    let announced = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY) {
+        return (
+            text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"),
+            None,
+        );
+    }
+    // Probes above answer whatever the load; requests beyond the app's share of the instance
+    // pool wait for nothing: they are told to come back.
+    let Ok(_permit) = runtime.in_flight.try_acquire() else {
+        let mut busy = text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+        busy.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return (busy, None);
+    };
     let Some((pattern, id, matched)) = routes::best(&runtime.app.routes, &path) else {
         return (text(StatusCode::NOT_FOUND, "Not Found\n"), None);
     };

@@ -359,6 +359,44 @@ fn a_stalled_request_body_ends_at_the_deadline_without_holding_up_others() {
 }
 
 #[test]
+fn oversized_bodies_get_413_and_requests_beyond_the_apps_share_get_503() {
+    let (served, _state) = serve(&["--max-in-flight", "1"]);
+    let mut big = std::net::TcpStream::connect(&served.address).unwrap();
+    big.write_all(
+        b"POST /misbehave/fine HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = [0u8; 64];
+    let read = big.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // One request holds the app's only slot (its body never comes) ...
+    let mut holder = std::net::TcpStream::connect(&served.address).unwrap();
+    holder
+        .write_all(b"POST /misbehave/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // ... so the next is told to come back, while Spin's health probe still answers.
+    let busy = http(&served.address, "GET", "/misbehave/fine", "");
+    assert_eq!(busy.status, 503, "{busy:?}");
+    assert_eq!(
+        http(&served.address, "GET", "/.well-known/spin/health", "").status,
+        200
+    );
+    // Once the holder's deadline passed, the slot is free again.
+    let mut rest = String::new();
+    holder
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = holder.read_to_string(&mut rest);
+    assert_eq!(
+        http(&served.address, "GET", "/misbehave/fine", "").status,
+        200
+    );
+}
+
+#[test]
 fn requests_are_logged_and_sigterm_stops_cleanly() {
     let (served, _state) = serve(&[]);
     http(&served.address, "GET", "/misbehave/ok", "");
