@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use spindle_config::evaluate::{Evaluator, Limits};
 use spindle_config::snapshot::Snapshot;
 use spindle_reconciler::reconcile::{Reconciler, Settings};
-use spindle_render::Flavor;
 use support::{
     ENTRY,
     report::{Section, time, verdict},
@@ -45,19 +44,10 @@ fn main() {
         let cache = std::env::temp_dir().join("spindle-bench-cache");
         let evaluator = Evaluator::new(Some(cache), Limits::default()).expect("evaluator");
         let settings = Settings {
-            environment: None,
             instance: Some(id.clone()),
-            system_namespace: "spindle-system".to_owned(),
-            flavor: Flavor::Native,
-            installer_image: None,
-            max_prune_share: 0.5,
-            allow_mass_prune: false,
-            allowed_namespaces: None,
-            allow_default_namespace: false,
-            service_account: None,
             health_timeout: Duration::ZERO,
-            dry_run: false,
             source: "bench".to_owned(),
+            ..Settings::default()
         };
         let mut reconciler = Reconciler::new(client.clone(), evaluator, settings)
             .await

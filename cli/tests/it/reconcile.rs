@@ -575,6 +575,26 @@ fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) ->
     started.elapsed()
 }
 
+/// A repository holding `environment`, and a bare clone of it for a reconciler to follow
+/// (pushes into it wake the reconciler at once).
+fn followed(environment: &str) -> (GitRepo, tempfile::TempDir) {
+    let origin = GitRepo::new();
+    origin.commit(environment, "first");
+    let bare = tempfile::tempdir().unwrap();
+    crate::support::git(
+        bare.path(),
+        &["clone", "-q", "--bare", origin.0.path_str(), "."],
+    );
+    (origin, bare)
+}
+
+/// Commits `environment` and pushes it into `bare`; returns the commit id.
+fn push(origin: &GitRepo, bare: &tempfile::TempDir, environment: &str) -> String {
+    let commit = origin.commit(environment, "next");
+    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    commit
+}
+
 struct Reconcile(Child);
 
 impl Drop for Reconcile {
@@ -589,13 +609,7 @@ fn pushes_and_signed_webhooks_trigger_reconciles_at_once() {
     let live = Live::new();
     let namespace = live.namespace("rc-watch");
     let ns: &str = &namespace;
-    let origin = GitRepo::new();
-    origin.commit(&environment(ns, &[app("web", "one")]), "one");
-    let bare = tempfile::tempdir().unwrap();
-    crate::support::git(
-        bare.path(),
-        &["clone", "-q", "--bare", origin.0.path_str(), "."],
-    );
+    let (origin, bare) = followed(&environment(ns, &[app("web", "one")]));
     let secret = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(secret.path(), "hook-s3cret\n").unwrap();
     let port = free_port();
@@ -639,8 +653,7 @@ fn pushes_and_signed_webhooks_trigger_reconciles_at_once() {
     );
 
     // A push into the repository is applied without waiting for the (hour-long) interval.
-    origin.commit(&environment(ns, &[app("web", "two")]), "two");
-    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    push(&origin, &bare, &environment(ns, &[app("web", "two")]));
     let took = wait_until("the pushed commit", Duration::from_secs(20), || {
         env_value(
             &live.deployment(ns, "web").unwrap(),
@@ -1359,13 +1372,7 @@ fn a_second_replica_takes_over_when_the_leader_is_killed_and_only_the_leader_wri
     let live = Live::new();
     let namespace = live.namespace("failover");
     let ns: &str = &namespace;
-    let origin = GitRepo::new();
-    origin.commit(&environment(ns, &[app("web", "one")]), "one");
-    let bare = tempfile::tempdir().unwrap();
-    crate::support::git(
-        bare.path(),
-        &["clone", "-q", "--bare", origin.0.path_str(), "."],
-    );
+    let (origin, bare) = followed(&environment(ns, &[app("web", "one")]));
     let logs = tempfile::tempdir().unwrap();
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
     let replica = |identity: &str, address: &str| {
@@ -1431,8 +1438,7 @@ fn a_second_replica_takes_over_when_the_leader_is_killed_and_only_the_leader_wri
     assert!(takeover < Duration::from_secs(10), "{takeover:?}");
 
     // The new leader applies what comes next.
-    origin.commit(&environment(ns, &[app("web", "two")]), "two");
-    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    push(&origin, &bare, &environment(ns, &[app("web", "two")]));
     wait_until(
         "the new leader to apply a push",
         Duration::from_secs(30),
@@ -1464,13 +1470,7 @@ fn a_push_is_not_held_up_by_a_pass_waiting_for_health() {
     let live = Live::new();
     let namespace = live.namespace("yield");
     let ns: &str = &namespace;
-    let origin = GitRepo::new();
-    origin.commit(&environment(ns, &[app("web", "one")]), "one");
-    let bare = tempfile::tempdir().unwrap();
-    crate::support::git(
-        bare.path(),
-        &["clone", "-q", "--bare", origin.0.path_str(), "."],
-    );
+    let (origin, bare) = followed(&environment(ns, &[app("web", "one")]));
     let address = format!("127.0.0.1:{}", free_port());
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
     // The test cluster runs no pods, so the Deployment never becomes available: every pass
@@ -1501,8 +1501,7 @@ fn a_push_is_not_held_up_by_a_pass_waiting_for_health() {
     wait_until("the first apply", Duration::from_secs(60), || {
         live.deployment(ns, "web").is_some()
     });
-    origin.commit(&environment(ns, &[app("web", "two")]), "two");
-    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    push(&origin, &bare, &environment(ns, &[app("web", "two")]));
     let took = wait_until("the push to be applied", Duration::from_secs(30), || {
         env_value(
             &live.deployment(ns, "web").unwrap(),
@@ -1574,13 +1573,7 @@ fn a_state_map_changed_by_someone_else_is_read_again_not_overwritten_blind() {
     let live = Live::new();
     let namespace = live.namespace("occ");
     let ns: &str = &namespace;
-    let origin = GitRepo::new();
-    origin.commit(&environment(ns, &[app("web", "one")]), "one");
-    let bare = tempfile::tempdir().unwrap();
-    crate::support::git(
-        bare.path(),
-        &["clone", "-q", "--bare", origin.0.path_str(), "."],
-    );
+    let (origin, bare) = followed(&environment(ns, &[app("web", "one")]));
     let log_dir = tempfile::tempdir().unwrap();
     let log = log_dir.path().join("reconcile.log");
     let address = format!("127.0.0.1:{}", free_port());
@@ -1619,8 +1612,7 @@ fn a_state_map_changed_by_someone_else_is_read_again_not_overwritten_blind() {
         &inventory,
         json!({"metadata": {"annotations": {"touched-by": "someone"}}}),
     );
-    let second = origin.commit(&environment(ns, &[app("web", "two")]), "two");
-    origin.git(&["push", "-q", bare.path().to_str().unwrap(), "main"]);
+    let second = push(&origin, &bare, &environment(ns, &[app("web", "two")]));
     wait_until("the second inventory", Duration::from_secs(30), || {
         live.get("v1", "ConfigMap", "spindle-system", &inventory)
             .is_some_and(|map| {

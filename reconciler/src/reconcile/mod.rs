@@ -75,6 +75,29 @@ pub struct Settings {
     pub source: String,
 }
 
+impl Default for Settings {
+    /// The only environment, named after it, in `spindle-system`, native objects, prunes of up
+    /// to half the inventory, no namespace list, `default` refused, no ServiceAccount to act as,
+    /// two minutes for health, for real.
+    fn default() -> Self {
+        Settings {
+            environment: None,
+            instance: None,
+            system_namespace: "spindle-system".to_owned(),
+            flavor: Flavor::Native,
+            installer_image: None,
+            max_prune_share: 0.5,
+            allow_mass_prune: false,
+            allowed_namespaces: None,
+            allow_default_namespace: false,
+            service_account: None,
+            health_timeout: Duration::from_secs(120),
+            dry_run: false,
+            source: String::new(),
+        }
+    }
+}
+
 /// What a pass did.
 #[derive(Debug, Default)]
 pub struct Outcome {

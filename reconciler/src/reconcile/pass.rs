@@ -761,19 +761,9 @@ mod tests {
         let cache = std::env::temp_dir().join("spindle-unit-test-cache");
         let evaluator = Evaluator::new(Some(cache), Limits::default()).expect("evaluator");
         let settings = Settings {
-            environment: None,
-            instance: None,
-            system_namespace: "spindle-system".to_owned(),
-            flavor: Flavor::Native,
-            installer_image: None,
-            max_prune_share: 0.5,
-            allow_mass_prune: false,
-            allowed_namespaces: None,
-            allow_default_namespace: false,
-            service_account: None,
             health_timeout: Duration::ZERO,
-            dry_run: false,
             source: "test".to_owned(),
+            ..Settings::default()
         };
         Reconciler::with_backend(fake, KubeVersion::NEWEST, evaluator, settings)
     }
