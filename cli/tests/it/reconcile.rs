@@ -595,6 +595,38 @@ fn push(origin: &GitRepo, bare: &tempfile::TempDir, environment: &str) -> String
     commit
 }
 
+/// `spindle reconcile` following `bare` as instance `ns` (with the reconciler's ServiceAccount),
+/// passing hourly unless woken, serving its endpoints on `address`, with `extra` flags; its stderr
+/// goes to `log` when given. Killed when dropped.
+fn follow(
+    bare: &tempfile::TempDir,
+    ns: &str,
+    address: &str,
+    extra: &[&str],
+    log: Option<&std::path::Path>,
+) -> Reconcile {
+    let stderr = match log {
+        Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
+        None => Stdio::null(),
+    };
+    Reconcile(
+        reconciler_command()
+            .args([
+                "reconcile",
+                "--repo",
+                bare.path().to_str().unwrap(),
+                "--instance",
+                ns,
+            ])
+            .args(["--interval", "3600", "--listen", address])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    )
+}
+
 struct Reconcile(Child);
 
 impl Drop for Reconcile {
@@ -614,30 +646,17 @@ fn pushes_and_signed_webhooks_trigger_reconciles_at_once() {
     std::fs::write(secret.path(), "hook-s3cret\n").unwrap();
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
-    let _reconcile = Reconcile(
-        reconciler_command()
-            .args([
-                "reconcile",
-                "--repo",
-                bare.path().to_str().unwrap(),
-                "--instance",
-                ns,
-            ])
-            .args([
-                "--interval",
-                "3600",
-                "--health-timeout",
-                "0",
-                "--listen",
-                &address,
-            ])
-            .args(["--webhook-secret-file", secret.path().to_str().unwrap()])
-            .env("SPINDLE_CACHE", cache)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _reconcile = follow(
+        &bare,
+        ns,
+        &address,
+        &[
+            "--health-timeout",
+            "0",
+            "--webhook-secret-file",
+            secret.path().to_str().unwrap(),
+        ],
+        None,
     );
     wait_until("the first reconcile", Duration::from_secs(60), || {
         std::net::TcpStream::connect(&address).is_ok()
@@ -1472,32 +1491,9 @@ fn a_push_is_not_held_up_by_a_pass_waiting_for_health() {
     let ns: &str = &namespace;
     let (origin, bare) = followed(&environment(ns, &[app("web", "one")]));
     let address = format!("127.0.0.1:{}", free_port());
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
     // The test cluster runs no pods, so the Deployment never becomes available: every pass
     // would wait the whole two minutes for it.
-    let _reconcile = Reconcile(
-        reconciler_command()
-            .args([
-                "reconcile",
-                "--repo",
-                bare.path().to_str().unwrap(),
-                "--instance",
-                ns,
-            ])
-            .args([
-                "--interval",
-                "3600",
-                "--health-timeout",
-                "120",
-                "--listen",
-                &address,
-            ])
-            .env("SPINDLE_CACHE", cache)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _reconcile = follow(&bare, ns, &address, &["--health-timeout", "120"], None);
     wait_until("the first apply", Duration::from_secs(60), || {
         live.deployment(ns, "web").is_some()
     });
@@ -1577,28 +1573,7 @@ fn a_state_map_changed_by_someone_else_is_read_again_not_overwritten_blind() {
     let log_dir = tempfile::tempdir().unwrap();
     let log = log_dir.path().join("reconcile.log");
     let address = format!("127.0.0.1:{}", free_port());
-    let _reconcile = Reconcile(
-        reconciler_command()
-            .args([
-                "reconcile",
-                "--repo",
-                bare.path().to_str().unwrap(),
-                "--instance",
-                ns,
-            ])
-            .args([
-                "--interval",
-                "3600",
-                "--health-timeout",
-                "0",
-                "--listen",
-                &address,
-            ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _reconcile = follow(&bare, ns, &address, &["--health-timeout", "0"], Some(&log));
     let inventory = format!("spindle-inventory-{ns}");
     wait_until("the first inventory", Duration::from_secs(60), || {
         live.get("v1", "ConfigMap", "spindle-system", &inventory)
