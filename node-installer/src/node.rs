@@ -136,7 +136,7 @@ fn apply_config(
     if existed {
         shim::write_atomically(&backup, current.as_bytes(), 0o600)?;
     }
-    shim::write_atomically(&layout.config, patched.as_bytes(), 0o644)?;
+    shim::write_preserving(&layout.config, patched.as_bytes())?;
     report.config_changed = true;
     if layout.units.is_empty() && control.restart.is_none() {
         // k0s watches its drop-ins and restarts containerd itself.
@@ -147,7 +147,7 @@ fn apply_config(
     {
         eprintln!("containerd did not come back with the new config ({err:#}); rolling back");
         if existed {
-            shim::write_atomically(&layout.config, current.as_bytes(), 0o644)?;
+            shim::write_preserving(&layout.config, current.as_bytes())?;
         } else {
             std::fs::remove_file(&layout.config)?;
         }
@@ -183,6 +183,11 @@ fn host_path(host_root: &Path, path: &Path) -> String {
         Ok(relative) => Path::new("/").join(relative).to_string_lossy().into_owned(),
         Err(_) => path.to_string_lossy().into_owned(),
     }
+}
+
+/// `text` as one single-quoted shell word.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 fn sh(command: &str, control: &Control) -> Command {
@@ -237,7 +242,8 @@ fn wait_until_answering(layout: &Layout, control: &Control) -> Result<()> {
             .socket
             .clone()
             .unwrap_or_else(|| PathBuf::from(layout.socket));
-        let socket = socket.display();
+        // The path goes into a shell command: quoted, so that no character of it is syntax.
+        let socket = quote(&socket.to_string_lossy());
         format!(
             "if command -v ctr >/dev/null; then ctr --address {socket} version; else test -S {socket}; fi"
         )
@@ -268,4 +274,24 @@ pub fn layout(host_root: &Path, distro: Option<Distro>, config: Option<PathBuf>)
         layout.seed = None;
     }
     layout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_as_one_shell_word() {
+        assert_eq!(
+            quote("/run/containerd/containerd.sock"),
+            "'/run/containerd/containerd.sock'"
+        );
+        let hostile = "/tmp/x'; touch /tmp/owned; echo '";
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", quote(hostile)))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), hostile);
+    }
 }

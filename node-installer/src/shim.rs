@@ -44,7 +44,9 @@ fn sha256_of(path: &Path) -> Result<String> {
 
 /// Installs `source` (which must hash to `sha256`) into `dir` and points the stable name at it.
 pub fn install(source: &Path, sha256: &str, dir: &Path) -> Result<Installed> {
-    let actual = sha256_of(source)?;
+    // Read once: what is hashed is what is installed, whatever happens to `source` meanwhile.
+    let bytes = fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
+    let actual = hex::encode(Sha256::digest(&bytes));
     if !actual.eq_ignore_ascii_case(sha256) {
         bail!(
             "{} has sha256 {actual}, not the {sha256} the runtime names: refusing to install it",
@@ -56,7 +58,7 @@ pub fn install(source: &Path, sha256: &str, dir: &Path) -> Result<Installed> {
     let target = dir.join(&name);
     let mut changed = false;
     if !target.exists() || sha256_of(&target)? != actual {
-        write_atomically(&target, &fs::read(source)?, 0o755)?;
+        write_atomically(&target, &bytes, 0o755)?;
         changed = true;
     }
     let path = dir.join(SHIM_NAME);
@@ -116,6 +118,38 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     sync_dir(dir)
 }
 
+/// [`write_atomically`], keeping the mode and owner `path` has (a containerd config may hold
+/// registry credentials, and be 0600 for that); a new file gets 0644, root's.
+pub fn write_preserving(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let Ok(existing) = fs::metadata(path) else {
+        return write_atomically(path, bytes, 0o644);
+    };
+    let mode = existing.permissions().mode() & 0o7777;
+    let dir = path.parent().context("a file has a parent folder")?;
+    let temporary = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    {
+        let mut file = fs::File::create(&temporary)
+            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        // Only root may give a file away; the installer runs as root on nodes.
+        if let Err(err) =
+            std::os::unix::fs::fchown(&file, Some(existing.uid()), Some(existing.gid()))
+            && (existing.uid() != 0 || existing.gid() != 0)
+        {
+            eprintln!("could not keep the owner of {}: {err}", path.display());
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&temporary, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    sync_dir(dir)
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)?.sync_all()?;
     Ok(())
@@ -124,6 +158,25 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewritten_file_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        fs::write(&config, "secret = 1\n").unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
+        write_preserving(&config, b"secret = 2\n").unwrap();
+        assert_eq!(fs::read_to_string(&config).unwrap(), "secret = 2\n");
+        let mode = fs::metadata(&config).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+        let fresh = dir.path().join("new.toml");
+        write_preserving(&fresh, b"x").unwrap();
+        assert_eq!(
+            fs::metadata(&fresh).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
+    }
 
     fn file(dir: &Path, name: &str, bytes: &[u8]) -> (PathBuf, String) {
         let path = dir.join(name);
