@@ -1,6 +1,7 @@
 //! wasi:http's hook for a guest's outgoing requests: requests to the guest's own app stay in the
 //! process (through [`SelfRequests`]), those the [`AllowList`] refuses get `HTTP-request-denied`,
-//! the rest are sent.
+//! the rest are sent. A relative URL (no host, as SDKs send for `/path`) is a request to the app
+//! itself by route, as in Spin, allowed by an `http://self` entry.
 
 use std::{future::Future, pin::Pin, sync::Arc, sync::Weak};
 
@@ -50,10 +51,11 @@ impl Outbound {
         Outbound { allow, app, depth }
     }
 
-    /// Where a request to `scheme://host:port` stays in the app, if it does and may.
+    /// Where a request to `scheme://host:port` stays in the app, if it does and may. No host (a
+    /// relative URL) is the app itself.
     fn local(&self, scheme: &str, host: &str, port: Option<u16>) -> Option<Result<Local, ()>> {
         let host = host.to_ascii_lowercase();
-        if host == SELF_HOST {
+        if host == SELF_HOST || host.is_empty() {
             return Some(self.allow.allows_self().then_some(Local::ByRoute).ok_or(()));
         }
         let component = host.strip_suffix(CHAINING_DOMAIN)?;

@@ -237,6 +237,13 @@ fn components_reach_their_own_app_only_as_the_manifest_allows() {
     assert!(other.contains("HttpRequestDenied"), "{other}");
     // No route, no component: 404 from the app, not a network request.
     assert!(outbound("http://self.alt/nowhere").starts_with("status 404"));
+    // A relative URL goes through the app's own routes too, as in Spin.
+    let relative = outbound("/users/42");
+    assert!(relative.starts_with("status 200: "), "{relative}");
+    assert!(
+        relative.contains("spin-path-match-user-id: 42"),
+        "{relative}"
+    );
 }
 
 #[test]
