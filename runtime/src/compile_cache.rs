@@ -35,9 +35,11 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Resu
         }
     }
     let compiled = engine.precompile_component(wasm)?;
-    let written = crate::atomic_file::write(&path, &compiled).and_then(|()| {
+    // The record first: a reader that finds the entry finds its record (compilation is
+    // deterministic, so writers racing on one entry write the same bytes).
+    let written =
         crate::atomic_file::write(&record, hex::encode(Sha256::digest(&compiled)).as_bytes())
-    });
+            .and_then(|()| crate::atomic_file::write(&path, &compiled));
     if let Err(err) = written {
         tracing::warn!(path = %path.display(), "could not cache the compiled component: {err:#}");
     }
@@ -52,7 +54,11 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Resu
 /// mismatch) otherwise.
 fn recorded(path: &Path, record: &Path) -> Option<Vec<u8>> {
     let bytes = std::fs::read(path).ok()?;
-    let expected = std::fs::read_to_string(record).unwrap_or_default();
+    let Ok(expected) = std::fs::read_to_string(record) else {
+        // An entry of a spindle from before records, or one being written: compiled again.
+        tracing::debug!(path = %path.display(), "no record of this compiled component");
+        return None;
+    };
     if hex::encode(Sha256::digest(&bytes)) == expected.trim() {
         Some(bytes)
     } else {
