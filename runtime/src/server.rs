@@ -366,18 +366,16 @@ where
             .await
             .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineExceeded(timeout))))
     });
-    let Ok(answered) = tokio::time::timeout(timeout, receiver).await else {
-        task.abort();
-        return Err(anyhow::Error::new(DeadlineExceeded(timeout)));
-    };
-    match answered {
+    // At the deadline the task drops the store, and with it the response outparam: the
+    // receiver then ends, and the task's own error says why.
+    match receiver.await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(code)) => anyhow::bail!("the guest answered with an error: {code:?}"),
         Err(_) => match task.await {
             Ok(Ok(())) => anyhow::bail!("the guest returned without sending a response"),
-            Ok(Err(err)) if err.is::<DeadlineExceeded>() => Err(anyhow::Error::new(
-                DeadlineExceeded(runtime.request_timeout()),
-            )),
+            Ok(Err(err)) if err.is::<DeadlineExceeded>() => {
+                Err(anyhow::Error::new(DeadlineExceeded(timeout)))
+            }
             Ok(Err(err)) => Err(anyhow::anyhow!("{err:?}")),
             Err(join) => Err(join.into()),
         },
