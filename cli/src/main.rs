@@ -271,6 +271,14 @@ fn rejected(snapshot: &Snapshot, err: SpecError) -> anyhow::Error {
     Reported(err.exit_code()).into()
 }
 
+/// Loads the Spin app at `path`; a manifest error is printed and ends the command with exit 1.
+fn load_app(path: &std::path::Path) -> Result<spindle_runtime::App> {
+    spindle_runtime::App::load(path).map_err(|err| {
+        eprintln!("{err}");
+        Reported(exit::INVALID).into()
+    })
+}
+
 /// Reads the repository and loads its environment; a rejection is printed and ends the command.
 fn load(args: &RepoArgs) -> Result<(Snapshot, Spec)> {
     let snapshot = Snapshot::from_dir(&args.repo)?;

@@ -4,7 +4,7 @@ use std::{io::Read as _, path::PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use spindle_runtime::{App, artifact};
+use spindle_runtime::artifact;
 
 use super::{build, exit};
 use spindle_reconciler::registry::{self, Access, Registry};
@@ -66,13 +66,7 @@ pub fn push(args: &PushArgs) -> Result<i32> {
         _ => bail!("give [APP] REFERENCE"),
     };
     let reference = registry::reference(reference)?;
-    let app = match App::load(&app_path) {
-        Ok(app) => app,
-        Err(err) => {
-            eprintln!("{err}");
-            return Ok(exit::INVALID);
-        }
-    };
+    let app = super::load_app(&app_path)?;
     if args.build {
         build::build(&app)?;
     }

@@ -65,13 +65,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         .build()?;
     let app = match args.app.to_str().filter(|app| app.starts_with("oci://")) {
         Some(reference) => runtime.block_on(pull(reference, &args.registry))?,
-        None => match App::load(&args.app) {
-            Ok(app) => app,
-            Err(err) => {
-                eprintln!("{err}");
-                return Ok(exit::INVALID);
-            }
-        },
+        None => super::load_app(&args.app)?,
     };
     if args.build {
         build::build(&app)?;

@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::support::{
-    GitRepo, Output, free_port, http, kube_client, required_env, spindle, unique,
+    GitRepo, Output, free_port, http, kube_client, required_env, spindle, spindle_command, unique,
 };
 use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
@@ -505,7 +505,6 @@ fn a_reconciler_killed_half_way_converges_without_orphans() {
     let repo = GitRepo::new();
     let apps: Vec<String> = (0..150).map(|i| app(&format!("app{i:03}"), "hi")).collect();
     repo.commit(&environment(ns, &apps), "many apps");
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
     let mut child = reconciler_command()
         .args([
             "apply",
@@ -515,7 +514,6 @@ fn a_reconciler_killed_half_way_converges_without_orphans() {
             "--health-timeout",
             "0",
         ])
-        .env("SPINDLE_CACHE", cache)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1248,25 +1246,14 @@ fn reconciler_kubeconfig() -> &'static std::path::Path {
 
 /// The `spindle` binary, run as the reconciler's ServiceAccount.
 fn reconciler_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_spindle"));
-    command
-        .env("KUBECONFIG", reconciler_kubeconfig())
-        .env(
-            "SPINDLE_CACHE",
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache"),
-        )
-        .env_remove("SPINDLE_ENV");
+    let mut command = spindle_command();
+    command.env("KUBECONFIG", reconciler_kubeconfig());
     command
 }
 
 /// Runs `spindle ARGS` as the reconciler's ServiceAccount.
 fn as_reconciler(args: &[&str]) -> Output {
-    let out = reconciler_command().args(args).output().unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    reconciler_command().args(args).output().unwrap().into()
 }
 
 #[test]
@@ -1348,27 +1335,13 @@ fn the_shipped_permissions_are_enough_and_a_missing_verb_is_named() {
         &environment("changed"),
         "a change the reconciler may not make",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args([
-            "apply",
-            repo.0.path_str(),
-            "--instance",
-            &instance,
-            "--health-timeout",
-            "0",
-        ])
+    let denied: Output = spindle_command()
+        .args(["apply", repo.0.path_str(), "--instance", &instance])
+        .args(["--health-timeout", "0"])
         .env("KUBECONFIG", &kubeconfig)
-        .env(
-            "SPINDLE_CACHE",
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache"),
-        )
         .output()
-        .unwrap();
-    let denied = Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+        .unwrap()
+        .into();
     assert_eq!(denied.code, 1, "{}", denied.stderr);
     assert!(
         denied.stderr.contains(&format!(
@@ -1393,7 +1366,6 @@ fn a_second_replica_takes_over_when_the_leader_is_killed_and_only_the_leader_wri
     let ns: &str = &namespace;
     let (origin, bare) = followed(&environment(ns, &[app("web", "one")]));
     let logs = tempfile::tempdir().unwrap();
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
     let replica = |identity: &str, address: &str| {
         let log = std::fs::File::create(logs.path().join(identity)).unwrap();
         Reconcile(
@@ -1409,7 +1381,6 @@ fn a_second_replica_takes_over_when_the_leader_is_killed_and_only_the_leader_wri
                     "0",
                 ])
                 .args(["--listen", address])
-                .env("SPINDLE_CACHE", &cache)
                 .env("SPINDLE_LOG", "spindle_reconciler=info")
                 .stdout(Stdio::null())
                 .stderr(log)

@@ -232,10 +232,17 @@ impl<B: Backend> Reconciler<B> {
         };
         let previous = &self.inventory;
         let wanted: BTreeSet<ObjectRef> = desired.iter().map(ObjectRef::of).collect();
-        // The system namespace holds the inventory itself: never pruned.
+        // spindle's own namespace holds the inventory itself (never pruned), and is shared by every
+        // instance (each may apply it).
+        let system = ObjectRef {
+            api_version: "v1".to_owned(),
+            kind: "Namespace".to_owned(),
+            namespace: None,
+            name: self.settings.system_namespace.clone(),
+        };
         let prune: Vec<ObjectRef> = prune::candidates(previous, &wanted)
             .into_iter()
-            .filter(|id| !(id.kind == "Namespace" && id.name == self.settings.system_namespace))
+            .filter(|id| id.kind != system.kind || id.name != system.name)
             .collect();
         if let Err(message) = prune::check_share(
             prune.len(),
@@ -274,14 +281,7 @@ impl<B: Backend> Reconciler<B> {
             return Ok(Err(stopped(commit, "Forbidden", false, message)));
         }
         // Objects applied for the first time must not be someone else's (objects a stopped pass
-        // was applying are this instance's already). spindle's own namespace is shared by every
-        // instance: each may apply it.
-        let system = ObjectRef {
-            api_version: "v1".to_owned(),
-            kind: "Namespace".to_owned(),
-            namespace: None,
-            name: self.settings.system_namespace.clone(),
-        };
+        // was applying are this instance's already).
         let new: Vec<&Object> = desired
             .iter()
             .filter(|object| {

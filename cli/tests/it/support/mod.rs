@@ -40,18 +40,34 @@ pub fn spindle(args: &[&str]) -> Output {
 
 /// Runs the `spindle` binary in `dir`.
 pub fn spindle_in(dir: &Path, args: &[&str]) -> Output {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
-    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+    spindle_command()
         .current_dir(dir)
         .args(args)
-        .env("SPINDLE_CACHE", cache)
-        .env_remove("SPINDLE_ENV")
         .output()
-        .expect("spindle runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        .expect("spindle runs")
+        .into()
+}
+
+/// The `spindle` binary, with the compile cache every test shares and no environment chosen by
+/// the caller's shell.
+pub fn spindle_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spindle"));
+    command
+        .env(
+            "SPINDLE_CACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache"),
+        )
+        .env_remove("SPINDLE_ENV");
+    command
+}
+
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Self {
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
@@ -206,12 +222,10 @@ impl Served {
     /// Starts `spindle run ARGS --listen 127.0.0.1:0` and waits until it serves.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Served {
         use std::io::{BufRead, BufReader, Read};
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        let mut child = spindle_command()
             .arg("run")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
-            .env("SPINDLE_CACHE", cache)
             .envs(envs.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

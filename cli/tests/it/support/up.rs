@@ -3,7 +3,7 @@
 use std::{
     io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -62,8 +62,7 @@ pub struct Up {
 
 impl Up {
     pub fn start(repo: &Path) -> Up {
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spindle-cache");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        let mut child = super::spindle_command()
             .args([
                 "up",
                 repo.to_str().unwrap(),
@@ -72,7 +71,6 @@ impl Up {
                 "--listen",
                 "127.0.0.1:0",
             ])
-            .env("SPINDLE_CACHE", cache)
             .env("SPINDLE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
