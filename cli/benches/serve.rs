@@ -3,19 +3,15 @@
 //!
 //! `scripts/benchmarks` installs wasmtime-cli 48.0.8 into `target/bench-tools` (or
 //! `SPINDLE_BENCH_WASMTIME` names one); without it the wasmtime column says "not measured".
-//! Measures requests/s and p50/p99 latency at concurrency 1 and 32, the time from process start
+//! Measures requests/s and p50/p99 latency at concurrency 1 and 32, with our own load generator
+//! and with `wrk` (Debian's, so the figures do not rest on one client), the time from process start
 //! to the first response (compile cache empty, then filled), and memory: the serving process's
 //! RSS, and the growth of one process's RSS with 1 and with 50 apps loaded.
 
 use std::{
-    io::{Read, Write},
     net::TcpStream,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
     time::{Duration, Instant},
 };
 
@@ -23,6 +19,7 @@ mod support;
 
 use support::{
     hello,
+    load::{Stats, get, load},
     report::{Section, time, verdict},
     workspace,
 };
@@ -35,36 +32,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// One GET on an open connection; true for a 200.
-fn get(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<bool> {
-    stream.write_all(b"GET /bench HTTP/1.1\r\nHost: bench\r\n\r\n")?;
-    buffer.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
-            let complete = if head.contains("transfer-encoding: chunked") {
-                buffer.ends_with(b"0\r\n\r\n")
-            } else {
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                buffer.len() >= end + 4 + length
-            };
-            if complete {
-                return Ok(head.starts_with("http/1.1 200"));
-            }
-        }
-    }
 }
 
 /// Waits until `port` answers a 200; the time it took since `started`.
@@ -84,47 +51,41 @@ fn first_response(port: u16, started: Instant) -> Duration {
     }
 }
 
-struct Stats {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
+/// The same load from `wrk`; `None` when it is not installed or fails.
+fn wrk(port: u16, concurrency: usize) -> Option<Stats> {
+    let output = Command::new("wrk")
+        .args(["--threads", if concurrency == 1 { "1" } else { "2" }])
+        .args(["--connections", &concurrency.to_string()])
+        .args(["--duration", &format!("{}s", LOAD.as_secs()), "--latency"])
+        .arg(format!("http://127.0.0.1:{port}/bench"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(str::trim)
+    };
+    Some(Stats {
+        per_second: field("Requests/sec:")?.parse().ok()?,
+        p50: wrk_time(field("50%")?)?,
+        p99: wrk_time(field("99%")?)?,
+    })
 }
 
-/// `concurrency` keep-alive connections sending GETs for `LOAD`.
-fn load(port: u16, concurrency: usize) -> Stats {
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
-                stream.set_nodelay(true).unwrap();
-                let mut buffer = Vec::new();
-                let mut latencies = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    assert!(
-                        get(&mut stream, &mut buffer).expect("answers"),
-                        "a request failed"
-                    );
-                    latencies.push(start.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    std::thread::sleep(LOAD);
-    stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = workers
-        .into_iter()
-        .flat_map(|w| w.join().unwrap())
-        .collect();
-    all.sort();
-    Stats {
-        per_second: all.len() as f64 / LOAD.as_secs_f64(),
-        p50: all[all.len() / 2],
-        p99: all[all.len() * 99 / 100],
-    }
+/// A latency as `wrk` prints it: `85.00us`, `1.20ms`, `2.01s`.
+fn wrk_time(text: &str) -> Option<Duration> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text.strip_suffix('s')?, 1.0)
+    };
+    Some(Duration::from_secs_f64(number.parse::<f64>().ok()? * scale))
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -164,6 +125,7 @@ struct Measured {
     start_empty_cache: Duration,
     start_filled_cache: Duration,
     loads: [Stats; 2],
+    wrk: [Option<Stats>; 2],
     rss_mib: u64,
 }
 
@@ -176,11 +138,14 @@ fn measure(start: impl Fn() -> Server) -> Measured {
     }
     let server = start();
     first_response(server.port, Instant::now());
-    let loads = [load(server.port, 1), load(server.port, 32)];
+    let address = format!("127.0.0.1:{}", server.port);
+    let loads = [load(&address, 1, LOAD), load(&address, 32, LOAD)];
+    let wrk = [wrk(server.port, 1), wrk(server.port, 32)];
     Measured {
         start_empty_cache: starts[0],
         start_filled_cache: starts[1],
         loads,
+        wrk,
         rss_mib: rss_kib(server.child.id()) / 1024,
     }
 }
@@ -252,8 +217,8 @@ fn main() {
         "cargo bench --bench serve",
         "The example repository's `hello` (a Rust spin-sdk 5.2 guest), served by `spindle run` \
          and by `wasmtime serve -Scli` from wasmtime-cli 48.0.8, both release builds, in the same \
-         run. Keep-alive connections sending GETs for 5 s; the load generator runs on the same \
-         cores as the server.",
+         run. Keep-alive connections sending GETs for 5 s, from our own load generator and from \
+         `wrk` (Debian's); the load generator runs on the same cores as the server.",
     );
     let column = |pick: &dyn Fn(&Measured) -> String| {
         [
@@ -272,6 +237,18 @@ fn main() {
         }));
         rows.push(row(&format!("c={concurrency} p50 / p99"), &|m| {
             format!("{} / {}", time(m.loads[i].p50), time(m.loads[i].p99))
+        }));
+    }
+    for (i, concurrency) in [1, 32].into_iter().enumerate() {
+        rows.push(row(&format!("wrk c={concurrency} requests/s"), &|m| {
+            m.wrk[i]
+                .as_ref()
+                .map_or("no wrk".to_owned(), |s| format!("{:.0}", s.per_second))
+        }));
+        rows.push(row(&format!("wrk c={concurrency} p50 / p99"), &|m| {
+            m.wrk[i].as_ref().map_or("no wrk".to_owned(), |s| {
+                format!("{} / {}", time(s.p50), time(s.p99))
+            })
         }));
     }
     rows.push(row(
@@ -303,6 +280,19 @@ fn main() {
             "Throughput target (at least `wasmtime serve`'s): {}.",
             met.join(", ")
         ));
+        if let (Some(ours), Some(theirs)) = (&spindle.wrk[0], &wasmtime.wrk[0]) {
+            section.note(format!(
+                "Tail latency target (p99 at c=1 under `wrk` no worse than `wasmtime serve`'s): \
+                 {}, {} against {}.",
+                if ours.p99 <= theirs.p99 {
+                    "met"
+                } else {
+                    "missed"
+                },
+                time(ours.p99),
+                time(theirs.p99)
+            ));
+        }
     }
     section.note(format!(
         "Cached cold start target (under 50 ms): {}, {}.",

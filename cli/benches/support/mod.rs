@@ -8,6 +8,7 @@ use std::{
 
 use spindle_config::snapshot::Snapshot;
 
+pub mod load;
 pub mod report;
 
 #[path = "../../tests/it/support/workspace.rs"]

@@ -8,6 +8,7 @@ mod check;
 mod containerd_shim;
 mod diff;
 mod golden;
+mod hostile;
 mod model_agreement;
 mod oci;
 mod reconcile;

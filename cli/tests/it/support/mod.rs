@@ -215,13 +215,14 @@ pub fn collect(
 pub struct Served {
     child: std::process::Child,
     pub address: String,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Served {
     /// Starts `spindle run ARGS --listen 127.0.0.1:0` and waits until it serves.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Served {
-        use std::io::{BufRead, BufReader, Read};
+        use std::io::{BufRead, BufReader};
         let mut child = spindle_command()
             .arg("run")
             .args(args)
@@ -237,10 +238,8 @@ impl Served {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut first = String::new();
         stdout.read_line(&mut first).expect("reads stdout");
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stdout.read_to_string(&mut rest);
-        });
+        let rest = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        collect(stdout, rest.clone());
         let address = first
             .trim()
             .rsplit("http://")
@@ -257,8 +256,19 @@ impl Served {
         Served {
             child,
             address,
+            stdout: rest,
             stderr,
         }
+    }
+
+    /// The process's ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What spindle printed on stdout after its `Serving` line (guests' stdout goes there).
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn stderr(&self) -> String {

@@ -2,7 +2,9 @@ use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 
 /// Guests that go wrong: `/misbehave/trap` panics, `/misbehave/loop` never returns,
-/// `/misbehave/alloc` allocates without bound; anything else answers normally.
+/// `/misbehave/alloc` allocates without bound, `/misbehave/sleep` waits ten minutes on a host
+/// clock, `/misbehave/shout` writes 4 MiB to stdout without a newline; anything else answers
+/// normally.
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     match req.path() {
@@ -19,6 +21,20 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 hoard.push(vec![1u8; 1 << 20]);
                 std::hint::black_box(&hoard);
             }
+        }
+        "/misbehave/sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(600));
+            Ok(Response::new(200, "woke up"))
+        }
+        "/misbehave/shout" => {
+            use std::io::Write;
+            let chunk = [b'a'; 64 << 10];
+            let mut out = std::io::stdout();
+            for _ in 0..64 {
+                out.write_all(&chunk)?;
+            }
+            out.flush()?;
+            Ok(Response::new(200, "shouted"))
         }
         _ => Ok(Response::new(200, "fine")),
     }
