@@ -70,11 +70,14 @@ pub struct SettingsArgs {
     /// Show what would be applied and pruned, and send nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub node_policy: super::NodePolicyArgs,
 }
 
 impl SettingsArgs {
-    pub fn settings(&self, source: String) -> Settings {
-        Settings {
+    /// The reconciler's settings, with the node policy read.
+    pub fn settings(&self, source: String) -> Result<Settings> {
+        Ok(Settings {
             environment: self.env.clone(),
             instance: self.instance.clone(),
             system_namespace: self.system_namespace.clone(),
@@ -87,8 +90,9 @@ impl SettingsArgs {
             service_account: self.service_account.clone(),
             health_timeout: Duration::from_secs_f64(self.health_timeout.max(0.0)),
             dry_run: self.dry_run,
+            node_policy: self.node_policy.read()?,
             source,
-        }
+        })
     }
 }
 
@@ -104,7 +108,7 @@ pub fn apply(args: &ApplyArgs) -> Result<i32> {
     }
     let settings = args
         .settings
-        .settings(std::fs::canonicalize(&args.repo)?.display().to_string());
+        .settings(std::fs::canonicalize(&args.repo)?.display().to_string())?;
     let evaluator = args.eval.evaluator()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

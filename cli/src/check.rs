@@ -5,12 +5,16 @@ use std::io::Write as _;
 use anyhow::Result;
 use spindle_schema::Platform;
 
-use super::{CheckArgs, exit, load};
+use super::{CheckArgs, exit, load, rejected};
 use spindle_config::snapshot::Snapshot;
 use spindle_config::spec::Spec;
 
 pub fn check(args: &CheckArgs) -> Result<i32> {
     let (snapshot, spec) = load(&args.repo)?;
+    if let Some(policy) = args.node_policy.read()? {
+        spindle_reconciler::pipeline::check_node_policy(&spec, &policy)
+            .map_err(|err| rejected(&snapshot, err))?;
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", summary(&snapshot, &spec))?;
     for line in describe(&spec.platform) {

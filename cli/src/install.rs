@@ -33,11 +33,18 @@ pub struct InstallArgs {
     /// The image with the `spindle` binary.
     #[arg(long, value_name = "IMAGE")]
     image: Option<String>,
+    /// A node policy to ship in a ConfigMap and give the reconciler. Without one, it installs no
+    /// node runtime (see docs/node-installer.md).
+    #[arg(long = "node-policy", value_name = "FILE")]
+    node_policy: Option<std::path::PathBuf>,
 }
 
 /// The Secret the Deployment reads git credentials and the webhook secret from (its keys are the
 /// file names `--credentials-dir` knows).
 const CREDENTIALS: &str = "spindle-git";
+/// The ConfigMap that holds the node policy, under [`POLICY_KEY`].
+const NODE_POLICY: &str = "spindle-node-policy";
+const POLICY_KEY: &str = "node-policy.yaml";
 
 pub fn install(args: &InstallArgs) -> Result<i32> {
     if !args.print {
@@ -45,8 +52,15 @@ pub fn install(args: &InstallArgs) -> Result<i32> {
             "spindle does not install itself: run `spindle install --print | kubectl apply -f -`"
         );
     }
+    let policy = match &args.node_policy {
+        Some(path) => {
+            spindle_render::NodePolicy::read(path)?;
+            Some(std::fs::read_to_string(path)?)
+        }
+        None => None,
+    };
     let mut out = String::new();
-    for object in manifests(args) {
+    for object in manifests(args, policy.as_deref()) {
         out.push_str("---\n");
         out.push_str(&spindle_render::yaml::to_string(&object));
     }
@@ -54,7 +68,7 @@ pub fn install(args: &InstallArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn manifests(args: &InstallArgs) -> Vec<Value> {
+fn manifests(args: &InstallArgs, policy: Option<&str>) -> Vec<Value> {
     let namespace = &args.namespace;
     let labels =
         json!({"app.kubernetes.io/name": "spindle", "app.kubernetes.io/component": "reconciler"});
@@ -121,7 +135,7 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "spindle-state"},
             "subjects": [{"kind": "ServiceAccount", "name": "spindle", "namespace": namespace}],
         }),
-        deployment(args, &labels, &image),
+        deployment(args, &labels, &image, policy.is_some()),
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "spindle", "namespace": namespace, "labels": labels},
@@ -131,10 +145,19 @@ fn manifests(args: &InstallArgs) -> Vec<Value> {
             },
         }),
     ]
+    .into_iter()
+    .chain(policy.map(|policy| {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": NODE_POLICY, "namespace": namespace, "labels": labels},
+            "data": {POLICY_KEY: policy},
+        })
+    }))
+    .collect()
 }
 
-fn deployment(args: &InstallArgs, labels: &Value, image: &str) -> Value {
-    json!({
+fn deployment(args: &InstallArgs, labels: &Value, image: &str, policy: bool) -> Value {
+    let mut deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "spindle", "namespace": args.namespace, "labels": labels},
         "spec": {
@@ -190,7 +213,23 @@ fn deployment(args: &InstallArgs, labels: &Value, image: &str) -> Value {
                 },
             },
         },
-    })
+    });
+    if policy {
+        let pod = &mut deployment["spec"]["template"]["spec"];
+        let container = &mut pod["containers"][0];
+        let args = container["args"].as_array_mut().expect("args");
+        args.extend([
+            json!("--node-policy"),
+            json!(format!("/etc/spindle/{NODE_POLICY}/{POLICY_KEY}")),
+        ]);
+        container["volumeMounts"].as_array_mut().expect("mounts").push(json!(
+            {"name": "node-policy", "mountPath": format!("/etc/spindle/{NODE_POLICY}"), "readOnly": true}
+        ));
+        pod["volumes"].as_array_mut().expect("volumes").push(json!(
+            {"name": "node-policy", "configMap": {"name": NODE_POLICY}}
+        ));
+    }
+    deployment
 }
 
 /// The resource name of a kind spindle renders.

@@ -175,6 +175,28 @@ struct EvalArgs {
 struct CheckArgs {
     #[command(flatten)]
     repo: RepoArgs,
+    #[command(flatten)]
+    node_policy: NodePolicyArgs,
+}
+
+/// The node policy a reconciler is given; see docs/node-installer.md.
+#[derive(Debug, Args)]
+struct NodePolicyArgs {
+    /// What the repository may install on nodes (YAML: allowed installer images and shim URLs,
+    /// the escape hatches, control-plane nodes). Without one, node runtimes get their
+    /// RuntimeClass but nothing is installed on any node. See docs/node-installer.md.
+    #[arg(long = "node-policy", visible_alias = "policy", value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+impl NodePolicyArgs {
+    /// The policy the flag names, read.
+    fn read(&self) -> Result<Option<spindle_render::NodePolicy>> {
+        self.file
+            .as_deref()
+            .map(spindle_render::NodePolicy::read)
+            .transpose()
+    }
 }
 
 fn main() {

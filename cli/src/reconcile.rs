@@ -77,7 +77,7 @@ pub struct ReconcileArgs {
 
 pub fn reconcile(args: &ReconcileArgs) -> Result<i32> {
     let remote = remote(args)?;
-    let settings = args.settings.settings(remote.display());
+    let settings = args.settings.settings(remote.display())?;
     let evaluator = args.eval.evaluator()?;
     let webhook_secret = match args.file_or_credential(&args.webhook_secret_file, "webhook-secret")
     {

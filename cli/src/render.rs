@@ -55,6 +55,8 @@ pub struct TargetArgs {
     /// Image that runs spindle-node-installer for runtimes whose shim comes from a URL.
     #[arg(long, value_name = "IMAGE")]
     installer_image: Option<String>,
+    #[command(flatten)]
+    node_policy: super::NodePolicyArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,6 +103,7 @@ impl TargetArgs {
         if let Some(image) = &self.installer_image {
             target.installer_image = image.clone();
         }
+        target.node_policy = self.node_policy.read()?;
         if let Some(path) = &self.nodes {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("could not read {}", path.display()))?;
@@ -123,12 +126,19 @@ impl TargetArgs {
         Ok(target)
     }
 
-    /// Says on stderr that installer Jobs are missing because no nodes are known.
+    /// Says on stderr why installer Jobs are missing: no nodes known, or no node policy.
     pub fn note_missing_nodes(&self, target: &Target, platform: &spindle_schema::Platform) {
-        if self.flavor == Flavor::Native && target.nodes.is_none() && !platform.runtimes.is_empty()
-        {
+        if self.flavor != Flavor::Native || platform.runtimes.is_empty() {
+            return;
+        }
+        if target.nodes.is_none() {
             eprintln!(
                 "note: no nodes known, so no installer Jobs are shown; give --nodes FILE or a cluster"
+            );
+        } else if target.node_policy.is_none() {
+            eprintln!(
+                "note: no node policy, so no installer Jobs are planned (a reconciler without one \
+                 installs nothing on nodes); give --node-policy FILE"
             );
         }
     }

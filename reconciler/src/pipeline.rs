@@ -6,7 +6,7 @@
 use spindle_config::evaluate::Evaluator;
 use spindle_config::snapshot::Snapshot;
 use spindle_config::spec::{self, Spec, SpecError};
-use spindle_render::{self as render, Object, Target};
+use spindle_render::{self as render, NodePolicy, Object, Target};
 
 /// An environment, validated and rendered.
 #[derive(Debug, Clone)]
@@ -35,4 +35,20 @@ pub fn build(
 pub fn render(spec: &Spec, target: &Target) -> Result<Vec<Object>, SpecError> {
     render::render(&spec.platform, &spec.environment, target)
         .map_err(|problems| SpecError::Invalid(spec.diagnostics(problems)))
+}
+
+/// Refuses what the spec's node runtimes ask for beyond `policy`, located in the repository. The
+/// same check runs in [`render`] when the target carries the policy; this one needs no target.
+pub fn check_node_policy(spec: &Spec, policy: &NodePolicy) -> Result<(), SpecError> {
+    let problems: Vec<_> = spec
+        .platform
+        .runtimes
+        .iter()
+        .flat_map(|(name, runtime)| policy.check(name, runtime))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecError::Invalid(spec.diagnostics(problems)))
+    }
 }

@@ -11,6 +11,7 @@ mod app;
 pub mod diff;
 pub mod golden;
 mod kube_version;
+pub mod node_policy;
 pub mod nodes;
 mod object;
 mod runtime;
@@ -28,6 +29,7 @@ use spindle_schema::{App, Platform, pointer_segment};
 pub use spindle_schema::Problem;
 
 pub use kube_version::KubeVersion;
+pub use node_policy::NodePolicy;
 pub use nodes::Node;
 pub use object::{Object, Stage, sort};
 pub use runtime::{Action, PROVISIONED, provisioned_key};
@@ -95,8 +97,12 @@ pub struct Target {
     /// Whether apps may be placed in `default` (where Kubernetes puts what names no namespace).
     /// Previews allow it; a reconciler refuses it unless told otherwise.
     pub allow_default_namespace: bool,
-    /// The cluster's nodes, when known; installer Jobs are planned for them.
+    /// The cluster's nodes, when known; installer Jobs are planned for them when a node policy
+    /// is given too.
     pub nodes: Option<Vec<Node>>,
+    /// What the repository may install on nodes; `None`: nothing (runtimes get their
+    /// RuntimeClass, but no installer Jobs are planned).
+    pub node_policy: Option<NodePolicy>,
     /// Namespace of spindle's own objects (installer Jobs).
     pub system_namespace: String,
     /// The image that runs `spindle-node-installer` for runtimes whose shim comes from a URL.
@@ -104,8 +110,9 @@ pub struct Target {
 }
 
 impl Default for Target {
-    /// The newest Kubernetes, native objects, no revision or instance, no nodes, any namespace
-    /// but the cluster's and `spindle-system`, and the installer image of this spindle version.
+    /// The newest Kubernetes, native objects, no revision or instance, no nodes and no node
+    /// policy, any namespace but the cluster's and `spindle-system`, and the installer image of
+    /// this spindle version.
     fn default() -> Self {
         Target {
             kube: KubeVersion::NEWEST,
@@ -115,6 +122,7 @@ impl Default for Target {
             allowed_namespaces: None,
             allow_default_namespace: true,
             nodes: None,
+            node_policy: None,
             system_namespace: "spindle-system".to_owned(),
             installer_image: format!(
                 "ghcr.io/spindle-dev/spindle-node-installer:{}",
@@ -137,6 +145,7 @@ pub fn render(
     };
     let mut objects = Vec::new();
     let mut problems = Vec::new();
+    let mut refused = Vec::new();
     let mut keep = |rendered: Result<Vec<Object>, Problem>| match rendered {
         Ok(rendered) => objects.extend(rendered),
         Err(problem) => problems.push(problem),
@@ -152,11 +161,15 @@ pub fn render(
         );
     }
     for (name, runtime) in &platform.runtimes {
+        if let Some(policy) = &target.node_policy {
+            refused.extend(policy.check(name, runtime));
+        }
         keep(match target.flavor {
             Flavor::Native => Ok(runtime::render(&context, name, runtime)),
             Flavor::Spinkube => spinkube::runtime(&context, name, runtime),
         });
     }
+    problems.extend(refused);
     if !problems.is_empty() {
         return Err(problems);
     }

@@ -10,7 +10,12 @@
 use serde_json::{Value, json};
 use spindle_schema::Runtime;
 
-use super::{Context, DOMAIN, Object, Owner, nodes::Node, short_hash};
+use super::{
+    Context, DOMAIN, Object, Owner,
+    node_policy::{CONTROL_PLANE_LABELS, NodePolicy},
+    nodes::Node,
+    short_hash,
+};
 
 /// The value of the provisioned label.
 pub const PROVISIONED: &str = "provisioned";
@@ -24,18 +29,26 @@ pub fn provisioned_key(name: &str) -> String {
     format!("runtime.{DOMAIN}/{name}")
 }
 
+/// The RuntimeClass, and, when the nodes are known and a node policy lets anything be installed,
+/// the installer Jobs for the nodes the policy admits.
 pub fn render(context: &Context, name: &str, runtime: &Runtime) -> Vec<Object> {
     let mut objects = vec![runtime_class(context, name, runtime)];
-    if let Some(nodes) = &context.target.nodes {
+    if let (Some(nodes), Some(policy)) = (&context.target.nodes, &context.target.node_policy) {
+        let admitted: Vec<Node> = nodes
+            .iter()
+            .filter(|node| policy.admits(node))
+            .cloned()
+            .collect();
+        let job = |node: &Node, action| installer_job(context, name, runtime, node, action, policy);
         objects.extend(
-            first_wave(name, runtime, nodes)
+            first_wave(name, runtime, &admitted)
                 .into_iter()
-                .map(|node| installer_job(context, name, runtime, node, Action::Install)),
+                .map(|node| job(node, Action::Install)),
         );
         objects.extend(
-            leaving(name, runtime, nodes)
+            leaving(name, runtime, &admitted)
                 .into_iter()
-                .map(|node| installer_job(context, name, runtime, node, Action::Uninstall)),
+                .map(|node| job(node, Action::Uninstall)),
         );
     }
     objects
@@ -178,6 +191,7 @@ fn installer_job(
     runtime: &Runtime,
     node: &Node,
     action: Action,
+    policy: &NodePolicy,
 ) -> Object {
     let args = installer_args(name, runtime, action);
     let image = runtime
@@ -202,7 +216,7 @@ fn installer_job(
             "backoffLimit": 0,
             "template": {
                 "metadata": {"labels": {format!("{DOMAIN}/runtime"): name, format!("{DOMAIN}/node"): node.name}},
-                "spec": pod_spec(&node.name, image, args),
+                "spec": pod_spec(&node.name, image, args, policy),
             },
         },
     }))
@@ -210,9 +224,11 @@ fn installer_job(
 
 /// A privileged pod on `node` with the host's root mounted: containerd's config and the shim
 /// directory live in different places per distribution (k3s, rke2, microk8s, k0s, ...), and the
-/// installer restarts containerd through the host's PID 1.
-fn pod_spec(node: &str, image: &str, args: Vec<String>) -> Value {
-    json!({
+/// installer restarts containerd through the host's PID 1. Unless the policy allows
+/// control-plane nodes, the kubelet refuses the pod on one (node affinity is checked at admission
+/// even for a pod bound by `nodeName`), whatever labels the plan saw.
+fn pod_spec(node: &str, image: &str, args: Vec<String>, policy: &NodePolicy) -> Value {
+    let mut spec = json!({
         "nodeName": node,
         "restartPolicy": "Never",
         "hostPID": true,
@@ -227,7 +243,17 @@ fn pod_spec(node: &str, image: &str, args: Vec<String>) -> Value {
             "volumeMounts": [{"name": "host-root", "mountPath": HOST_ROOT}],
         }],
         "volumes": [{"name": "host-root", "hostPath": {"path": "/", "type": "Directory"}}],
-    })
+    });
+    if !policy.allow_control_plane {
+        let not_control_plane: Vec<Value> = CONTROL_PLANE_LABELS
+            .iter()
+            .map(|label| json!({"key": label, "operator": "DoesNotExist"}))
+            .collect();
+        spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": not_control_plane}],
+        }}});
+    }
+    spec
 }
 
 #[cfg(test)]

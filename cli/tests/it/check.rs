@@ -25,6 +25,40 @@ fn the_example_repository_is_valid_in_every_environment() {
 }
 
 #[test]
+fn a_node_policy_refuses_a_runtime_at_its_line() {
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(policy.path(), "installerImages: [ghcr.io/spindle-dev/]\n").unwrap();
+    let policy = policy.path().to_str().unwrap();
+    let out = spindle(&[
+        "check",
+        crate::support::EXAMPLE,
+        "--env",
+        "production",
+        "--policy",
+        policy,
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "runtimes.ncl:6:15: runtime `spindle`: installer image \
+             `registry.example.com/spindle/node-installer:0.1.0` is not allowed by the node policy"
+        ),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(policy, "installerImages: [registry.example.com/spindle/]\n").unwrap();
+    let out = spindle(&[
+        "check",
+        crate::support::EXAMPLE,
+        "--env",
+        "production",
+        "--node-policy",
+        policy,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
 fn environment_overrides_apply() {
     let out = spindle(&["check", crate::support::EXAMPLE, "--env", "production"]);
     assert!(

@@ -48,6 +48,13 @@ fn db_app(name: &str) -> String {
 
 /// `spindle apply` of the repository's HEAD as reconciler `instance` (with its ServiceAccount),
 /// without waiting for pods (the test cluster has no kubelet).
+/// The node policy the tests' reconciler is given: shims from `https://example.com/`.
+const NODE_POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/it/fixtures/node-policy.yaml"
+);
+
+/// `spindle apply` of `repo` as the reconciler's ServiceAccount, with [`NODE_POLICY`].
 fn apply(repo: &GitRepo, instance: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "apply",
@@ -56,6 +63,8 @@ fn apply(repo: &GitRepo, instance: &str, extra: &[&str]) -> Output {
         instance,
         "--health-timeout",
         "0",
+        "--node-policy",
+        NODE_POLICY,
     ];
     args.extend_from_slice(extra);
     as_reconciler(&args)
@@ -1254,6 +1263,70 @@ fn reconciler_command() -> Command {
 /// Runs `spindle ARGS` as the reconciler's ServiceAccount.
 fn as_reconciler(args: &[&str]) -> Output {
     reconciler_command().args(args).output().unwrap().into()
+}
+
+#[test]
+fn node_runtimes_are_installed_only_within_the_node_policy() {
+    let live = Live::new();
+    let id = unique("policy");
+    let runtime = id.replace('-', "");
+    let (control, worker) = (format!("{id}-control"), format!("{id}-worker"));
+    let _nodes = Nodes(&live, vec![control.clone(), worker.clone()]);
+    live.create(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": control,
+        "labels": {"policy-test": id, "node-role.kubernetes.io/control-plane": ""}}}),
+    );
+    live.create(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": worker,
+        "labels": {"policy-test": id}}}),
+    );
+    let environment = |url: &str| {
+        format!(
+            "{{\n  apps = {{}},\n  runtimes.{runtime} = {{\n    shim = {{ version = \"1.0.0\", url = \"{url}\", sha256 = \"{SHIM_SHA}\" }},\n    nodeSelector.policy-test = \"{id}\",\n    rollout.maxUnavailable = 2,\n  }},\n}}\n"
+        )
+    };
+    let repo = GitRepo::new();
+    repo.commit(&environment("https://example.com/shim"), "a runtime");
+
+    // No policy: the RuntimeClass is applied, nothing is installed, and the status says why.
+    let out = as_reconciler(&[
+        "apply",
+        repo.0.path_str(),
+        "--instance",
+        &id,
+        "--health-timeout",
+        "0",
+    ]);
+    assert_ok(&out);
+    assert!(
+        live.get("node.k8s.io/v1", "RuntimeClass", "", &runtime)
+            .is_some()
+    );
+    assert_eq!(live.installer_jobs(&runtime), []);
+    let status = spindle(&["status", "--instance", &id, "-o", "json"]);
+    assert!(
+        status.stdout.contains(&format!(
+            "node runtimes not installed ({runtime}): this reconciler has no node policy"
+        )),
+        "{}",
+        status.stdout
+    );
+
+    // With the policy: a Job for the worker; the control-plane node is skipped.
+    assert_ok(&apply(&repo, &id, &[]));
+    let jobs = live.installer_jobs(&runtime);
+    assert_eq!(
+        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [worker.as_str()]
+    );
+
+    // A commit that takes the shim from elsewhere is refused at its line; nothing is sent.
+    repo.commit(&environment("https://evil.example.net/shim"), "elsewhere");
+    let out = apply(&repo, &id, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_stderr_contains("environments/prod.ncl:4:");
+    out.assert_stderr_contains("is not allowed by the node policy");
+    assert_eq!(live.installer_jobs(&runtime), jobs);
 }
 
 #[test]

@@ -37,7 +37,7 @@ pub mod webhook;
 use std::time::Duration;
 
 use self::inventory::ObjectRef;
-use spindle_render::Flavor;
+use spindle_render::{Flavor, NodePolicy};
 
 pub use controller::Controller;
 pub use pass::Reconciler;
@@ -71,6 +71,8 @@ pub struct Settings {
     pub health_timeout: Duration,
     /// Only show what would be done.
     pub dry_run: bool,
+    /// What the repository may install on nodes; `None`: nothing.
+    pub node_policy: Option<NodePolicy>,
     /// Where the revision comes from, for the status.
     pub source: String,
 }
@@ -78,7 +80,7 @@ pub struct Settings {
 impl Default for Settings {
     /// The only environment, named after it, in `spindle-system`, native objects, prunes of up
     /// to half the inventory, no namespace list, `default` refused, no ServiceAccount to act as,
-    /// two minutes for health, for real.
+    /// two minutes for health, for real, no node policy.
     fn default() -> Self {
         Settings {
             environment: None,
@@ -93,6 +95,7 @@ impl Default for Settings {
             service_account: None,
             health_timeout: Duration::from_secs(120),
             dry_run: false,
+            node_policy: None,
             source: String::new(),
         }
     }

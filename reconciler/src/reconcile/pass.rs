@@ -459,7 +459,28 @@ impl<B: Backend> Reconciler<B> {
                 short(commit)
             );
         }
+        if let Some(note) = self.not_installed() {
+            outcome.message.push_str(&note);
+        }
         Ok(outcome)
+    }
+
+    /// Why the revision's node runtimes are not installed, when the reconciler has no node
+    /// policy: the RuntimeClasses are applied, but no installer runs on any node.
+    fn not_installed(&self) -> Option<String> {
+        let (_, spec) = self.evaluated.as_ref()?;
+        if self.settings.node_policy.is_some()
+            || self.settings.flavor != Flavor::Native
+            || spec.platform.runtimes.is_empty()
+        {
+            return None;
+        }
+        let names: Vec<&str> = spec.platform.runtimes.keys().map(String::as_str).collect();
+        Some(format!(
+            "; node runtimes not installed ({}): this reconciler has no node policy \
+             (--node-policy)",
+            names.join(", ")
+        ))
     }
 
     /// The pass's conditions, Events and metrics, from its outcome.
@@ -552,6 +573,7 @@ impl<B: Backend> Reconciler<B> {
             allowed_namespaces: self.settings.allowed_namespaces.clone(),
             allow_default_namespace: self.settings.allow_default_namespace,
             system_namespace: self.settings.system_namespace.clone(),
+            node_policy: self.settings.node_policy.clone(),
             ..Target::default()
         };
         if let Some(image) = &self.settings.installer_image {
