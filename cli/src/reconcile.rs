@@ -9,7 +9,7 @@ use super::{EvalArgs, apply::SettingsArgs, cache_dir, exit};
 use spindle_reconciler::cluster;
 use spindle_reconciler::reconcile::{Controller, Reconciler, lease::Election};
 use spindle_reconciler::revisions::{
-    Credentials, Follow, Remote,
+    Credentials, Follow, Remote, TrustSource, Trusted,
     remote::{clean_path, parse_follow},
 };
 
@@ -55,6 +55,12 @@ pub struct ReconcileArgs {
     /// Accept any ssh host key. Never in production.
     #[arg(long)]
     insecure_skip_host_key_check: bool,
+    /// Apply only revisions signed by these keys: `ssh:FILE` (an allowed-signers file, as for
+    /// `ssh-keygen -Y verify`) or `pgp:FILE` (armored OpenPGP public keys); repeat for both. The
+    /// followed tag's signature counts for `tag:`, the commit's otherwise. An unsigned revision,
+    /// or one signed by another key, is not evaluated; the status says why.
+    #[arg(long, value_name = "ssh:FILE|pgp:FILE")]
+    verify: Vec<TrustSource>,
     /// Run one reconcile and exit, with `spindle apply`'s exit status.
     #[arg(long)]
     once: bool,
@@ -196,5 +202,10 @@ fn remote(args: &ReconcileArgs) -> Result<Remote> {
         cache: cache_dir()
             .unwrap_or_else(std::env::temp_dir)
             .join("sources"),
+        trusted: if args.verify.is_empty() {
+            None
+        } else {
+            Some(Arc::new(Trusted::load(&args.verify)?))
+        },
     })
 }

@@ -1648,3 +1648,221 @@ fn a_state_map_changed_by_someone_else_is_read_again_not_overwritten_blind() {
         "{log}"
     );
 }
+
+/// Signing keys made with Debian's `ssh-keygen` and `gpg`, and git configured to use them.
+struct Signers {
+    dir: tempfile::TempDir,
+}
+
+impl Signers {
+    fn new() -> Signers {
+        let dir = tempfile::Builder::new()
+            .prefix("sig")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let run = |program: &str, args: &[&str]| {
+            let out = Command::new(program)
+                .args(args)
+                .env("GNUPGHOME", dir.path().join("gnupg"))
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{program} {args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        for name in ["alice", "mallory"] {
+            run(
+                "ssh-keygen",
+                &["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", name],
+            );
+        }
+        let alice = std::fs::read_to_string(dir.path().join("alice.pub")).unwrap();
+        std::fs::write(
+            dir.path().join("allowed_signers"),
+            format!("alice@example.com namespaces=\"git\" {alice}"),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("gnupg")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("gnupg"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        run(
+            "gpg",
+            &[
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "Tess <t@example.com>",
+                "ed25519",
+                "sign",
+                "never",
+            ],
+        );
+        let keys = run("gpg", &["--batch", "--armor", "--export", "t@example.com"]);
+        std::fs::write(dir.path().join("keys.asc"), keys).unwrap();
+        let wrapper = dir.path().join("gpg");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nGNUPGHOME={} exec gpg \"$@\"\n",
+                dir.path().join("gnupg").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        Signers { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// git's options to sign as `who`: `alice` or `mallory` (SSH), or `tess` (OpenPGP).
+    fn git_options(&self, who: &str) -> Vec<String> {
+        match who {
+            "tess" => vec![
+                "-c".into(),
+                format!("gpg.program={}", self.path("gpg")),
+                "-c".into(),
+                "user.signingkey=t@example.com".into(),
+            ],
+            ssh => vec![
+                "-c".into(),
+                "gpg.format=ssh".into(),
+                "-c".into(),
+                format!("user.signingkey={}", self.path(&format!("{ssh}.pub"))),
+            ],
+        }
+    }
+
+    /// Commits `environment` signed by `who` (unsigned when `None`).
+    fn commit(&self, repo: &GitRepo, environment: &str, who: Option<&str>) {
+        repo.0.write("environments/prod.ncl", environment);
+        repo.git(&["add", "-A"]);
+        let mut args: Vec<String> = who.map(|w| self.git_options(w)).unwrap_or_default();
+        args.extend(["commit", "-qm", "change"].map(String::from));
+        if who.is_some() {
+            args.push("-S".into());
+        }
+        repo.git(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// Tags HEAD as `name`: signed by `who`, or a lightweight tag when `None`.
+    fn tag(&self, repo: &GitRepo, name: &str, who: Option<&str>) {
+        let mut args: Vec<String> = who.map(|w| self.git_options(w)).unwrap_or_default();
+        args.push("tag".into());
+        if who.is_some() {
+            args.extend(["-s", "-m", "release"].map(String::from));
+        }
+        args.push(name.into());
+        repo.git(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
+impl Drop for Signers {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .env("GNUPGHOME", self.dir.path().join("gnupg"))
+            .status();
+    }
+}
+
+#[test]
+fn only_revisions_signed_by_trusted_keys_are_applied() {
+    let live = Live::new();
+    let namespace = live.namespace("signed");
+    let ns: &str = &namespace;
+    let signers = Signers::new();
+    let repo = GitRepo::new();
+    let reconcile = |follow: &str| {
+        as_reconciler(&[
+            "reconcile",
+            "--once",
+            "--repo",
+            repo.0.path_str(),
+            "--follow",
+            follow,
+            "--instance",
+            ns,
+            "--health-timeout",
+            "0",
+            "--verify",
+            &format!("ssh:{}", signers.path("allowed_signers")),
+            "--verify",
+            &format!("pgp:{}", signers.path("keys.asc")),
+        ])
+    };
+    let greeting = || {
+        env_value(
+            &live.deployment(ns, "web").unwrap(),
+            "SPIN_VARIABLE_GREETING",
+        )
+        .unwrap()
+    };
+    let status = || spindle(&["status", "--instance", ns, "-o", "json"]).stdout;
+
+    // Signed by alice, an allowed SSH signer: applied.
+    signers.commit(
+        &repo,
+        &environment(ns, &[app("web", "by alice")]),
+        Some("alice"),
+    );
+    assert_ok(&reconcile("main"));
+    assert_eq!(greeting(), "by alice");
+
+    // Unsigned, and signed by a key nobody listed: not evaluated, the last good one stays.
+    for (who, why) in [
+        (None, "is not signed"),
+        (Some("mallory"), "which is not an allowed signer"),
+    ] {
+        let sneaky = format!("sneaky {who:?}");
+        signers.commit(&repo, &environment(ns, &[app("web", &sneaky)]), who);
+        let out = reconcile("main");
+        assert_ne!(out.code, 0, "{who:?}: {}", out.stdout);
+        let status = status();
+        assert!(
+            status.contains("VerificationFailed") && status.contains(why),
+            "{who:?}: {status}"
+        );
+        assert!(status.contains(&repo.head()), "{status}");
+        assert_eq!(greeting(), "by alice");
+    }
+
+    // Signed with the trusted OpenPGP key: applied.
+    signers.commit(
+        &repo,
+        &environment(ns, &[app("web", "by tess")]),
+        Some("tess"),
+    );
+    assert_ok(&reconcile("main"));
+    assert_eq!(greeting(), "by tess");
+
+    // Following tags, the tag's signature counts: a signed tag is followed ...
+    signers.commit(&repo, &environment(ns, &[app("web", "tagged")]), None);
+    signers.tag(&repo, "v1.0.0", Some("alice"));
+    assert_ok(&reconcile("tag:v*"));
+    assert_eq!(greeting(), "tagged");
+    // ... a higher tag without a signature is not.
+    signers.commit(
+        &repo,
+        &environment(ns, &[app("web", "untagged")]),
+        Some("alice"),
+    );
+    signers.tag(&repo, "v1.1.0", None);
+    let out = reconcile("tag:v*");
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        status().contains("tag v1.1.0 is a lightweight tag"),
+        "{}",
+        status()
+    );
+    assert_eq!(greeting(), "tagged");
+}

@@ -19,7 +19,7 @@ use super::{
     lease::{Election, Holder},
     short,
 };
-use crate::revisions::{Fetched, Remote, watch};
+use crate::revisions::{Fetched, Remote, Verdict, watch};
 
 /// How soon to look again while something rolls out, and after a first failure.
 pub const SOON: Duration = Duration::from_secs(5);
@@ -163,7 +163,22 @@ impl Controller {
         let fetched = fetch(&self.remote).await?;
         let (snapshot, commit) = fetched.folder.snapshot(&fetched.commit)?;
         tracing::info!(revision = short(&commit), reason, "reconciling");
-        let outcome = self.reconciler.pass(&commit, &snapshot).await?;
+        let outcome = match fetched.verdict {
+            Some(Verdict::Refused(why)) => {
+                let message = format!(
+                    "revision {} was not applied: its signature is not trusted: {why}",
+                    short(&commit)
+                );
+                self.reconciler
+                    .refuse(&commit, &snapshot, "VerificationFailed", message)
+                    .await?
+            }
+            Some(Verdict::SignedBy(signer)) => {
+                tracing::info!(revision = short(&commit), "signed by {signer}");
+                self.reconciler.pass(&commit, &snapshot).await?
+            }
+            None => self.reconciler.pass(&commit, &snapshot).await?,
+        };
         if !outcome.applied {
             tracing::error!(
                 revision = short(&commit),

@@ -121,13 +121,40 @@ impl<B: Backend> Reconciler<B> {
 
     /// Applies `snapshot`, the files of `commit`.
     pub async fn pass(&mut self, commit: &str, snapshot: &Snapshot) -> Result<Outcome> {
+        self.conclude(commit, snapshot, None).await
+    }
+
+    /// Records that `commit` is not to be used (`reason`, `message`: an untrusted signature, say):
+    /// nothing of it is evaluated or applied, the last applied revision stays, and the status
+    /// says why until a new revision comes.
+    pub async fn refuse(
+        &mut self,
+        commit: &str,
+        snapshot: &Snapshot,
+        reason: &'static str,
+        message: String,
+    ) -> Result<Outcome> {
+        self.conclude(commit, snapshot, Some((reason, message)))
+            .await
+    }
+
+    /// A pass over `commit`, or its refusal, recorded in the status.
+    async fn conclude(
+        &mut self,
+        commit: &str,
+        snapshot: &Snapshot,
+        refusal: Option<(&'static str, String)>,
+    ) -> Result<Outcome> {
         let started = std::time::Instant::now();
         let instance = self.instance(snapshot).await?;
         self.arrivals_at_start = self.arrivals.as_ref().map_or(0, |a| *a.borrow());
         self.status.source = self.settings.source.clone();
         self.status.last_attempted_revision = Some(commit.to_owned());
         self.status.observed_generation += 1;
-        let outcome = self.attempt(&instance, commit, snapshot).await;
+        let outcome = match refusal {
+            Some((reason, message)) => Ok(stopped(commit, reason, true, message)),
+            None => self.attempt(&instance, commit, snapshot).await,
+        };
         let elapsed = started.elapsed();
         let outcome = match outcome {
             Ok(outcome) => outcome,

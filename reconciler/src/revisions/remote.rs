@@ -12,7 +12,11 @@ use git2::{
 };
 use sha2::{Digest as _, Sha256};
 
-use super::{git::Folder, known_hosts::KnownHosts};
+use super::{
+    git::Folder,
+    known_hosts::KnownHosts,
+    signatures::{self, Trusted, Verdict},
+};
 
 /// What to follow in the repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +57,9 @@ pub struct Remote {
     pub credentials: Credentials,
     /// Where bare clones are kept.
     pub cache: PathBuf,
+    /// The keys a revision must be signed by (the followed tag for `tag:`, else the commit);
+    /// `None`: signatures are not checked.
+    pub trusted: Option<std::sync::Arc<Trusted>>,
 }
 
 /// One exact revision of the remote.
@@ -61,6 +68,8 @@ pub struct Fetched {
     pub commit: String,
     /// The repository's folder holding `environments/`, to read the commit from.
     pub folder: Folder,
+    /// What its signature came to, when signatures are checked.
+    pub verdict: Option<Verdict>,
 }
 
 impl Remote {
@@ -124,6 +133,7 @@ impl Remote {
             .fetch(&refspecs, Some(&mut options), None)
             .with_context(|| format!("could not fetch {}", self.display()))?;
         drop(remote);
+        let mut tag = None;
         let commit = match &self.follow {
             Follow::Branch(branch) => {
                 let reference = repo
@@ -139,6 +149,7 @@ impl Remote {
                     .max_by(|a, b| version_order(a, b))
                     .ok_or_else(|| anyhow!("{} has no tag matching `{pattern}`", self.display()))?
                     .to_owned();
+                tag = Some(highest.clone());
                 repo.revparse_single(&format!("refs/tags/{highest}"))?
                     .peel_to_commit()?
                     .id()
@@ -153,8 +164,21 @@ impl Remote {
                 .id()
                 .to_string(),
         };
+        let verdict = match (self.trusted.as_deref(), &tag) {
+            (None, _) => None,
+            (Some(trusted), Some(tag)) => Some(signatures::verify_tag(&repo, tag, trusted)),
+            (Some(trusted), None) => Some(signatures::verify_commit(
+                &repo,
+                git2::Oid::from_str(&commit)?,
+                trusted,
+            )),
+        };
         let folder = Folder::in_repository(repo, &self.path, &self.display())?;
-        Ok(Fetched { commit, folder })
+        Ok(Fetched {
+            commit,
+            folder,
+            verdict,
+        })
     }
 
     fn callbacks(&self) -> Result<RemoteCallbacks<'static>> {
@@ -317,6 +341,7 @@ mod tests {
             path: String::new(),
             credentials: Credentials::default(),
             cache: PathBuf::from("/tmp"),
+            trusted: None,
         };
         assert_eq!(
             source("/srv/repo.git").local_path(),
