@@ -157,6 +157,7 @@ fn main() {
     let outcome = match &cli.command {
         Command::Install(args) => install(args),
         Command::Uninstall(args) => node::uninstall(
+            &args.target.host_root,
             &args.target.layout(),
             &args.target.handler,
             &args.target.shim_dir(),

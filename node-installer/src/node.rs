@@ -1,5 +1,13 @@
 //! Install and uninstall on one node: the shim, containerd's config, and a restart that is verified
 //! and rolled back when containerd does not come back.
+//!
+//! - One installer at a time edits a node: each holds [`NodeLock`] (an advisory lock on a file
+//!   under the host's `/var/lib/spindle`) from before it reads containerd's config until containerd
+//!   answers again, so two runtimes' Jobs on one node do not overwrite each other's edits.
+//! - A marker beside the config (`config.toml.spindle-unverified`) is written before the patched
+//!   config and removed once containerd answers with it. An installer killed in between leaves
+//!   it; the next one on the node finds it, puts the previous config back (kept in
+//!   `config.toml.spindle-backup`) and restarts containerd before doing its own work.
 
 use std::{
     path::{Path, PathBuf},
@@ -52,6 +60,9 @@ pub struct Report {
     pub restarted: bool,
     /// Whether the previous config was put back because containerd did not answer with the new one.
     pub rolled_back: bool,
+    /// Whether an earlier installer had stopped between patching the config and seeing
+    /// containerd answer, and its config was undone first.
+    pub recovered: bool,
     /// Whether anything on the node changed: the config or the shim.
     pub changed: bool,
 }
@@ -66,7 +77,9 @@ pub fn install(
     shim_dir: &Path,
     control: &Control,
 ) -> Result<Report> {
-    let installed = shim::install(source, sha256, shim_dir)?;
+    let _lock = NodeLock::take(host_root)?;
+    let recovered = recover(layout, control)?;
+    let installed = shim::install(source, sha256, shim_dir, &entry.handler)?;
     let current = read_config(layout)?;
     let mut entry = entry.clone();
     entry.runtime_path = Some(host_path(host_root, &installed.path));
@@ -78,6 +91,7 @@ pub fn install(
         config: layout.config.clone(),
         shim_changed: installed.changed,
         shim: Some(installed),
+        recovered,
         ..Report::default()
     };
     if let Some(patched) = patched {
@@ -87,17 +101,23 @@ pub fn install(
     Ok(report)
 }
 
-/// Removes the runtime from the config (restarting containerd) and the shim's files.
+/// Removes the runtime from the config (restarting containerd) and the shim's files that no other
+/// runtime uses.
 pub fn uninstall(
+    host_root: &Path,
     layout: &Layout,
     handler: &str,
     shim_dir: &Path,
     control: &Control,
 ) -> Result<Report> {
+    shim::check_handler(handler)?;
+    let _lock = NodeLock::take(host_root)?;
+    let recovered = recover(layout, control)?;
     let mut report = Report {
         action: "uninstall".to_owned(),
         distro: format!("{:?}", layout.distro).to_ascii_lowercase(),
         config: layout.config.clone(),
+        recovered,
         ..Report::default()
     };
     if layout.config.exists() {
@@ -106,7 +126,7 @@ pub fn uninstall(
             apply_config(layout, &current, &patched, control, &mut report)?;
         }
     }
-    report.shim_changed = shim::uninstall(shim_dir)?;
+    report.shim_changed = shim::uninstall(shim_dir, handler)?;
     report.changed = report.config_changed || report.shim_changed;
     Ok(report)
 }
@@ -131,35 +151,34 @@ fn apply_config(
     control: &Control,
     report: &mut Report,
 ) -> Result<()> {
-    let backup = backup_path(&layout.config);
+    let backup = sibling(&layout.config, BACKUP);
+    let marker = sibling(&layout.config, UNVERIFIED);
     let existed = layout.config.exists();
     if existed {
         shim::write_atomically(&backup, current.as_bytes(), 0o600)?;
     }
+    // Before the patched config: whoever finds the marker puts `backup` (or no file) back.
+    let undo = if existed { "restore" } else { "remove" };
+    shim::write_atomically(&marker, undo.as_bytes(), 0o600)?;
     shim::write_preserving(&layout.config, patched.as_bytes())?;
     report.config_changed = true;
     if layout.units.is_empty() && control.restart.is_none() {
         // k0s watches its drop-ins and restarts containerd itself.
-        return wait_until_answering(layout, control);
+        wait_until_answering(layout, control)?;
+        return remove_marker(&marker);
     }
     report.restarted = true;
     if let Err(err) = restart(layout, control).and_then(|()| wait_until_answering(layout, control))
     {
         eprintln!("containerd did not come back with the new config ({err:#}); rolling back");
-        if existed {
-            shim::write_preserving(&layout.config, current.as_bytes())?;
-        } else {
-            std::fs::remove_file(&layout.config)?;
-        }
-        restart(layout, control)?;
-        wait_until_answering(layout, control)
-            .context("containerd is not healthy after the rollback either")?;
+        undo_patch(layout, control, existed)?;
         report.rolled_back = true;
         bail!(
             "containerd did not start with {}; the previous config is back and containerd runs",
             layout.config.display()
         );
     }
+    remove_marker(&marker)?;
     // containerd answers before its CRI plugin has caught up with the running containers: an exit
     // in that window (this installer's own, in a Job) is lost, and the kubelet records the pod as
     // failed with an unknown status. Give it time before returning.
@@ -171,10 +190,101 @@ fn apply_config(
 /// containers and subscribe to their events.
 const CRI_SETTLE: Duration = Duration::from_secs(3);
 
-fn backup_path(config: &Path) -> PathBuf {
+/// The copy of the config from before the last patch.
+const BACKUP: &str = ".spindle-backup";
+/// Present while a patched config has not been seen working; holds `restore` or `remove`.
+const UNVERIFIED: &str = ".spindle-unverified";
+
+/// `config` with `suffix` added to its file name.
+fn sibling(config: &Path, suffix: &str) -> PathBuf {
     let mut name = config.file_name().unwrap_or_default().to_os_string();
-    name.push(".spindle-backup");
+    name.push(suffix);
     config.with_file_name(name)
+}
+
+fn remove_marker(marker: &Path) -> Result<()> {
+    std::fs::remove_file(marker).with_context(|| format!("cannot remove {}", marker.display()))
+}
+
+/// Puts the config from before the patch back (or removes the file when there was none),
+/// restarts containerd and waits for it; the marker goes once containerd answers.
+fn undo_patch(layout: &Layout, control: &Control, existed: bool) -> Result<()> {
+    if existed {
+        let previous = std::fs::read(sibling(&layout.config, BACKUP))
+            .context("the backup of the previous config is gone")?;
+        shim::write_preserving(&layout.config, &previous)?;
+    } else if layout.config.exists() {
+        std::fs::remove_file(&layout.config)?;
+    }
+    if !layout.units.is_empty() || control.restart.is_some() {
+        restart(layout, control)?;
+    }
+    wait_until_answering(layout, control)
+        .context("containerd is not healthy after the rollback either")?;
+    remove_marker(&sibling(&layout.config, UNVERIFIED))
+}
+
+/// Undoes the patch of an installer that stopped before containerd answered with it (killed, or
+/// its node rebooted); whether there was one.
+fn recover(layout: &Layout, control: &Control) -> Result<bool> {
+    let marker = sibling(&layout.config, UNVERIFIED);
+    let Ok(undo) = std::fs::read_to_string(&marker) else {
+        return Ok(false);
+    };
+    eprintln!(
+        "an earlier installer stopped before containerd answered with its config; putting the \
+         config from before it back"
+    );
+    undo_patch(layout, control, undo.trim() != "remove")?;
+    Ok(true)
+}
+
+/// Where installers on a node take turns, under the host root.
+const LOCK: &str = "var/lib/spindle/node-installer.lock";
+/// How long an installer waits for another on the same node.
+const LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// The node's installer lock, held until dropped (or the process ends, however it ends).
+pub struct NodeLock(#[allow(dead_code)] std::fs::File);
+
+impl NodeLock {
+    /// Waits for the lock of the node whose root is `host_root`.
+    pub fn take(host_root: &Path) -> Result<NodeLock> {
+        let path = host_root.join(LOCK);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(NodeLock(file)),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if !said {
+                        eprintln!("another installer is at work on this node; waiting for it");
+                        said = true;
+                    }
+                    if Instant::now() >= deadline {
+                        bail!(
+                            "another installer held {} for {LOCK_WAIT:?}",
+                            path.display()
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(std::fs::TryLockError::Error(err)) => {
+                    return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+                }
+            }
+        }
+    }
 }
 
 /// `path` (under `host_root`) as the host sees it.

@@ -1,8 +1,12 @@
 //! Putting the shim binary on the node without ever overwriting one that runs: the binary is
 //! copied under a content-addressed name (`containerd-shim-spindle-v1-<sha256 prefix>`), verified,
-//! and the stable name is a symbolic link swapped by rename. A shim that is running keeps its
+//! and each runtime gets a symbolic link of its own, `containerd-shim-spindle-v1@<handler>`,
+//! swapped by rename, which its containerd config entry names. A shim that is running keeps its
 //! file; the next container starts the new one ("text file busy" cannot happen, and an upgrade
-//! is a pointer swap).
+//! is a pointer swap). Two runtimes on one node have two links; removing one leaves the other's
+//! link and file. The stable name `containerd-shim-spindle-v1` (what clients that resolve a
+//! runtime type on PATH, like `ctr run --runtime io.containerd.spindle.v1`, start) points at the
+//! last install, or at a remaining runtime's file.
 
 use std::{
     fs,
@@ -19,7 +23,7 @@ pub const SHIM_NAME: &str = "containerd-shim-spindle-v1";
 /// What an install did to the shim directory.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Installed {
-    /// The stable name containerd runs.
+    /// The runtime's own link, which its containerd config entry names.
     pub path: PathBuf,
     /// The content-addressed file it points at.
     pub target: PathBuf,
@@ -42,8 +46,28 @@ fn sha256_of(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Installs `source` (which must hash to `sha256`) into `dir` and points the stable name at it.
-pub fn install(source: &Path, sha256: &str, dir: &Path) -> Result<Installed> {
+/// The link runtime `handler`'s config entry names.
+pub fn handler_link(handler: &str) -> String {
+    format!("{SHIM_NAME}@{handler}")
+}
+
+/// Refuses a handler that cannot be part of a file name (it comes from the rendered Job).
+pub fn check_handler(handler: &str) -> Result<()> {
+    let fine = !handler.is_empty()
+        && !handler.starts_with('.')
+        && handler
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !fine {
+        bail!("`{handler}` is not a handler name (letters, digits, `-`, `_`, `.`)");
+    }
+    Ok(())
+}
+
+/// Installs `source` (which must hash to `sha256`) into `dir` for runtime `handler`: the file by
+/// content, the handler's link, and the stable name, pointing at it.
+pub fn install(source: &Path, sha256: &str, dir: &Path, handler: &str) -> Result<Installed> {
+    check_handler(handler)?;
     // Read once: what is hashed is what is installed, whatever happens to `source` meanwhile.
     let bytes = fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
     let actual = hex::encode(Sha256::digest(&bytes));
@@ -61,36 +85,76 @@ pub fn install(source: &Path, sha256: &str, dir: &Path) -> Result<Installed> {
         write_atomically(&target, &bytes, 0o755)?;
         changed = true;
     }
-    let path = dir.join(SHIM_NAME);
-    if fs::read_link(&path).ok().as_deref() != Some(Path::new(&name)) {
-        let temporary = dir.join(format!(".{SHIM_NAME}.{}", std::process::id()));
-        let _ = fs::remove_file(&temporary);
-        std::os::unix::fs::symlink(&name, &temporary)?;
-        fs::rename(&temporary, &path)
-            .with_context(|| format!("cannot point {} at {name}", path.display()))?;
-        sync_dir(dir)?;
-        changed = true;
-    }
+    let link = handler_link(handler);
+    changed |= point(dir, &link, &name)?;
+    changed |= point(dir, SHIM_NAME, &name)?;
     Ok(Installed {
-        path,
+        path: dir.join(link),
         target,
         changed,
     })
 }
 
-/// Removes the stable name and every content-addressed copy; running shims keep their files
-/// until they exit.
-pub fn uninstall(dir: &Path) -> Result<bool> {
-    let mut changed = false;
+/// Points the symbolic link `dir/link` at `name` (by rename: never missing); whether it moved.
+fn point(dir: &Path, link: &str, name: &str) -> Result<bool> {
+    let path = dir.join(link);
+    if fs::read_link(&path).ok().as_deref() == Some(Path::new(name)) {
+        return Ok(false);
+    }
+    let temporary = dir.join(format!(".{link}.{}", std::process::id()));
+    let _ = fs::remove_file(&temporary);
+    std::os::unix::fs::symlink(name, &temporary)?;
+    fs::rename(&temporary, &path)
+        .with_context(|| format!("cannot point {} at {name}", path.display()))?;
+    sync_dir(dir)?;
+    Ok(true)
+}
+
+/// Removes runtime `handler`'s link, and the files no remaining link points at; the stable name
+/// goes with the last runtime. Running shims keep their files until they exit.
+pub fn uninstall(dir: &Path, handler: &str) -> Result<bool> {
+    check_handler(handler)?;
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(false);
     };
+    let mut changed = false;
+    let own = dir.join(handler_link(handler));
+    if fs::symlink_metadata(&own).is_ok() {
+        fs::remove_file(&own)?;
+        changed = true;
+    }
+    let mut links = Vec::new();
+    let mut files = Vec::new();
     for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name == SHIM_NAME || name.starts_with(&format!("{SHIM_NAME}-")) {
-            fs::remove_file(entry.path())?;
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{SHIM_NAME}@")) && dir.join(&name) != own {
+            links.push(name);
+        } else if name.starts_with(&format!("{SHIM_NAME}-")) {
+            files.push(name);
+        }
+    }
+    let targets: Vec<PathBuf> = links
+        .iter()
+        .filter_map(|link| fs::read_link(dir.join(link)).ok())
+        .collect();
+    let stable = dir.join(SHIM_NAME);
+    match targets.first() {
+        None => {
+            if fs::symlink_metadata(&stable).is_ok() {
+                fs::remove_file(&stable)?;
+                changed = true;
+            }
+        }
+        Some(first) => {
+            let current = fs::read_link(&stable).ok();
+            if !current.as_ref().is_some_and(|c| targets.contains(c)) {
+                changed |= point(dir, SHIM_NAME, &first.to_string_lossy())?;
+            }
+        }
+    }
+    for file in files {
+        if !targets.iter().any(|target| target == Path::new(&file)) {
+            fs::remove_file(dir.join(&file))?;
             changed = true;
         }
     }
@@ -191,14 +255,17 @@ mod tests {
         let (v1, sha1) = file(work.path(), "v1", b"shim one");
         let (v2, sha2) = file(work.path(), "v2", b"shim two");
 
-        let first = install(&v1, &sha1, &bin).unwrap();
+        let first = install(&v1, &sha1, &bin, "spindle").unwrap();
         assert!(first.changed);
         assert_eq!(fs::read(&first.path).unwrap(), b"shim one");
-        assert!(!install(&v1, &sha1, &bin).unwrap().changed, "idempotent");
+        assert!(
+            !install(&v1, &sha1, &bin, "spindle").unwrap().changed,
+            "idempotent"
+        );
 
         // A "running" shim holds the old file open; the upgrade does not touch it.
         let mut running = fs::File::open(&first.target).unwrap();
-        let second = install(&v2, &sha2, &bin).unwrap();
+        let second = install(&v2, &sha2, &bin, "spindle").unwrap();
         assert!(second.changed);
         assert_ne!(second.target, first.target);
         assert_eq!(fs::read(&second.path).unwrap(), b"shim two");
@@ -206,16 +273,49 @@ mod tests {
         running.read_to_string(&mut old).unwrap();
         assert_eq!(old, "shim one");
 
-        assert!(uninstall(&bin).unwrap());
+        assert!(uninstall(&bin, "spindle").unwrap());
         assert!(!bin.join(SHIM_NAME).exists());
-        assert!(!uninstall(&bin).unwrap());
+        assert_eq!(fs::read_dir(&bin).unwrap().count(), 0, "no file is left");
+        assert!(!uninstall(&bin, "spindle").unwrap());
+    }
+
+    #[test]
+    fn two_runtimes_keep_their_own_links_and_files() {
+        let work = tempfile::tempdir().unwrap();
+        let bin = work.path().join("bin");
+        let (v1, sha1) = file(work.path(), "v1", b"shim one");
+        let (v2, sha2) = file(work.path(), "v2", b"shim two");
+        let a = install(&v1, &sha1, &bin, "spin-a").unwrap();
+        let b = install(&v2, &sha2, &bin, "spin-b").unwrap();
+        assert_eq!(fs::read(bin.join(SHIM_NAME)).unwrap(), b"shim two");
+
+        // Taking b off leaves a's link and file, and the stable name follows a.
+        assert!(uninstall(&bin, "spin-b").unwrap());
+        assert_eq!(fs::read(&a.path).unwrap(), b"shim one");
+        assert!(!b.path.exists() && !b.target.exists());
+        assert_eq!(fs::read(bin.join(SHIM_NAME)).unwrap(), b"shim one");
+
+        // A runtime sharing a's file: removing a keeps the file for it.
+        let c = install(&v1, &sha1, &bin, "spin-c").unwrap();
+        assert!(uninstall(&bin, "spin-a").unwrap());
+        assert_eq!(fs::read(&c.path).unwrap(), b"shim one");
+        assert!(uninstall(&bin, "spin-c").unwrap());
+        assert_eq!(fs::read_dir(&bin).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn handlers_that_are_not_file_names_are_refused() {
+        for bad in ["", "../x", "a/b", ".hidden", "x y"] {
+            assert!(check_handler(bad).is_err(), "{bad:?}");
+        }
+        check_handler("spin-fast_2.v1").unwrap();
     }
 
     #[test]
     fn a_binary_with_the_wrong_hash_is_refused() {
         let work = tempfile::tempdir().unwrap();
         let (path, _) = file(work.path(), "shim", b"tampered");
-        let err = install(&path, &"0".repeat(64), &work.path().join("bin")).unwrap_err();
+        let err = install(&path, &"0".repeat(64), &work.path().join("bin"), "spindle").unwrap_err();
         assert!(err.to_string().contains("refusing to install"), "{err}");
         assert!(!work.path().join("bin").join(SHIM_NAME).exists());
     }

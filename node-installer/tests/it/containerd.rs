@@ -109,7 +109,19 @@ impl Node {
 
     /// Runs the installer; its exit status and JSON report (or stderr).
     fn installer(&self, args: &[&str]) -> (bool, Value, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_spindle-node-installer"))
+        let out = self.installer_command(args).output().unwrap();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.success(),
+            report,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The installer for this node, with `args` first.
+    fn installer_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spindle-node-installer"));
+        command
             .args(args)
             .args([
                 "--host-root",
@@ -121,20 +133,20 @@ impl Node {
                 "--restart-command",
                 &format!("sh {}", self.path("restart.sh").display()),
             ])
-            .args([
-                "--socket",
-                self.socket().to_str().unwrap(),
-                "--timeout",
-                "10",
-            ])
-            .output()
-            .unwrap();
-        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        (
-            out.status.success(),
-            report,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .args(["--socket", self.socket().to_str().unwrap()]);
+        if !args.contains(&"--timeout") {
+            command.args(["--timeout", "10"]);
+        }
+        command
+    }
+
+    fn mode(&self) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(self.config())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     fn install(&self, extra: &[&str]) -> (bool, Value, String) {
@@ -177,10 +189,17 @@ impl Drop for Node {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
         // Shims outlive containerd; those of this node's socket go too (a failed test leaves
-        // containers running).
-        let _ = Command::new("pkill")
-            .args(["-f", "--", &format!("-address {}", self.socket().display())])
-            .status();
+        // containers running), found by their command line and stopped by PID.
+        let address = format!("-address\0{}\0", self.socket().display());
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&address) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
     }
 }
 
@@ -386,8 +405,9 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
         .unwrap()
         .port();
     let address = format!("127.0.0.1:{port}");
-    // Starts the artifact as container `id` and waits until it answers.
-    let serve = |id: &str| {
+    // Starts the artifact as container `id` on `runtime` (a runtime type, or a shim's path) and
+    // waits until it answers.
+    let serve = |id: &str, runtime: &str| {
         ctr(
             &ctr17,
             &[
@@ -396,7 +416,7 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
                 "--null-io",
                 "--net-host",
                 "--runtime",
-                "io.containerd.spindle.v1",
+                runtime,
                 "--env",
                 &format!("SPIN_HTTP_LISTEN_ADDR={address}"),
                 "--env",
@@ -417,7 +437,7 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
         }
     };
     let id = format!("upgrade-{}", std::process::id());
-    serve(&id);
+    serve(&id, "io.containerd.spindle.v1");
     assert_eq!(get(&address, "/variables/message"), Ok((200, true)));
 
     // A new shim version (other bytes: trailing data an ELF loader ignores) is installed while
@@ -490,7 +510,111 @@ fn a_downloaded_shim_runs_a_spin_artifact_and_an_upgrade_does_not_interrupt_it()
     };
     stop_container(&id, "SIGTERM");
     let next = format!("{id}-next");
-    serve(&next);
+    serve(&next, "io.containerd.spindle.v1");
     assert_eq!(get(&address, "/variables/message"), Ok((200, true)));
     stop_container(&next, "SIGTERM");
+
+    // A second runtime on the node, with the first shim's bytes: its own link and config entry.
+    // Both serve apps; taking the first off leaves the second's link, file and entry serving.
+    let first_file = node.path("shim-v1");
+    std::fs::write(&first_file, &shim).unwrap();
+    let (ok, report, stderr) = node.installer(&[
+        "install",
+        "--handler",
+        "spin-b",
+        "--shim-file",
+        first_file.to_str().unwrap(),
+        "--shim-sha256",
+        &sha,
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(report["configChanged"], true);
+    let link = |handler: &str| {
+        node.shim_dir()
+            .join(format!("containerd-shim-spindle-v1@{handler}"))
+    };
+    for (handler, container) in [("spindle", "a"), ("spin-b", "b")] {
+        let container = format!("{id}-{container}");
+        serve(&container, link(handler).to_str().unwrap());
+        assert_eq!(get(&address, "/variables/message"), Ok((200, true)));
+        stop_container(&container, "SIGTERM");
+    }
+    let (ok, _, stderr) = node.installer(&["uninstall"]);
+    assert!(ok, "{stderr}");
+    assert!(!link("spindle").exists());
+    let dump = node.dump();
+    assert!(!dump.contains("runtimes.spindle]"), "{dump}");
+    assert!(dump.contains("runtimes.spin-b]"), "{dump}");
+    let container = format!("{id}-b-after");
+    serve(&container, link("spin-b").to_str().unwrap());
+    assert_eq!(get(&address, "/variables/message"), Ok((200, true)));
+    stop_container(&container, "SIGTERM");
+}
+
+#[test]
+fn the_config_keeps_its_mode_and_a_killed_install_is_undone_by_the_next_installer() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let node = Node::new();
+    // A config that holds registry credentials is readable by root only.
+    std::fs::set_permissions(node.config(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    node.start();
+    let original = std::fs::read_to_string(node.config()).unwrap();
+    let marker = node
+        .host()
+        .join("etc/containerd/config.toml.spindle-unverified");
+
+    // An install whose check never succeeds is killed (SIGKILL) after it patched the config and
+    // restarted containerd, before it saw containerd answer.
+    let before = node.pid();
+    let sha = sha256(&node.path("shim"));
+    let mut killed = node
+        .installer_command(&[
+            "install",
+            "--shim-file",
+            node.path("shim").to_str().unwrap(),
+            "--shim-sha256",
+            &sha,
+            "--verify-command",
+            "false",
+            "--timeout",
+            "60",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Patched, and containerd restarted with it (its restart done, so that no restart script of
+    // the killed installer races the next one's): the installer is in its check.
+    while !(marker.exists()
+        && std::fs::read_to_string(node.config()).is_ok_and(|c| c.contains("runtimes.spindle"))
+        && std::fs::read_to_string(node.path("containerd.pid")).is_ok_and(|p| p.trim() != before)
+        && node.answers())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the installer never patched the config"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert!(marker.exists());
+    assert_eq!(node.mode(), 0o600, "the patched config kept its mode");
+
+    // The next installer on the node, whatever it is for, first puts the config back.
+    let (ok, report, stderr) = node.installer(&["uninstall", "--handler", "other"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(report["recovered"], true);
+    assert_eq!(std::fs::read_to_string(node.config()).unwrap(), original);
+    assert!(!marker.exists());
+    assert_eq!(node.mode(), 0o600);
+    assert!(node.answers(), "containerd runs with the restored config");
+
+    // A completed install leaves no marker, and the mode as it was.
+    let (ok, report, stderr) = node.install(&[]);
+    assert!(ok, "{stderr}");
+    assert_eq!(report["recovered"], false);
+    assert!(!marker.exists());
+    assert_eq!(node.mode(), 0o600);
 }
