@@ -79,14 +79,127 @@ pub fn compatibility(engine: &Engine) -> u64 {
     hash.finish()
 }
 
-/// Loads a component compiled ahead of time by [`crate::runtime::compiling_engine`] (kept for us
-/// by containerd, see the containerd shim's compiler).
+/// A node's key for compiled code that leaves the process: the containerd shim hands what it
+/// compiles to containerd's content store, and gets it back at a later start marked
+/// "precompiled". Loading it is running native code, so the shim seals what it compiles (an
+/// HMAC-SHA256 under a key only root on the node can read) and loads back only what carries its
+/// seal: bytes from anywhere else are refused, never deserialised.
+pub struct Seal {
+    key: [u8; 32],
+}
+
+/// Ends sealed bytes, before the 32-byte tag.
+const SEAL_MAGIC: &[u8; 8] = b"spindle1";
+
+impl Seal {
+    /// The key at `path`, created (random, mode 0600) when there is none.
+    pub fn open_or_create(path: &Path) -> Result<Seal> {
+        use anyhow::Context as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if !path.exists() {
+            let dir = path.parent().context("a key file has a folder")?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let temporary = dir.join(format!(".key.{}", std::process::id()));
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temporary)
+                .with_context(|| format!("cannot write {}", temporary.display()))?;
+            std::io::Write::write_all(&mut file, &rand::random::<[u8; 32]>())?;
+            file.sync_all()?;
+            // A link fails when another shim made the key first: then that one is the node's.
+            let linked = std::fs::hard_link(&temporary, path);
+            let _ = std::fs::remove_file(&temporary);
+            if let Err(err) = linked
+                && err.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(err).with_context(|| format!("cannot create {}", path.display()));
+            }
+        }
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} does not hold a 32-byte key", path.display()))?;
+        Ok(Seal { key })
+    }
+
+    fn tag(&self, bytes: &[u8]) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut mac =
+            hmac::Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(bytes);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// `compiled` with the seal appended.
+    pub fn seal(&self, mut compiled: Vec<u8>) -> Vec<u8> {
+        let tag = self.tag(&compiled);
+        compiled.extend_from_slice(SEAL_MAGIC);
+        compiled.extend_from_slice(&tag);
+        compiled
+    }
+
+    /// The compiled bytes of `sealed`, if this key sealed them.
+    pub fn unseal<'a>(&self, sealed: &'a [u8]) -> Result<&'a [u8]> {
+        use hmac::Mac as _;
+        let refused = || anyhow::anyhow!("it does not carry this node's seal");
+        let split = sealed
+            .len()
+            .checked_sub(SEAL_MAGIC.len() + 32)
+            .ok_or_else(refused)?;
+        let (compiled, trailer) = sealed.split_at(split);
+        let (magic, tag) = trailer.split_at(SEAL_MAGIC.len());
+        if magic != SEAL_MAGIC {
+            return Err(refused());
+        }
+        let mut mac =
+            hmac::Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(compiled);
+        mac.verify_slice(tag).map_err(|_| refused())?;
+        Ok(compiled)
+    }
+}
+
+/// The seal this process checks precompiled components with; set once by the containerd shim
+/// before it starts anything (the container's process inherits it).
+static SEAL: std::sync::OnceLock<Seal> = std::sync::OnceLock::new();
+
+/// Makes `seal` the one [`load_precompiled`] checks with.
+pub fn use_seal(seal: Seal) {
+    let _ = SEAL.set(seal);
+}
+
+/// The seal set by [`use_seal`], if any.
+pub fn seal() -> Option<&'static Seal> {
+    SEAL.get()
+}
+
+/// Loads a component compiled ahead of time by [`crate::runtime::compiling_engine`] and sealed
+/// by this node's [`Seal`] (kept for us by containerd, see the containerd shim's compiler).
 pub fn load_precompiled(engine: &Engine, path: &Path) -> Result<Component> {
-    // SAFETY: the file holds what `Engine::precompile_component` of this build wrote into
-    // containerd's content store, which only root can write; wasmtime checks its header and the
-    // engine's compatibility hash before using it.
+    let sealed = std::fs::read(path)?;
+    let seal = seal().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} is precompiled, and this process has no key to check that spindle compiled it",
+            path.display()
+        )
+    })?;
+    let compiled = seal.unseal(&sealed).map_err(|err| {
+        anyhow::anyhow!(
+            "{} is not code this node's spindle compiled ({err}): refusing to load it; remove \
+             the image's compiled content from containerd (`ctr content rm`) to compile again",
+            path.display()
+        )
+    })?;
+    // SAFETY: these bytes carry this node's seal, which only `Seal::seal` in this node's shim
+    // puts on what `Engine::precompile_component` of this build wrote; wasmtime also checks
+    // their header and the engine's compatibility hash.
     #[allow(unsafe_code)]
-    let component = unsafe { Component::deserialize_file(engine, path) };
+    let component = unsafe { Component::deserialize(engine, compiled) };
     component.map_err(|err| {
         anyhow::anyhow!(
             "{} is not code compiled by this spindle: {err:#}",
@@ -134,5 +247,31 @@ mod tests {
         // So is an entry without a record (a cache filled by something else).
         std::fs::remove_file(&record).unwrap();
         assert!(recorded(&path, &record).is_none());
+    }
+
+    #[test]
+    fn only_what_this_key_sealed_is_unsealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let seal = Seal::open_or_create(&dir.path().join("k/key")).unwrap();
+        let again = Seal::open_or_create(&dir.path().join("k/key")).unwrap();
+        let sealed = seal.seal(b"native code".to_vec());
+        assert_eq!(again.unseal(&sealed).unwrap(), b"native code");
+
+        let mut tampered = sealed.clone();
+        tampered[0] ^= 1;
+        assert!(seal.unseal(&tampered).is_err());
+        let other = Seal::open_or_create(&dir.path().join("other")).unwrap();
+        assert!(other.unseal(&sealed).is_err());
+        assert!(seal.unseal(b"short").is_err());
+        assert!(
+            seal.unseal(b"native code, unsealed, but long enough for a trailer...")
+                .is_err()
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("k/key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

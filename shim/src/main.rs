@@ -31,6 +31,8 @@ impl Shim for SpindleShim {
 }
 
 fn main() {
+    // Before anything is started: the container's process inherits the key.
+    compiler::open_seal();
     SpindleShim::run(Config {
         default_log_level: "info".into(),
         ..Config::default()

@@ -346,6 +346,51 @@ fn components_are_compiled_once_and_reused_from_containerds_store() {
     assert_eq!(code, 0, "{second_log}");
     assert_eq!(compiled(), before + 1, "the second start compiles nothing");
     assert!(second_log.contains("precompiled=1"), "{second_log}");
+
+    // Native code in containerd's store that this node's shim did not seal (here: its bytes
+    // changed in place, as anyone who can write the store could) is refused, never run.
+    let socket = PathBuf::from(required_env("SPINDLE_TEST_CONTAINERD"));
+    let listed = Command::new("ctr")
+        .args(["--address", socket.to_str().unwrap(), "content", "ls"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    // The layer this test's first start compiled, as the shim logged it.
+    let layer = std::fs::read_to_string(&log)
+        .unwrap()
+        .rsplit("precompiled component ")
+        .next()
+        .and_then(|rest| rest.split(['"', ' ', '\n']).next())
+        .unwrap()
+        .to_owned();
+    // The layer's label `runwasi.io/precompiled/spindle/<key>=<digest>` names the compiled blob.
+    let blob = listed
+        .lines()
+        .find(|line| line.starts_with(&layer))
+        .and_then(|line| {
+            line.split([',', '\t'])
+                .find_map(|label| label.strip_prefix("runwasi.io/precompiled/spindle/"))
+        })
+        .and_then(|label| label.split_once("=sha256:"))
+        .unwrap_or_else(|| panic!("no compiled content for {layer} in:\n{listed}"))
+        .1
+        .to_owned();
+    let path = socket
+        .parent()
+        .unwrap()
+        .join("root/io.containerd.content.v1.content/blobs/sha256")
+        .join(&blob);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let third = Container::start(&image, &[]);
+    let (code, third_log) = third.wait_exit();
+    assert_ne!(code, 0, "{third_log}");
+    assert!(
+        third_log.contains("is not code this node's spindle compiled"),
+        "{third_log}"
+    );
 }
 
 #[test]
