@@ -7,8 +7,14 @@
 //!   `http://self.alt/path`; `http://*.spin.internal` (or one `component.spin.internal`) lets it
 //!   call a component directly (Spin's local service chaining). Both stay inside the process.
 //! - A request that no entry allows is refused with wasi:http's `HTTP-request-denied`.
+//! - Sockets (`wasi:sockets`): `tcp://host:port` lets a component connect a TCP socket there,
+//!   `udp://host:port` send datagrams there; the host is an IP, a range, `*`, or a name that
+//!   resolves to the address. A refused connect gets wasi:sockets' `access-denied`.
 
-use std::{net::IpAddr, ops::Range};
+use std::{
+    net::{IpAddr, SocketAddr},
+    ops::Range,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Host {
@@ -208,6 +214,36 @@ impl AllowList {
         };
         self.0.iter().any(|entry| entry.allows(scheme, host, port))
     }
+
+    /// Whether any entry may be for `scheme` (`tcp`, `udp`): the component gets sockets at all.
+    pub fn mentions(&self, scheme: &str) -> bool {
+        self.0
+            .iter()
+            .any(|entry| entry.scheme.as_deref().is_none_or(|s| s == scheme))
+    }
+
+    /// Whether a socket may reach `address` over `scheme` (`tcp` or `udp`): an entry naming its
+    /// IP or a range holding it, or a host name that resolves to it now.
+    pub async fn allows_address(&self, scheme: &str, address: SocketAddr) -> bool {
+        let ip = address.ip().to_string();
+        if self.allows(scheme, &ip, Some(address.port())) {
+            return true;
+        }
+        for entry in &self.0 {
+            let Host::Name(name) = &entry.host else {
+                continue;
+            };
+            if !entry.allows(scheme, name, address.port()) {
+                continue;
+            }
+            if let Ok(mut resolved) = tokio::net::lookup_host((name.as_str(), address.port())).await
+                && resolved.any(|found| found.ip() == address.ip())
+            {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// `address` with its credentials masked, for logs: the password of a URL's user info
@@ -335,5 +371,29 @@ mod tests {
             let err = AllowedHost::parse(entry).unwrap_err();
             assert!(err.contains(reason), "{entry}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn sockets_are_allowed_by_address_range_port_and_name() {
+        let list = AllowList::parse(&[
+            "tcp://127.0.0.1:7000".to_owned(),
+            "tcp://10.0.0.0/8:80..90".to_owned(),
+            "udp://localhost:53".to_owned(),
+        ])
+        .unwrap();
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert!(list.allows_address("tcp", at("127.0.0.1:7000")).await);
+        assert!(!list.allows_address("tcp", at("127.0.0.1:7001")).await);
+        assert!(!list.allows_address("udp", at("127.0.0.1:7000")).await);
+        assert!(list.allows_address("tcp", at("10.2.3.4:85")).await);
+        assert!(!list.allows_address("tcp", at("10.2.3.4:90")).await);
+        assert!(!list.allows_address("tcp", at("11.0.0.1:85")).await);
+        assert!(list.allows_address("udp", at("127.0.0.1:53")).await);
+        assert!(list.mentions("tcp") && list.mentions("udp"));
+        assert!(
+            !AllowList::parse(&["https://x.example".to_owned()])
+                .unwrap()
+                .mentions("tcp")
+        );
     }
 }

@@ -341,6 +341,7 @@ impl Runtime {
         if let Some(files) = &component.files {
             wasi.preopened_dir(files.path(), "/", FsPerms::ReadOnly)?;
         }
+        sockets(&mut wasi, &component.host);
         let app: std::sync::Weak<dyn SelfRequests> = Arc::<Runtime>::downgrade(self);
         let timeout = self.options.request_timeout;
         let deadline = Instant::now() + timeout;
@@ -370,6 +371,7 @@ impl Runtime {
         Ok(store)
     }
 
+    /// The component by its id.
     pub(crate) fn component(&self, id: &str) -> Option<&Prepared> {
         self.components.get(id)
     }
@@ -480,4 +482,33 @@ mod tests {
             compatibility(&super::compiling_engine().unwrap())
         );
     }
+}
+
+/// `wasi:sockets` as Spin allows them: TCP connects and UDP datagrams only where the component's
+/// `allowed_outbound_hosts` has a `tcp://` or `udp://` entry for the address, binds (explicit, or
+/// the implicit one of a connect) anywhere, no listening sockets, and name lookups when any socket
+/// may be used. Without such entries, every socket use is denied.
+fn sockets(wasi: &mut wasmtime_wasi::WasiCtxBuilder, host: &Arc<ComponentHost>) {
+    use wasmtime_wasi::sockets::SocketAddrUse;
+    let (tcp, udp) = (host.allow.mentions("tcp"), host.allow.mentions("udp"));
+    wasi.allow_tcp(tcp)
+        .allow_udp(udp)
+        .allow_ip_name_lookup(tcp || udp);
+    if !(tcp || udp) {
+        return;
+    }
+    let host = host.clone();
+    wasi.socket_addr_check(move |address, usage| {
+        let host = host.clone();
+        Box::pin(async move {
+            match usage {
+                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => true,
+                SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+                SocketAddrUse::TcpConnect => host.allow.allows_address("tcp", address).await,
+                SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                    host.allow.allows_address("udp", address).await
+                }
+            }
+        })
+    });
 }

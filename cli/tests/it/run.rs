@@ -471,3 +471,47 @@ fn outbound_services_the_manifest_does_not_allow_are_refused() {
         "{denied}"
     );
 }
+
+/// A TCP server on loopback that answers each connection with what it read; its port.
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut got = Vec::new();
+            let _ = stream.read_to_end(&mut got);
+            let _ = stream.write_all(&got);
+        }
+    });
+    port
+}
+
+#[test]
+fn tcp_sockets_go_only_where_the_manifest_allows() {
+    let (port, other) = (echo_server(), echo_server());
+    for (allowed, target, expected) in [
+        (format!("127.0.0.1:{port}"), port, "echo: ping"),
+        (
+            format!("127.0.0.1:{port}"),
+            other,
+            "error: PermissionDenied",
+        ),
+        (format!("127.0.0.0/8:{port}"), port, "echo: ping"),
+        (
+            format!("10.0.0.0/8:{port}"),
+            port,
+            "error: PermissionDenied",
+        ),
+        (format!("localhost:{port}"), port, "echo: ping"),
+        ("127.0.0.1:*".to_owned(), other, "echo: ping"),
+    ] {
+        let (served, _state) = serve_with_env(&[], &[("SPIN_VARIABLE_TCP_ALLOWED", &allowed)]);
+        let answer = http(
+            &served.address,
+            "GET",
+            &format!("/sockets?127.0.0.1:{target}"),
+            "",
+        );
+        assert_eq!(answer.body, expected, "tcp://{allowed} to port {target}");
+    }
+}
