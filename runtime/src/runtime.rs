@@ -468,22 +468,6 @@ fn assemble_files(files: &[(PathBuf, String)]) -> Result<Option<tempfile::TempDi
     Ok(Some(dir))
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::compile_cache::compatibility;
-
-    #[test]
-    fn compiled_code_does_not_depend_on_the_instance_memory_limit() {
-        let with_limit = |mib: u64| compatibility(&super::engine(mib << 20).unwrap());
-        assert_eq!(with_limit(16), with_limit(256));
-        assert_eq!(with_limit(256), with_limit(8192));
-        assert_eq!(
-            with_limit(256),
-            compatibility(&super::compiling_engine().unwrap())
-        );
-    }
-}
-
 /// `wasi:sockets` as Spin allows them: TCP connects and UDP datagrams only where the component's
 /// `allowed_outbound_hosts` has a `tcp://` or `udp://` entry for the address, binds (explicit, or
 /// the implicit one of a connect) anywhere, no listening sockets, and name lookups when any socket
@@ -511,4 +495,20 @@ fn sockets(wasi: &mut wasmtime_wasi::WasiCtxBuilder, host: &Arc<ComponentHost>) 
             }
         })
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile_cache::compatibility;
+
+    #[test]
+    fn compiled_code_does_not_depend_on_the_instance_memory_limit() {
+        let with_limit = |mib: u64| compatibility(&super::engine(mib << 20).unwrap());
+        assert_eq!(with_limit(16), with_limit(256));
+        assert_eq!(with_limit(256), with_limit(8192));
+        assert_eq!(
+            with_limit(256),
+            compatibility(&super::compiling_engine().unwrap())
+        );
+    }
 }
