@@ -61,6 +61,11 @@ fn hold(address: String, count: usize, head: &'static [u8], trickle: &'static [u
         let mut held: Vec<TcpStream> = (0..count)
             .filter_map(|_| TcpStream::connect(&address).ok())
             .collect();
+        assert_eq!(
+            held.len(),
+            count,
+            "the attack could not open its connections"
+        );
         for stream in &mut held {
             let _ = stream.write_all(head);
         }

@@ -40,6 +40,20 @@ pub enum ConfigError {
     /// A runtime option has no TOML form: the option's name and why.
     #[error("option `{0}`: {1}")]
     Option(String, String),
+    /// The handler names a runtime spindle did not install (`runc`, say); its name.
+    #[error(
+        "containerd already has a runtime `{0}` that spindle did not install: refusing to change \
+         it (give the spindle runtime another handler)"
+    )]
+    Foreign(String),
+}
+
+/// Whether a runtime table is one spindle wrote: its type is spindle's, or its path is a
+/// spindle shim. Anything else (`runc`, `nvidia`, `kata`) is never rewritten or removed.
+fn is_spindle(table: &Table) -> bool {
+    let text = |key: &str| table.get(key).and_then(Item::as_str).unwrap_or_default();
+    text("runtime_type").starts_with("io.containerd.spindle.")
+        || text("runtime_path").contains("containerd-shim-spindle-v1")
 }
 
 /// The path of the `runtimes` table for a config schema version.
@@ -200,6 +214,9 @@ pub fn add(text: &str, entry: &RuntimeEntry) -> Result<Option<String>, ConfigErr
         .and_then(Item::as_table_mut)
     {
         Some(existing) if same(existing, &wanted) => return Ok(None),
+        Some(existing) if !is_spindle(existing) => {
+            return Err(ConfigError::Foreign(entry.handler.clone()));
+        }
         // Rewritten in place, so the comments around its header stay.
         Some(existing) => {
             existing.clear();
@@ -214,7 +231,7 @@ pub fn add(text: &str, entry: &RuntimeEntry) -> Result<Option<String>, ConfigErr
     Ok(Some(document.to_string()))
 }
 
-/// `text` without the runtime; `None` when it is not there.
+/// `text` without the runtime; `None` when it is not there, or is not spindle's.
 pub fn remove(text: &str, handler: &str) -> Result<Option<String>, ConfigError> {
     let (mut document, version) = parse(text)?;
     let path = runtimes_path(version)?;
@@ -225,7 +242,15 @@ pub fn remove(text: &str, handler: &str) -> Result<Option<String>, ConfigError> 
             None => return Ok(None),
         }
     }
-    Ok(table.remove(handler).map(|_| document.to_string()))
+    if !table
+        .get(handler)
+        .and_then(Item::as_table)
+        .is_some_and(is_spindle)
+    {
+        return Ok(None);
+    }
+    table.remove(handler);
+    Ok(Some(document.to_string()))
 }
 
 /// Whether `text` registers `handler`, for verifying a config.
@@ -301,6 +326,18 @@ mod tests {
             add(&optioned, &with_options).unwrap().is_some(),
             "a changed value"
         );
+    }
+
+    #[test]
+    fn runtimes_spindle_did_not_install_are_never_touched() {
+        let config = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n";
+        let mut takeover = entry();
+        takeover.handler = "runc".into();
+        assert!(matches!(
+            add(config, &takeover),
+            Err(ConfigError::Foreign(handler)) if handler == "runc"
+        ));
+        assert_eq!(remove(config, "runc").unwrap(), None);
     }
 
     #[test]

@@ -120,13 +120,19 @@ pub fn uninstall(
         recovered,
         ..Report::default()
     };
+    let mut left = String::new();
     if layout.config.exists() {
         let current = std::fs::read_to_string(&layout.config)?;
+        left = current.clone();
         if let Some(patched) = config::remove(&current, handler)? {
             apply_config(layout, &current, &patched, control, &mut report)?;
+            left = patched;
         }
     }
-    report.shim_changed = shim::uninstall(shim_dir, handler)?;
+    // An entry from before handler links names the stable name itself: it keeps its shim.
+    let stable = host_path(host_root, &shim_dir.join(shim::SHIM_NAME));
+    let keep_stable = left.contains(&format!("\"{stable}\""));
+    report.shim_changed = shim::uninstall(shim_dir, handler, keep_stable)?;
     report.changed = report.config_changed || report.shim_changed;
     Ok(report)
 }

@@ -86,8 +86,14 @@ pub fn install(source: &Path, sha256: &str, dir: &Path, handler: &str) -> Result
         changed = true;
     }
     let link = handler_link(handler);
+    // The stable name moves with the runtime it follows; another runtime's (or an install from
+    // before handler links, whose config names it) keeps its file.
+    let previous = fs::read_link(dir.join(&link)).ok();
+    let stable = fs::read_link(dir.join(SHIM_NAME)).ok();
     changed |= point(dir, &link, &name)?;
-    changed |= point(dir, SHIM_NAME, &name)?;
+    if stable.is_none() || stable == previous {
+        changed |= point(dir, SHIM_NAME, &name)?;
+    }
     Ok(Installed {
         path: dir.join(link),
         target,
@@ -111,8 +117,9 @@ fn point(dir: &Path, link: &str, name: &str) -> Result<bool> {
 }
 
 /// Removes runtime `handler`'s link, and the files no remaining link points at; the stable name
-/// goes with the last runtime. Running shims keep their files until they exit.
-pub fn uninstall(dir: &Path, handler: &str) -> Result<bool> {
+/// goes with the last runtime, unless `keep_stable` (a containerd config entry from before
+/// handler links still names it). Running shims keep their files until they exit.
+pub fn uninstall(dir: &Path, handler: &str, keep_stable: bool) -> Result<bool> {
     check_handler(handler)?;
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(false);
@@ -133,12 +140,16 @@ pub fn uninstall(dir: &Path, handler: &str) -> Result<bool> {
             files.push(name);
         }
     }
-    let targets: Vec<PathBuf> = links
+    let mut targets: Vec<PathBuf> = links
         .iter()
         .filter_map(|link| fs::read_link(dir.join(link)).ok())
         .collect();
     let stable = dir.join(SHIM_NAME);
+    if keep_stable {
+        targets.extend(fs::read_link(&stable).ok());
+    }
     match targets.first() {
+        _ if keep_stable => {}
         None => {
             if fs::symlink_metadata(&stable).is_ok() {
                 fs::remove_file(&stable)?;
@@ -273,10 +284,10 @@ mod tests {
         running.read_to_string(&mut old).unwrap();
         assert_eq!(old, "shim one");
 
-        assert!(uninstall(&bin, "spindle").unwrap());
+        assert!(uninstall(&bin, "spindle", false).unwrap());
         assert!(!bin.join(SHIM_NAME).exists());
         assert_eq!(fs::read_dir(&bin).unwrap().count(), 0, "no file is left");
-        assert!(!uninstall(&bin, "spindle").unwrap());
+        assert!(!uninstall(&bin, "spindle", false).unwrap());
     }
 
     #[test]
@@ -285,22 +296,44 @@ mod tests {
         let bin = work.path().join("bin");
         let (v1, sha1) = file(work.path(), "v1", b"shim one");
         let (v2, sha2) = file(work.path(), "v2", b"shim two");
-        let a = install(&v1, &sha1, &bin, "spin-a").unwrap();
         let b = install(&v2, &sha2, &bin, "spin-b").unwrap();
-        assert_eq!(fs::read(bin.join(SHIM_NAME)).unwrap(), b"shim two");
+        let a = install(&v1, &sha1, &bin, "spin-a").unwrap();
+        assert_eq!(
+            fs::read(bin.join(SHIM_NAME)).unwrap(),
+            b"shim two",
+            "the stable name stays with the runtime that made it"
+        );
 
         // Taking b off leaves a's link and file, and the stable name follows a.
-        assert!(uninstall(&bin, "spin-b").unwrap());
+        assert!(uninstall(&bin, "spin-b", false).unwrap());
         assert_eq!(fs::read(&a.path).unwrap(), b"shim one");
         assert!(!b.path.exists() && !b.target.exists());
         assert_eq!(fs::read(bin.join(SHIM_NAME)).unwrap(), b"shim one");
 
         // A runtime sharing a's file: removing a keeps the file for it.
         let c = install(&v1, &sha1, &bin, "spin-c").unwrap();
-        assert!(uninstall(&bin, "spin-a").unwrap());
+        assert!(uninstall(&bin, "spin-a", false).unwrap());
         assert_eq!(fs::read(&c.path).unwrap(), b"shim one");
-        assert!(uninstall(&bin, "spin-c").unwrap());
+        assert!(uninstall(&bin, "spin-c", false).unwrap());
         assert_eq!(fs::read_dir(&bin).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_install_from_before_handler_links_keeps_its_shim() {
+        let work = tempfile::tempdir().unwrap();
+        let bin = work.path().join("bin");
+        let (v1, sha1) = file(work.path(), "v1", b"legacy shim");
+        let (v2, sha2) = file(work.path(), "v2", b"new shim");
+        // An earlier installer: a content file and the stable name, no handler link.
+        fs::create_dir_all(&bin).unwrap();
+        let legacy = format!("{SHIM_NAME}-{}", &sha1[..16]);
+        fs::copy(&v1, bin.join(&legacy)).unwrap();
+        std::os::unix::fs::symlink(&legacy, bin.join(SHIM_NAME)).unwrap();
+
+        install(&v2, &sha2, &bin, "spin-b").unwrap();
+        assert_eq!(fs::read(bin.join(SHIM_NAME)).unwrap(), b"legacy shim");
+        assert!(uninstall(&bin, "spin-b", true).unwrap());
+        assert_eq!(fs::read(bin.join(SHIM_NAME)).unwrap(), b"legacy shim");
     }
 
     #[test]

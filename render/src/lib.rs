@@ -166,7 +166,19 @@ pub fn render(
         }
         keep(match target.flavor {
             Flavor::Native => Ok(runtime::render(&context, name, runtime)),
-            Flavor::Spinkube => spinkube::runtime(&context, name, runtime),
+            Flavor::Spinkube => match &target.node_policy {
+                // Nothing for runtime-class-manager to install without a policy.
+                None => Ok(Vec::new()),
+                Some(policy) if !policy.allow_control_plane => Err(Problem {
+                    pointer: format!("/runtimes/{}", pointer_segment(name)),
+                    message: format!(
+                        "runtime `{name}`: runtime-class-manager cannot keep its installs off \
+                         control-plane nodes; with --flavor spinkube the node policy must allow \
+                         them (allowControlPlane)"
+                    ),
+                }),
+                Some(_) => spinkube::runtime(&context, name, runtime),
+            },
         });
     }
     problems.extend(refused);

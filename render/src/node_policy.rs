@@ -12,6 +12,7 @@
 //! allowRestartCommand: false    # containerd.restartCommand: a shell command run as root
 //! allowOutsideHost: false       # containerd.enterHost = false
 //! allowOptions: false           # containerd runtime options for the handler
+//! allowContainerdPaths: false   # containerd.config, .socket and .shimDir: paths on the node
 //! allowControlPlane: false      # control-plane nodes may be selected
 //! ```
 
@@ -50,6 +51,10 @@ pub struct NodePolicy {
     /// Whether runtime `options` (containerd's options for the handler) are allowed.
     #[serde(default)]
     pub allow_options: bool,
+    /// Whether `containerd.config`, `.socket` and `.shimDir` (files root writes, edits and
+    /// removes on the node) may be set; without it the distribution's paths are used.
+    #[serde(default)]
+    pub allow_containerd_paths: bool,
     /// Whether control-plane nodes may get the runtime.
     #[serde(default)]
     pub allow_control_plane: bool,
@@ -108,6 +113,22 @@ impl NodePolicy {
                         .to_owned(),
                 );
             }
+            let paths = [
+                ("config", containerd.config.is_some()),
+                ("socket", containerd.socket.is_some()),
+                ("shimDir", containerd.shim_dir.is_some()),
+            ];
+            for (field, set) in paths {
+                if set && !self.allow_containerd_paths {
+                    refuse(
+                        &format!("/containerd/{field}"),
+                        format!(
+                            "`{field}` names a path root writes on the nodes; the node policy \
+                             does not allow it (allowContainerdPaths)"
+                        ),
+                    );
+                }
+            }
             if !containerd.enter_host && !self.allow_outside_host {
                 refuse(
                     "/containerd/enterHost",
@@ -158,22 +179,35 @@ fn shown(allowed: &[String]) -> String {
     }
 }
 
-/// `image` is `allowed`, or lies under it: `allowed` then `/`, or, when `allowed` names a
-/// repository (it has a `/`), a `:tag` or `@digest`. A registry alone never matches a port.
+/// `image` is `allowed`, or lies under it. `registry/path/` (a trailing `/`) or a registry alone
+/// allows every repository under it; `registry/repository` allows that repository's tags and
+/// digests only (on many registries `repository/x` is another repository, with its own owners).
+/// A registry alone never matches another port, and names are compared as written.
 fn image_allowed(allowed: &str, image: &str) -> bool {
+    let under = allowed.ends_with('/') || !allowed.contains('/');
     let allowed = allowed.trim_end_matches('/');
     let Some(rest) = image.strip_prefix(allowed) else {
         return false;
     };
-    rest.is_empty()
-        || rest.starts_with('/')
-        || (allowed.contains('/') && (rest.starts_with(':') || rest.starts_with('@')))
+    if under && rest.starts_with('/') {
+        return true;
+    }
+    rest.is_empty() || (allowed.contains('/') && (rest.starts_with(':') || rest.starts_with('@')))
 }
 
 /// `url` is `allowed`, or continues it after a `/` (so `https://host` does not allow
-/// `https://host.evil` or `https://host@evil`). URLs with `..` segments are never allowed.
+/// `https://host.evil` or `https://host@evil`). A URL that a URL parser could read as another
+/// path than it spells (`..` or `.` segments, percent-encoding, backslashes, white space or
+/// control characters, user info) is never allowed, whatever the prefix.
 fn url_allowed(allowed: &str, url: &str) -> bool {
-    if url.split(['/', '?', '#']).any(|segment| segment == "..") {
+    let ambiguous = url
+        .chars()
+        .any(|c| matches!(c, '%' | '\\' | '@') || c.is_whitespace() || c.is_control());
+    if ambiguous
+        || url
+            .split(['/', '?', '#'])
+            .any(|segment| segment == ".." || segment == ".")
+    {
         return false;
     }
     let Some(rest) = url.strip_prefix(allowed) else {
@@ -208,6 +242,10 @@ mod tests {
         ));
         assert!(image_allowed("reg.example.com", "reg.example.com/x/y:1"));
         assert!(!image_allowed(
+            "reg.example.com/platform/installer",
+            "reg.example.com/platform/installer/evil:1"
+        ));
+        assert!(!image_allowed(
             "reg.example.com",
             "reg.example.com:5000/x:1"
         ));
@@ -234,6 +272,15 @@ mod tests {
             "https://dl.example.com",
             "https://dl.example.com@evil/shim"
         ));
+        for sneaky in [
+            "%2e%2e/%2e%2e/%2e%2e/%2e%2e/evil/x/shim",
+            "..\\..\\..\\evil/shim",
+            "./../evil/shim",
+            "v1/shim\t",
+            "v1/sh\nim",
+        ] {
+            assert!(!url_allowed(base, &format!("{base}{sneaky}")), "{sneaky}");
+        }
     }
 
     #[test]
@@ -266,6 +313,7 @@ mod tests {
             allow_restart_command: true,
             allow_outside_host: true,
             allow_options: true,
+            allow_containerd_paths: true,
             allow_control_plane: true,
         };
         assert!(open.check("spin", &runtime).is_empty());

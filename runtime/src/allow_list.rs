@@ -223,23 +223,34 @@ impl AllowList {
     }
 
     /// Whether a socket may reach `address` over `scheme` (`tcp` or `udp`): an entry naming its
-    /// IP or a range holding it, or a host name that resolves to it now.
-    pub async fn allows_address(&self, scheme: &str, address: SocketAddr) -> bool {
-        let ip = address.ip().to_string();
-        if self.allows(scheme, &ip, Some(address.port())) {
-            return true;
-        }
+    /// IP or a range holding it, or, when `resolve`, a host name that resolves to it now (`*.x`
+    /// entries never match an address). IPv4 addresses written as IPv6 (`::ffff:a.b.c.d`) are
+    /// checked as the IPv4 address they are.
+    pub async fn allows_address(&self, scheme: &str, address: SocketAddr, resolve: bool) -> bool {
+        let ip = address.ip().to_canonical();
+        let port = address.port();
         for entry in &self.0 {
-            let Host::Name(name) = &entry.host else {
-                continue;
+            let scheme_ok = entry.scheme.as_deref().is_none_or(|s| s == scheme);
+            let port_ok = match &entry.port {
+                Port::Any => true,
+                Port::Range(range) => range.contains(&port),
             };
-            if !entry.allows(scheme, name, address.port()) {
+            if !(scheme_ok && port_ok) {
                 continue;
             }
-            if let Ok(mut resolved) = tokio::net::lookup_host((name.as_str(), address.port())).await
-                && resolved.any(|found| found.ip() == address.ip())
-            {
-                return true;
+            match &entry.host {
+                Host::Any => return true,
+                Host::Cidr(network, bits) if in_network(ip, *network, *bits) => return true,
+                Host::Name(name) if resolve => {
+                    let lookup = tokio::net::lookup_host((name.as_str(), port));
+                    if let Ok(Ok(mut found)) =
+                        tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await
+                        && found.any(|f| f.ip().to_canonical() == ip)
+                    {
+                        return true;
+                    }
+                }
+                _ => {}
             }
         }
         false
@@ -382,13 +393,23 @@ mod tests {
         ])
         .unwrap();
         let at = |text: &str| text.parse::<SocketAddr>().unwrap();
-        assert!(list.allows_address("tcp", at("127.0.0.1:7000")).await);
-        assert!(!list.allows_address("tcp", at("127.0.0.1:7001")).await);
-        assert!(!list.allows_address("udp", at("127.0.0.1:7000")).await);
-        assert!(list.allows_address("tcp", at("10.2.3.4:85")).await);
-        assert!(!list.allows_address("tcp", at("10.2.3.4:90")).await);
-        assert!(!list.allows_address("tcp", at("11.0.0.1:85")).await);
-        assert!(list.allows_address("udp", at("127.0.0.1:53")).await);
+        let allows = |scheme: &'static str, address: &str| {
+            let address = at(address);
+            let list = list.clone();
+            async move { list.allows_address(scheme, address, true).await }
+        };
+        assert!(allows("tcp", "127.0.0.1:7000").await);
+        assert!(allows("tcp", "[::ffff:127.0.0.1]:7000").await);
+        assert!(!allows("tcp", "127.0.0.1:7001").await);
+        assert!(!allows("udp", "127.0.0.1:7000").await);
+        assert!(allows("tcp", "10.2.3.4:85").await);
+        assert!(allows("tcp", "[::ffff:10.2.3.4]:85").await);
+        assert!(!allows("tcp", "10.2.3.4:90").await);
+        assert!(!allows("tcp", "11.0.0.1:85").await);
+        assert!(allows("udp", "127.0.0.1:53").await);
+        assert!(!list.allows_address("udp", at("127.0.0.1:53"), false).await);
+        let suffix = AllowList::parse(&["tcp://*.1:*".to_owned()]).unwrap();
+        assert!(!suffix.allows_address("tcp", at("10.0.0.1:80"), true).await);
         assert!(list.mentions("tcp") && list.mentions("udp"));
         assert!(
             !AllowList::parse(&["https://x.example".to_owned()])

@@ -119,6 +119,15 @@ impl Seal {
                 return Err(err).with_context(|| format!("cannot create {}", path.display()));
             }
         }
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "{} may be read or written by others (mode {:o}): not using it as a key",
+                path.display(),
+                mode & 0o777
+            );
+        }
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let key: [u8; 32] = bytes
@@ -133,6 +142,12 @@ impl Seal {
             hmac::Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(bytes);
         mac.finalize().into_bytes().into()
+    }
+
+    /// Names the key without giving it away: what a compile cache keys on, so that code sealed
+    /// by a lost or replaced key is looked up under another key, and compiled again.
+    pub fn id(&self) -> String {
+        hex::encode(&self.tag(b"spindle compiled-code key id")[..8])
     }
 
     /// `compiled` with the seal appended.
@@ -256,12 +271,14 @@ mod tests {
         let again = Seal::open_or_create(&dir.path().join("k/key")).unwrap();
         let sealed = seal.seal(b"native code".to_vec());
         assert_eq!(again.unseal(&sealed).unwrap(), b"native code");
+        assert_eq!(seal.id(), again.id());
 
         let mut tampered = sealed.clone();
         tampered[0] ^= 1;
         assert!(seal.unseal(&tampered).is_err());
         let other = Seal::open_or_create(&dir.path().join("other")).unwrap();
         assert!(other.unseal(&sealed).is_err());
+        assert_ne!(seal.id(), other.id());
         assert!(seal.unseal(b"short").is_err());
         assert!(
             seal.unseal(b"native code, unsealed, but long enough for a trailer...")
@@ -273,5 +290,12 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        // A key others may read is no key.
+        std::fs::set_permissions(
+            dir.path().join("k/key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        assert!(Seal::open_or_create(&dir.path().join("k/key")).is_err());
     }
 }

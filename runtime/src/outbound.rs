@@ -77,7 +77,16 @@ type Sent = Box<
         > + Send,
 >;
 
-fn denied() -> Sent {
+/// `HTTP-request-denied`, as Spin answers. The request's body is still read to its end (and
+/// dropped) in the background: a guest that writes the body while it waits for the response (the
+/// Python SDK does both at once) sees its writes succeed and then the denial, not a closed stream.
+fn denied(request: http::Request<wasmtime_wasi_http::WasiBody>) -> Sent {
+    let mut body = request.into_body();
+    tokio::spawn(async move {
+        use http_body_util::BodyExt as _;
+        // Ends when the guest finishes or drops the body (its store goes at the deadline).
+        while let Some(Ok(_)) = body.frame().await {}
+    });
     Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
 }
 
@@ -95,11 +104,11 @@ impl wasmtime_wasi_http::WasiHttpHooks for Outbound {
         match self.local(&scheme, &host, uri.port_u16()) {
             Some(Ok(target)) => {
                 let Some(app) = self.app.upgrade() else {
-                    return denied();
+                    return denied(request);
                 };
                 if self.depth >= MAX_LOCAL_DEPTH {
                     tracing::warn!(%host, "request to the app itself refused: {MAX_LOCAL_DEPTH} requests deep");
-                    return denied();
+                    return denied(request);
                 }
                 let depth = self.depth + 1;
                 return Box::new(async move {
@@ -112,13 +121,13 @@ impl wasmtime_wasi_http::WasiHttpHooks for Outbound {
             }
             Some(Err(())) => {
                 tracing::warn!(%scheme, %host, "request to the app itself denied: not in allowed_outbound_hosts");
-                return denied();
+                return denied(request);
             }
             None => {}
         }
         if !self.allow.allows(&scheme, &host, uri.port_u16()) {
             tracing::warn!(%scheme, %host, "outbound request denied: not in allowed_outbound_hosts");
-            return denied();
+            return denied(request);
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

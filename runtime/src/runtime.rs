@@ -488,10 +488,10 @@ fn sockets(wasi: &mut wasmtime_wasi::WasiCtxBuilder, host: &Arc<ComponentHost>) 
             match usage {
                 SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => true,
                 SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
-                SocketAddrUse::TcpConnect => host.allow.allows_address("tcp", address).await,
-                SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
-                    host.allow.allows_address("udp", address).await
-                }
+                SocketAddrUse::TcpConnect => host.allow.allows_address("tcp", address, true).await,
+                SocketAddrUse::UdpSend => host.allow.allows_address("udp", address, true).await,
+                // Checked per datagram received: addresses only, no name lookups.
+                SocketAddrUse::UdpReceive => host.allow.allows_address("udp", address, false).await,
             }
         })
     });

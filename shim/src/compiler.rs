@@ -42,11 +42,12 @@ pub fn open_seal() {
 
 impl Compiler for SpindleCompiler {
     fn cache_key(&self) -> impl std::hash::Hash {
-        // "sealed": content from before seals is looked up under another key, never loaded.
+        // The key's id: content sealed by another key (or none) is looked up under another
+        // cache key, and compiled again instead of refused.
         (
             env!("CARGO_PKG_VERSION"),
             compile_cache::compatibility(&self.engine),
-            "sealed",
+            self.seal.id(),
         )
     }
 

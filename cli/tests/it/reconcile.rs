@@ -1865,4 +1865,22 @@ fn only_revisions_signed_by_trusted_keys_are_applied() {
         status()
     );
     assert_eq!(greeting(), "tagged");
+    // ... nor is an old signed tag object published again under a higher name.
+    repo.git(&["tag", "-d", "v1.1.0"]);
+    let old_tag = {
+        let out = Command::new("git")
+            .args(["rev-parse", "refs/tags/v1.0.0"])
+            .current_dir(repo.0.path())
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    repo.git(&["update-ref", "refs/tags/v9.0.0", &old_tag]);
+    let out = reconcile("tag:v*");
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        status().contains("a signed tag published under another name"),
+        "{}",
+        status()
+    );
 }

@@ -379,6 +379,21 @@ fn a_python_sdk_app_serves() {
         "{answer:?}"
     );
     assert!(answer.body.contains("via /..."), "{answer:?}");
+
+    // A relative URL goes through the app's own routes (the manifest allows http://self) ...
+    let itself = http(&served.address, "GET", "/outbound/self", "");
+    assert_eq!(
+        itself.body, "200: Hello from Python! POST /hello/self via /...\n",
+        "{itself:?}"
+    );
+    // ... and a host it does not allow is refused with Spin's error, though the SDK writes the
+    // request's body while it waits for the answer.
+    let denied = http(&served.address, "GET", "/outbound/denied", "");
+    assert!(
+        denied.body.contains("HttpRequestDenied"),
+        "{denied:?}\n{}",
+        served.stderr()
+    );
 }
 
 /// The test servers' Redis and PostgreSQL, allowed through the manifest's templated

@@ -161,24 +161,27 @@ impl Controller {
     /// One fetch and pass.
     async fn cycle(&mut self, reason: &str) -> Result<Outcome> {
         let fetched = fetch(&self.remote).await?;
-        let (snapshot, commit) = fetched.folder.snapshot(&fetched.commit)?;
-        tracing::info!(revision = short(&commit), reason, "reconciling");
-        let outcome = match fetched.verdict {
+        // An untrusted revision's files are not read at all.
+        match &fetched.verdict {
             Some(Verdict::Refused(why)) => {
                 let message = format!(
                     "revision {} was not applied: its signature is not trusted: {why}",
-                    short(&commit)
+                    short(&fetched.commit)
                 );
-                self.reconciler
-                    .refuse(&commit, &snapshot, "VerificationFailed", message)
-                    .await?
+                tracing::error!(revision = short(&fetched.commit), "{message}");
+                return self
+                    .reconciler
+                    .refuse(&fetched.commit, "VerificationFailed", message)
+                    .await;
             }
             Some(Verdict::SignedBy(signer)) => {
-                tracing::info!(revision = short(&commit), "signed by {signer}");
-                self.reconciler.pass(&commit, &snapshot).await?
+                tracing::info!(revision = short(&fetched.commit), "signed by {signer}");
             }
-            None => self.reconciler.pass(&commit, &snapshot).await?,
-        };
+            None => {}
+        }
+        let (snapshot, commit) = fetched.folder.snapshot(&fetched.commit)?;
+        tracing::info!(revision = short(&commit), reason, "reconciling");
+        let outcome = self.reconciler.pass(&commit, &snapshot).await?;
         if !outcome.applied {
             tracing::error!(
                 revision = short(&commit),

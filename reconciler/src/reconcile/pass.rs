@@ -121,58 +121,70 @@ impl<B: Backend> Reconciler<B> {
 
     /// Applies `snapshot`, the files of `commit`.
     pub async fn pass(&mut self, commit: &str, snapshot: &Snapshot) -> Result<Outcome> {
-        self.conclude(commit, snapshot, None).await
+        let instance = self.instance(snapshot).await?;
+        self.conclude(&instance, commit, Some(snapshot), None).await
     }
 
     /// Records that `commit` is not to be used (`reason`, `message`: an untrusted signature, say):
-    /// nothing of it is evaluated or applied, the last applied revision stays, and the status
-    /// says why until a new revision comes.
+    /// nothing of it is read, evaluated or applied, the last applied revision stays, and the
+    /// status says why until a new revision comes. The instance comes from `--instance`,
+    /// `--env` or an earlier pass, never from the refused revision's files; when none names it
+    /// yet, the refusal is only logged.
     pub async fn refuse(
         &mut self,
         commit: &str,
-        snapshot: &Snapshot,
         reason: &'static str,
         message: String,
     ) -> Result<Outcome> {
-        self.conclude(commit, snapshot, Some((reason, message)))
+        let named = self
+            .instance
+            .clone()
+            .or_else(|| self.settings.instance.clone())
+            .or_else(|| self.settings.environment.clone());
+        let Some(instance) = named else {
+            tracing::error!(
+                "{message} (no status is recorded: give --instance or --env to name it before a \
+                 first trusted revision)"
+            );
+            return Ok(stopped(commit, reason, true, message));
+        };
+        self.load_instance(&instance).await?;
+        self.conclude(&instance, commit, None, Some((reason, message)))
             .await
     }
 
-    /// A pass over `commit`, or its refusal, recorded in the status.
+    /// A pass over `commit` (whose files are `snapshot`), or its refusal, recorded in the status
+    /// of `instance`.
     async fn conclude(
         &mut self,
+        instance: &str,
         commit: &str,
-        snapshot: &Snapshot,
+        snapshot: Option<&Snapshot>,
         refusal: Option<(&'static str, String)>,
     ) -> Result<Outcome> {
         let started = std::time::Instant::now();
-        let instance = self.instance(snapshot).await?;
         self.arrivals_at_start = self.arrivals.as_ref().map_or(0, |a| *a.borrow());
         self.status.source = self.settings.source.clone();
         self.status.last_attempted_revision = Some(commit.to_owned());
         self.status.observed_generation += 1;
-        let outcome = match refusal {
-            Some((reason, message)) => Ok(stopped(commit, reason, true, message)),
-            None => self.attempt(&instance, commit, snapshot).await,
+        let outcome = match (refusal, snapshot) {
+            (Some((reason, message)), _) => Ok(stopped(commit, reason, true, message)),
+            (None, Some(snapshot)) => self.attempt(instance, commit, snapshot).await,
+            (None, None) => unreachable!("a pass has its files"),
         };
         let elapsed = started.elapsed();
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(err) => {
-                self.stop(
-                    &instance,
-                    "ReconciliationFailed",
-                    &format!("{err:#}"),
-                    false,
-                )
-                .await;
+                self.stop(instance, "ReconciliationFailed", &format!("{err:#}"), false)
+                    .await;
                 self.metrics.record_failure(elapsed);
                 return Err(err);
             }
         };
-        self.record(&instance, &outcome, elapsed).await;
+        self.record(instance, &outcome, elapsed).await;
         if !self.settings.dry_run {
-            self.backend.save_status(&instance, &self.status).await?;
+            self.backend.save_status(instance, &self.status).await?;
         }
         Ok(outcome)
     }
@@ -186,18 +198,28 @@ impl<B: Backend> Reconciler<B> {
         let (environment, _) = spec::environment(snapshot, self.settings.environment.as_deref())
             .map_err(|err| anyhow::anyhow!(err.render(snapshot)))?;
         let instance = self.settings.instance.clone().unwrap_or(environment);
+        self.load_instance(&instance).await?;
+        Ok(instance)
+    }
+
+    /// Makes `instance` this reconciler's, loading the inventory and status earlier runs left
+    /// (once: later calls change nothing).
+    async fn load_instance(&mut self, instance: &str) -> Result<()> {
+        if self.instance.is_some() {
+            return Ok(());
+        }
         if !self.settings.dry_run {
             self.backend
                 .ensure_namespace(&self.settings.system_namespace)
                 .await?;
         }
-        self.inventory = self.backend.load_inventory(&instance).await?;
-        if let Some(status) = self.backend.load_status(&instance).await? {
+        self.inventory = self.backend.load_inventory(instance).await?;
+        if let Some(status) = self.backend.load_status(instance).await? {
             self.status = status;
         }
-        self.status.instance = instance.clone();
-        self.instance = Some(instance.clone());
-        Ok(instance)
+        self.status.instance = instance.to_owned();
+        self.instance = Some(instance.to_owned());
+        Ok(())
     }
 
     async fn attempt(

@@ -230,7 +230,19 @@ pub fn verify_tag(repository: &Repository, name: &str, trusted: &Trusted) -> Ver
             "tag {name} is a lightweight tag: it carries no signature"
         ));
     };
-    let when = tag.tagger().map_or(0, |tagger| tagger.when().seconds());
+    // A signed tag object names itself: one pushed under another (higher) name is an old
+    // signature replayed, not a release someone signed.
+    if tag.name_bytes() != name.as_bytes() {
+        return Verdict::Refused(format!(
+            "tag {name} holds a tag object named `{}`: a signed tag published under another name",
+            String::from_utf8_lossy(tag.name_bytes())
+        ));
+    }
+    let Some(when) = tag.tagger().map(|tagger| tagger.when().seconds()) else {
+        return Verdict::Refused(format!(
+            "tag {name} has no tagger, so no date to check its key at"
+        ));
+    };
     let odb = match repository.odb() {
         Ok(odb) => odb,
         Err(err) => return Verdict::Refused(format!("tag {name} cannot be read: {err}")),
