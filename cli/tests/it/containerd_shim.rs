@@ -355,26 +355,24 @@ fn components_are_compiled_once_and_reused_from_containerds_store() {
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
-    // The layer this test's first start compiled, as the shim logged it.
-    let layer = std::fs::read_to_string(&log)
-        .unwrap()
-        .rsplit("precompiled component ")
-        .next()
-        .and_then(|rest| rest.split(['"', ' ', '\n']).next())
-        .unwrap()
-        .to_owned();
-    // The layer's label `runwasi.io/precompiled/spindle/<key>=<digest>` names the compiled blob.
+    // This image's one component layer (tests run in parallel: other images' layers are
+    // compiled meanwhile); its label `runwasi.io/precompiled/spindle/<key>=<digest>` names the
+    // compiled blob.
+    let repository = image
+        .split_once('/')
+        .and_then(|(_, path)| path.rsplit_once(':'))
+        .map(|(repository, _)| repository)
+        .unwrap();
     let blob = listed
         .lines()
-        .find(|line| line.starts_with(&layer))
-        .and_then(|line| {
+        .filter(|line| line.split([',', '\t', '=']).any(|part| part == repository))
+        .find_map(|line| {
             line.split([',', '\t'])
                 .find_map(|label| label.strip_prefix("runwasi.io/precompiled/spindle/"))
+                .and_then(|label| label.split_once("=sha256:"))
+                .map(|(_, digest)| digest.to_owned())
         })
-        .and_then(|label| label.split_once("=sha256:"))
-        .unwrap_or_else(|| panic!("no compiled content for {layer} in:\n{listed}"))
-        .1
-        .to_owned();
+        .unwrap_or_else(|| panic!("no compiled content for {image} in:\n{listed}"));
     let path = socket
         .parent()
         .unwrap()

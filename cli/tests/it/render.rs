@@ -6,6 +6,8 @@ use spindle_reconciler::cluster::Cluster;
 use spindle_render::Object;
 
 const NODES: &str = "../tests/golden/render/example-production/nodes.yaml";
+/// The node policy that lets the example's runtime be installed.
+const NODE_POLICY: &str = "../tests/golden/render/example-production/node-policy.yaml";
 
 fn render(extra: &[&str]) -> String {
     let mut args = vec!["render", EXAMPLE, "--env", "production", "--revision", "r1"];
@@ -81,6 +83,8 @@ async fn the_example_applies_cleanly_to_the_test_apiserver() {
         "r1",
         "--nodes",
         NODES,
+        "--node-policy",
+        NODE_POLICY,
         "-o",
         "json",
     ]);
