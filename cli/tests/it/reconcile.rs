@@ -954,28 +954,8 @@ fn reconcile_follows_the_highest_tag_a_pinned_commit_and_a_sub_path() {
     commit_in_deploy("v1.10");
     repo.git(&["tag", "v1.10.0"]);
     commit_in_deploy("main");
-    let once = |follow: &str| {
-        as_reconciler(&[
-            "reconcile",
-            "--once",
-            "--repo",
-            repo.0.path_str(),
-            "--follow",
-            follow,
-            "--path",
-            "deploy",
-            "--instance",
-            ns,
-            "--health-timeout",
-            "0",
-        ])
-    };
-    let greeting = || {
-        env_value(
-            &live.deployment(ns, "web").unwrap(),
-            "SPIN_VARIABLE_GREETING",
-        )
-    };
+    let once = |follow: &str| reconcile_once(&repo, follow, ns, &["--path", "deploy"]);
+    let greeting = || greeting_of(&live, ns);
 
     assert_ok(&once("tag:v*"));
     assert_eq!(
@@ -1258,6 +1238,33 @@ fn reconciler_command() -> Command {
     let mut command = spindle_command();
     command.env("KUBECONFIG", reconciler_kubeconfig());
     command
+}
+
+/// `spindle reconcile --once` of `repo` following `follow` as instance `instance`, as the
+/// reconciler's ServiceAccount, without waiting for health.
+fn reconcile_once(repo: &GitRepo, follow: &str, instance: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "reconcile",
+        "--once",
+        "--repo",
+        repo.0.path_str(),
+        "--follow",
+        follow,
+        "--instance",
+        instance,
+        "--health-timeout",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    as_reconciler(&args)
+}
+
+/// The greeting the `web` app of `namespace` is deployed with.
+fn greeting_of(live: &Live, namespace: &str) -> Option<String> {
+    env_value(
+        &live.deployment(namespace, "web").unwrap(),
+        "SPIN_VARIABLE_GREETING",
+    )
 }
 
 /// Runs `spindle ARGS` as the reconciler's ServiceAccount.
@@ -1782,31 +1789,13 @@ fn only_revisions_signed_by_trusted_keys_are_applied() {
     let ns: &str = &namespace;
     let signers = Signers::new();
     let repo = GitRepo::new();
-    let reconcile = |follow: &str| {
-        as_reconciler(&[
-            "reconcile",
-            "--once",
-            "--repo",
-            repo.0.path_str(),
-            "--follow",
-            follow,
-            "--instance",
-            ns,
-            "--health-timeout",
-            "0",
-            "--verify",
-            &format!("ssh:{}", signers.path("allowed_signers")),
-            "--verify",
-            &format!("pgp:{}", signers.path("keys.asc")),
-        ])
-    };
-    let greeting = || {
-        env_value(
-            &live.deployment(ns, "web").unwrap(),
-            "SPIN_VARIABLE_GREETING",
-        )
-        .unwrap()
-    };
+    let (ssh, pgp) = (
+        format!("ssh:{}", signers.path("allowed_signers")),
+        format!("pgp:{}", signers.path("keys.asc")),
+    );
+    let reconcile =
+        |follow: &str| reconcile_once(&repo, follow, ns, &["--verify", &ssh, "--verify", &pgp]);
+    let greeting = || greeting_of(&live, ns).unwrap();
     let status = || spindle(&["status", "--instance", ns, "-o", "json"]).stdout;
 
     // Signed by alice, an allowed SSH signer: applied.
