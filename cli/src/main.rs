@@ -6,6 +6,7 @@ mod build;
 mod check;
 mod diff;
 mod install;
+mod log_writer;
 mod push;
 mod reconcile;
 mod render;
@@ -221,6 +222,8 @@ fn run() -> i32 {
         Command::Install(args) => install::install(&args),
         Command::Schema => schema(),
     };
+    // What spindle logged comes before what it says last.
+    log_writer::flush();
     match outcome {
         Ok(code) => code,
         Err(err) if err.is::<Reported>() => {
@@ -238,7 +241,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,spindle::request=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer::Batched::new())
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
