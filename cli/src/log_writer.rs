@@ -17,7 +17,9 @@ static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 static FLUSHER: Once = Once::new();
 
 fn pending() -> MutexGuard<'static, Vec<u8>> {
-    PENDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    PENDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Writes out the lines still pending; the lock is held, so lines keep their order.
