@@ -485,6 +485,18 @@ fn outbound_services_the_manifest_does_not_allow_are_refused() {
         hostaddr.contains("hostaddr=10.255.255.1 is not permitted"),
         "{denied}"
     );
+    // MQTT and MySQL are refused by address first, as Spin does, credentials masked.
+    assert!(
+        denied.contains(
+            "mqtt: Some(Error::ConnectionFailed(\"address mqtt://127.0.0.1:1883 is not permitted\"))"
+        ),
+        "{denied}"
+    );
+    assert!(
+        denied.contains("mysql: Some(Error::ConnectionFailed(\"address mysql://root:***@127.0.0.1:3306/db is not permitted\"))"),
+        "{denied}"
+    );
+    assert!(!denied.contains("hunter2"), "{denied}");
 }
 
 /// A TCP server on loopback that answers each connection with what it read; its port.

@@ -1,5 +1,7 @@
 //! Interfaces spindle does not serve yet: apps that import them start, and a call answers with
 //! the interface's own error (what Spin answers when a service is unreachable), never a trap.
+//! An address `allowed_outbound_hosts` does not allow is refused first, with Spin's message, as
+//! it will be once the interface is served.
 
 use wasmtime::component::Resource;
 
@@ -14,6 +16,41 @@ pub enum Never {}
 const WHY: &str = "not supported by spindle's runtime yet";
 
 type Answer<T, E> = wasmtime::Result<Result<T, E>>;
+
+/// Why `address` (`scheme://[user[:password]@]host[:port][/…]`) may not be opened, when the
+/// component's `allowed_outbound_hosts` does not allow it (or it has no host); credentials masked.
+fn refused(view: &SpinView<'_>, address: &str) -> Option<String> {
+    let refusal = || {
+        Some(format!(
+            "address {} is not permitted",
+            crate::allow_list::redact(address)
+        ))
+    };
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return refusal();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, at)| at);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']').unwrap_or((bracketed, ""));
+            (host, after.strip_prefix(':'))
+        }
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let port = match port.map(str::parse::<u16>) {
+        Some(Ok(port)) => Some(port),
+        Some(Err(_)) => return refusal(),
+        None => None,
+    };
+    if host.is_empty() || !view.component.allow.allows(scheme, host, port) {
+        return refusal();
+    }
+    None
+}
 
 fn never<T>(
     table: &wasmtime::component::ResourceTable,
@@ -30,8 +67,12 @@ impl mqtt::HostConnection for SpinView<'_> {
         _: String,
         _: u64,
     ) -> Answer<Resource<Never>, mqtt::Error> {
+        if let Some(refusal) = refused(self, &address) {
+            return Ok(Err(mqtt::Error::ConnectionFailed(refusal)));
+        }
         Ok(Err(mqtt::Error::ConnectionFailed(format!(
-            "mqtt ({address}): {WHY}"
+            "mqtt ({}): {WHY}",
+            crate::allow_list::redact(&address)
         ))))
     }
     async fn publish(
@@ -51,7 +92,10 @@ impl mqtt::HostConnection for SpinView<'_> {
 impl mqtt::Host for SpinView<'_> {}
 
 impl mysql::HostConnection for SpinView<'_> {
-    async fn open(&mut self, _: String) -> Answer<Resource<Never>, rdbms_types::Error> {
+    async fn open(&mut self, address: String) -> Answer<Resource<Never>, rdbms_types::Error> {
+        if let Some(refusal) = refused(self, &address) {
+            return Ok(Err(rdbms_types::Error::ConnectionFailed(refusal)));
+        }
         Ok(Err(rdbms_types::Error::ConnectionFailed(format!(
             "mysql: {WHY}"
         ))))

@@ -1,5 +1,5 @@
 use spin_sdk::http::{IntoResponse, Request, Response};
-use spin_sdk::{http_component, pg, pg4, redis, variables};
+use spin_sdk::{http_component, mqtt, mysql, pg, pg4, redis, variables};
 
 /// Talks to the Redis or PostgreSQL server named by the `redis_address` / `postgres_address`
 /// variables and answers what it saw, one line per step: `/services/redis`, `/services/pg4`,
@@ -25,6 +25,14 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                     variables::get("postgres_address")?
                 ))
                 .err()
+            ),
+            format!(
+                "mqtt: {:?}",
+                mqtt::Connection::open("mqtt://127.0.0.1:1883", "user", "secret", 30).err()
+            ),
+            format!(
+                "mysql: {:?}",
+                mysql::Connection::open("mysql://root:hunter2@127.0.0.1:3306/db").err()
             ),
         ],
         _ => return Ok(Response::new(404, "no such step\n")),
