@@ -174,6 +174,28 @@ pub fn uninstall(dir: &Path, handler: &str, keep_stable: bool) -> Result<bool> {
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it into place.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_through_temporary(path, bytes, mode, None)
+}
+
+/// [`write_atomically`], keeping the mode and owner `path` has (a containerd config may hold
+/// registry credentials, and be 0600 for that); a new file gets 0644, root's.
+pub fn write_preserving(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let Ok(existing) = fs::metadata(path) else {
+        return write_atomically(path, bytes, 0o644);
+    };
+    let mode = existing.permissions().mode() & 0o7777;
+    write_through_temporary(path, bytes, mode, Some((existing.uid(), existing.gid())))
+}
+
+/// The one way both write: a temporary file beside `path` gets its mode (and `owner`) before any
+/// byte, is written and synced, and is renamed into place.
+fn write_through_temporary(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = path.parent().context("a file has a parent folder")?;
     fs::create_dir_all(dir)?;
@@ -185,36 +207,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     {
         let mut file = fs::File::create(&temporary)
             .with_context(|| format!("cannot write {}", temporary.display()))?;
-        file.write_all(bytes)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-    }
-    fs::rename(&temporary, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    sync_dir(dir)
-}
-
-/// [`write_atomically`], keeping the mode and owner `path` has (a containerd config may hold
-/// registry credentials, and be 0600 for that); a new file gets 0644, root's.
-pub fn write_preserving(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let Ok(existing) = fs::metadata(path) else {
-        return write_atomically(path, bytes, 0o644);
-    };
-    let mode = existing.permissions().mode() & 0o7777;
-    let dir = path.parent().context("a file has a parent folder")?;
-    let temporary = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    {
-        let mut file = fs::File::create(&temporary)
-            .with_context(|| format!("cannot write {}", temporary.display()))?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         // Only root may give a file away; the installer runs as root on nodes.
-        if let Err(err) =
-            std::os::unix::fs::fchown(&file, Some(existing.uid()), Some(existing.gid()))
-            && (existing.uid() != 0 || existing.gid() != 0)
+        if let Some((uid, gid)) = owner
+            && let Err(err) = std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+            && (uid != 0 || gid != 0)
         {
             eprintln!("could not keep the owner of {}: {err}", path.display());
         }
