@@ -1,7 +1,7 @@
 //! `spindle install --print`: the manifests that run `spindle reconcile` in a cluster, with
 //! least-privilege RBAC (only the kinds spindle renders, its own ConfigMaps and Events).
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -54,8 +54,10 @@ pub fn install(args: &InstallArgs) -> Result<i32> {
     }
     let policy = match &args.node_policy {
         Some(path) => {
-            spindle_render::NodePolicy::read(path)?;
-            Some(std::fs::read_to_string(path)?)
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the node policy {}", path.display()))?;
+            spindle_render::NodePolicy::parse(&text, path)?;
+            Some(text)
         }
         None => None,
     };

@@ -40,12 +40,7 @@ pub fn render(spec: &Spec, target: &Target) -> Result<Vec<Object>, SpecError> {
 /// Refuses what the spec's node runtimes ask for beyond `policy`, located in the repository. The
 /// same check runs in [`render`] when the target carries the policy; this one needs no target.
 pub fn check_node_policy(spec: &Spec, policy: &NodePolicy) -> Result<(), SpecError> {
-    let problems: Vec<_> = spec
-        .platform
-        .runtimes
-        .iter()
-        .flat_map(|(name, runtime)| policy.check(name, runtime))
-        .collect();
+    let problems = policy.check_platform(&spec.platform);
     if problems.is_empty() {
         Ok(())
     } else {

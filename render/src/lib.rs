@@ -145,7 +145,6 @@ pub fn render(
     };
     let mut objects = Vec::new();
     let mut problems = Vec::new();
-    let mut refused = Vec::new();
     let mut keep = |rendered: Result<Vec<Object>, Problem>| match rendered {
         Ok(rendered) => objects.extend(rendered),
         Err(problem) => problems.push(problem),
@@ -161,9 +160,6 @@ pub fn render(
         );
     }
     for (name, runtime) in &platform.runtimes {
-        if let Some(policy) = &target.node_policy {
-            refused.extend(policy.check(name, runtime));
-        }
         keep(match target.flavor {
             Flavor::Native => Ok(runtime::render(&context, name, runtime)),
             Flavor::Spinkube => match &target.node_policy {
@@ -181,7 +177,9 @@ pub fn render(
             },
         });
     }
-    problems.extend(refused);
+    if let Some(policy) = &target.node_policy {
+        problems.extend(policy.check_platform(platform));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }

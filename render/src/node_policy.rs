@@ -20,7 +20,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
-use spindle_schema::{Problem, Runtime, pointer_segment};
+use spindle_schema::{Platform, Problem, Runtime, pointer_segment};
 
 use super::nodes::Node;
 
@@ -65,8 +65,22 @@ impl NodePolicy {
     pub fn read(path: &Path) -> Result<NodePolicy> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the node policy {}", path.display()))?;
-        serde_yaml::from_str(&text)
+        NodePolicy::parse(&text, path)
+    }
+
+    /// A policy from its text, read from `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<NodePolicy> {
+        serde_yaml::from_str(text)
             .with_context(|| format!("{} is not a node policy", path.display()))
+    }
+
+    /// What every runtime of `platform` asks for beyond this policy.
+    pub fn check_platform(&self, platform: &Platform) -> Vec<Problem> {
+        platform
+            .runtimes
+            .iter()
+            .flat_map(|(name, runtime)| self.check(name, runtime))
+            .collect()
     }
 
     /// What runtime `name` asks for beyond this policy, each at its place in the environment.
