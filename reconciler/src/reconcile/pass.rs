@@ -48,6 +48,13 @@ pub struct Reconciler<B = Kube> {
     arrivals_at_start: u64,
 }
 
+/// What [`Reconciler::conclude`] records: a pass over a revision's files, or the revision's
+/// refusal (the condition reason and why) without reading them.
+enum Attempt<'a> {
+    Pass(&'a Snapshot),
+    Refuse(&'static str, String),
+}
+
 /// What the plan step found: the objects to apply, against what, and what to prune.
 struct Plan {
     desired: Vec<Object>,
@@ -122,7 +129,8 @@ impl<B: Backend> Reconciler<B> {
     /// Applies `snapshot`, the files of `commit`.
     pub async fn pass(&mut self, commit: &str, snapshot: &Snapshot) -> Result<Outcome> {
         let instance = self.instance(snapshot).await?;
-        self.conclude(&instance, commit, Some(snapshot), None).await
+        self.conclude(&instance, commit, Attempt::Pass(snapshot))
+            .await
     }
 
     /// Records that `commit` is not to be used (`reason`, `message`: an untrusted signature, say):
@@ -149,28 +157,25 @@ impl<B: Backend> Reconciler<B> {
             return Ok(stopped(commit, reason, true, message));
         };
         self.load_instance(&instance).await?;
-        self.conclude(&instance, commit, None, Some((reason, message)))
+        self.conclude(&instance, commit, Attempt::Refuse(reason, message))
             .await
     }
 
-    /// A pass over `commit` (whose files are `snapshot`), or its refusal, recorded in the status
-    /// of `instance`.
+    /// A pass over `commit`, or its refusal, recorded in the status of `instance`.
     async fn conclude(
         &mut self,
         instance: &str,
         commit: &str,
-        snapshot: Option<&Snapshot>,
-        refusal: Option<(&'static str, String)>,
+        attempt: Attempt<'_>,
     ) -> Result<Outcome> {
         let started = std::time::Instant::now();
         self.arrivals_at_start = self.arrivals.as_ref().map_or(0, |a| *a.borrow());
         self.status.source = self.settings.source.clone();
         self.status.last_attempted_revision = Some(commit.to_owned());
         self.status.observed_generation += 1;
-        let outcome = match (refusal, snapshot) {
-            (Some((reason, message)), _) => Ok(stopped(commit, reason, true, message)),
-            (None, Some(snapshot)) => self.attempt(instance, commit, snapshot).await,
-            (None, None) => unreachable!("a pass has its files"),
+        let outcome = match attempt {
+            Attempt::Pass(snapshot) => self.attempt(instance, commit, snapshot).await,
+            Attempt::Refuse(reason, message) => Ok(stopped(commit, reason, true, message)),
         };
         let elapsed = started.elapsed();
         let outcome = match outcome {
