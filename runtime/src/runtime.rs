@@ -88,6 +88,15 @@ pub struct Prepared {
     environment: Vec<(String, String)>,
     /// The component's `files`, assembled read-only under one folder.
     files: Option<tempfile::TempDir>,
+    /// Whether `allowed_outbound_hosts` may let it use TCP and UDP sockets, decided once.
+    sockets: Sockets,
+}
+
+/// Which socket protocols a component's `allowed_outbound_hosts` may allow.
+#[derive(Debug, Clone, Copy)]
+struct Sockets {
+    tcp: bool,
+    udp: bool,
 }
 
 /// An app ready to serve.
@@ -312,6 +321,10 @@ impl Runtime {
                 id.clone(),
                 Prepared {
                     pre,
+                    sockets: Sockets {
+                        tcp: host.allow.mentions("tcp"),
+                        udp: host.allow.mentions("udp"),
+                    },
                     host: Arc::new(host),
                     environment,
                     files: assemble_files(&spec.files)?,
@@ -341,7 +354,7 @@ impl Runtime {
         if let Some(files) = &component.files {
             wasi.preopened_dir(files.path(), "/", FsPerms::ReadOnly)?;
         }
-        sockets(&mut wasi, &component.host);
+        sockets(&mut wasi, component.sockets, &component.host);
         let app: std::sync::Weak<dyn SelfRequests> = Arc::<Runtime>::downgrade(self);
         let timeout = self.options.request_timeout;
         let deadline = Instant::now() + timeout;
@@ -472,9 +485,12 @@ fn assemble_files(files: &[(PathBuf, String)]) -> Result<Option<tempfile::TempDi
 /// `allowed_outbound_hosts` has a `tcp://` or `udp://` entry for the address, binds (explicit, or
 /// the implicit one of a connect) anywhere, no listening sockets, and name lookups when any socket
 /// may be used. Without such entries, every socket use is denied.
-fn sockets(wasi: &mut wasmtime_wasi::WasiCtxBuilder, host: &Arc<ComponentHost>) {
+fn sockets(
+    wasi: &mut wasmtime_wasi::WasiCtxBuilder,
+    Sockets { tcp, udp }: Sockets,
+    host: &Arc<ComponentHost>,
+) {
     use wasmtime_wasi::sockets::SocketAddrUse;
-    let (tcp, udp) = (host.allow.mentions("tcp"), host.allow.mentions("udp"));
     wasi.allow_tcp(tcp)
         .allow_udp(udp)
         .allow_ip_name_lookup(tcp || udp);
