@@ -669,24 +669,12 @@ fn pushes_and_signed_webhooks_trigger_reconciles_at_once() {
         std::net::TcpStream::connect(&address).is_ok()
             && http(&address, "GET", "/readyz", "").status == 200
     });
-    assert_eq!(
-        env_value(
-            &live.deployment(ns, "web").unwrap(),
-            "SPIN_VARIABLE_GREETING"
-        )
-        .as_deref(),
-        Some("one")
-    );
+    assert_eq!(greeting_of(&live, ns).as_deref(), Some("one"));
 
     // A push into the repository is applied without waiting for the (hour-long) interval.
     push(&origin, &bare, &environment(ns, &[app("web", "two")]));
     let took = wait_until("the pushed commit", Duration::from_secs(20), || {
-        env_value(
-            &live.deployment(ns, "web").unwrap(),
-            "SPIN_VARIABLE_GREETING",
-        )
-        .as_deref()
-            == Some("two")
+        greeting_of(&live, ns).as_deref() == Some("two")
     });
     eprintln!("push to applied: {took:?}");
 
@@ -1512,14 +1500,7 @@ fn a_second_replica_takes_over_when_the_leader_is_killed_and_only_the_leader_wri
     wait_until(
         "the new leader to apply a push",
         Duration::from_secs(30),
-        || {
-            env_value(
-                &live.deployment(ns, "web").unwrap(),
-                "SPIN_VARIABLE_GREETING",
-            )
-            .as_deref()
-                == Some("two")
-        },
+        || greeting_of(&live, ns).as_deref() == Some("two"),
     );
 
     // Replica b passed only once it led: no pass of its own before it took the Lease.
@@ -1550,12 +1531,7 @@ fn a_push_is_not_held_up_by_a_pass_waiting_for_health() {
     });
     push(&origin, &bare, &environment(ns, &[app("web", "two")]));
     let took = wait_until("the push to be applied", Duration::from_secs(30), || {
-        env_value(
-            &live.deployment(ns, "web").unwrap(),
-            "SPIN_VARIABLE_GREETING",
-        )
-        .as_deref()
-            == Some("two")
+        greeting_of(&live, ns).as_deref() == Some("two")
     });
     eprintln!("push applied during a health wait after {took:?}");
 }
