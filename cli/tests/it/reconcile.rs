@@ -1508,11 +1508,15 @@ fn a_second_replica_takes_over_when_the_leader_is_killed_and_only_the_leader_wri
     let led = log.find("leading as replica-b").expect("b says it leads");
     let first_pass = log.find("reconciling").expect("b reconciles");
     assert!(led < first_pass, "{log}");
-    let status = spindle(&["status", "--instance", ns, "-o", "json"]);
-    assert!(
-        status.stdout.contains("\"leader\": \"replica-b\""),
-        "{}",
-        status.stdout
+    // The status is written at the end of b's pass, which may trail the objects it applied.
+    wait_until(
+        "the status to name replica-b as leader",
+        Duration::from_secs(30),
+        || {
+            spindle(&["status", "--instance", ns, "-o", "json"])
+                .stdout
+                .contains("\"leader\": \"replica-b\"")
+        },
     );
 }
 
