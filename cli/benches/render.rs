@@ -42,7 +42,7 @@ fn main() {
         });
         let loaded = spec::load(&evaluator, &snapshot, None).expect("valid repository");
         let (alone, _) = median_and_fastest(runs, || {
-            pipeline::render(&loaded, &target).expect("renders");
+            pipeline::render(&loaded, &snapshot, &target).expect("renders");
         });
         whole_1000 = whole;
         rows.push([

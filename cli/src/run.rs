@@ -1,10 +1,11 @@
-//! `spindle run`: serve one Spin app on the embedded runtime, like `spin up`.
+//! `spindle run`: serve one Spin app on the embedded runtime, like `spin up`: its HTTP routes and
+//! its Redis, MQTT and cron triggers, or, for a command app, run it once and exit with its status.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use spindle_runtime::{App, Options, server, stores::StateDir};
+use spindle_runtime::{App, Options, server, stores::StateDir, trigger::TriggerKind};
 
 use super::{build, cache_dir, exit};
 
@@ -16,7 +17,8 @@ pub struct RunArgs {
     app: PathBuf,
     #[command(flatten)]
     registry: super::push::RegistryArgs,
-    /// Address to serve on.
+    /// Address to serve on: the HTTP routes, and `/.well-known/spin/health` (ready once every
+    /// Redis, MQTT and cron trigger receives) for any app.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
     /// Spin's runtime config file (key-value stores, SQLite databases).
@@ -42,7 +44,7 @@ pub struct RunArgs {
     /// Serve only these components (comma-separated), as SpinKube's `SPIN_COMPONENTS_TO_RETAIN`.
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     components: Option<Vec<String>>,
-    /// How long one request may run, in seconds.
+    /// How long one request (or one trigger message) may run, in seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS", value_parser = super::seconds)]
     request_timeout: f64,
     /// Memory one component instance may use, in MiB.
@@ -91,7 +93,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         cache_dir: cache_dir().map(|dir| dir.join("components")),
         ..Options::default()
     };
-    runtime.block_on(server::run(
+    let app_is_command = app.is_command();
+    let status = runtime.block_on(server::run(
         app,
         options,
         args.listen,
@@ -105,14 +108,41 @@ pub fn run(args: &RunArgs) -> Result<i32> {
                 .app
                 .components
                 .keys()
-                .filter(|id| !loaded.app.routes.iter().any(|(_, c)| c == *id));
+                .filter(|id| {
+                !loaded.app.routes.iter().any(|(_, c)| c == *id)
+                    && !loaded.triggers().iter().any(|t| t.component == **id)
+            });
             for id in private {
                 println!("  {id:<20} (private: no route)");
             }
+            for trigger in loaded.triggers() {
+                println!("  {:<20} {}", trigger.component, describe(&trigger.kind));
+            }
         },
     ))?;
-    eprintln!("stopped: in-flight requests finished");
-    Ok(exit::OK)
+    if !app_is_command {
+        eprintln!("stopped: in-flight requests and messages finished");
+    }
+    Ok(status)
+}
+
+/// A trigger as `spindle run` lists it, credentials left out.
+fn describe(kind: &TriggerKind) -> String {
+    match kind {
+        TriggerKind::Redis { address, channel } => {
+            format!("redis channel `{channel}` on {}", spindle_runtime::redact(address))
+        }
+        TriggerKind::Mqtt {
+            session,
+            topic,
+            qos,
+        } => format!(
+            "mqtt topic `{topic}` (QoS {qos}) on {}",
+            spindle_runtime::redact(&session.address)
+        ),
+        TriggerKind::Cron { expression } => format!("cron `{expression}` (UTC)"),
+        TriggerKind::Command => "command".to_owned(),
+    }
 }
 
 /// Fetches and unpacks a Spin artifact.

@@ -3,6 +3,8 @@
 //! them, and a broken one is reported the same way: a [`SpecError`], whose diagnostics point at
 //! file:line:col and whose kind gives the exit code.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use spindle_config::evaluate::Evaluator;
 use spindle_config::snapshot::Snapshot;
 use spindle_config::spec::{self, Spec, SpecError};
@@ -25,16 +27,52 @@ pub fn build(
     target: &Target,
 ) -> Result<Rendered, SpecError> {
     let spec = spec::load(evaluator, snapshot, environment)?;
-    let objects = render(&spec, target)?;
+    let objects = render(&spec, snapshot, target)?;
     Ok(Rendered { spec, objects })
 }
 
-/// Renders a validated spec for `target`; what cannot be rendered is located in the repository
-/// like a validation error. The second half of [`build`], for callers that look at the spec
-/// before choosing the target (the nodes are only listed when there are runtimes).
-pub fn render(spec: &Spec, target: &Target) -> Result<Vec<Object>, SpecError> {
-    render::render(&spec.platform, &spec.environment, target)
+/// Renders a validated spec of `snapshot` for `target`, with the triggers of the apps whose
+/// `spin.toml` the snapshot holds; what cannot be rendered is located in the repository like a
+/// validation error. The second half of [`build`], for callers that look at the spec before
+/// choosing the target (the nodes are only listed when there are runtimes).
+pub fn render(spec: &Spec, snapshot: &Snapshot, target: &Target) -> Result<Vec<Object>, SpecError> {
+    let mut target = target.clone();
+    target.app_triggers = app_triggers(spec, snapshot);
+    render::render(&spec.platform, &spec.environment, &target)
         .map_err(|problems| SpecError::Invalid(spec.diagnostics(problems)))
+}
+
+/// The trigger types of each app whose `spin.toml` (its `source`, a file or a folder holding
+/// one) is in `snapshot`, by `source`. A manifest that does not parse is left out: `spindle up`
+/// and `spindle build` report it where it is run.
+pub fn app_triggers(spec: &Spec, snapshot: &Snapshot) -> BTreeMap<String, BTreeSet<String>> {
+    spec.platform
+        .apps
+        .values()
+        .filter_map(|app| app.source.as_ref())
+        .filter_map(|source| {
+            let file = if source.ends_with(".toml") {
+                source.clone()
+            } else {
+                format!("{}/spin.toml", source.trim_end_matches('/'))
+            };
+            let manifest = spindle_runtime::manifest::parse(&file, snapshot.text(&file)?).ok()?;
+            let triggers = &manifest.trigger;
+            let mut types: BTreeSet<String> = [
+                ("http", !triggers.http.is_empty()),
+                ("redis", !triggers.redis.is_empty()),
+                ("mqtt", !triggers.mqtt.is_empty()),
+                ("cron", !triggers.cron.is_empty()),
+                ("command", !triggers.command.is_empty()),
+            ]
+            .into_iter()
+            .filter(|(_, used)| *used)
+            .map(|(kind, _)| kind.to_owned())
+            .collect();
+            types.extend(triggers.other.keys().cloned());
+            Some((source.clone(), types))
+        })
+        .collect()
 }
 
 /// Refuses what the spec's node runtimes ask for beyond `policy`, located in the repository. The

@@ -102,7 +102,7 @@ impl Up {
             return Ok(None);
         }
         let loaded = spec::load(evaluator, &snapshot, Some(&self.environment))
-            .map(|spec| match pipeline::render(&spec, &Target::default()) {
+            .map(|spec| match pipeline::render(&spec, &snapshot, &Target::default()) {
                 Ok(objects) => Loaded {
                     spec,
                     objects,
@@ -175,11 +175,15 @@ impl Up {
                     continue;
                 }
             };
+            let command = runtime.app.is_command();
             match self.apps.get_mut(name) {
                 Some(served) => {
                     served.slot.replace(runtime);
                     served.fingerprint = fingerprint;
                     println!("switched {name} ({:.1?})", started.elapsed());
+                    if command {
+                        run_command(name, &served.slot);
+                    }
                 }
                 None => {
                     let served = self.start(name, runtime, fingerprint).await?;
@@ -188,6 +192,9 @@ impl Up {
                         served.address,
                         started.elapsed()
                     );
+                    if command {
+                        run_command(name, &served.slot);
+                    }
                     self.apps.insert(name.clone(), served);
                 }
             }
@@ -267,6 +274,19 @@ impl Up {
             .map(|(name, served)| (name.clone(), served.address))
             .collect()
     }
+}
+
+/// Runs the command app in `slot` once, in the background, and says how it exited: each version
+/// of a command app runs once, as its Job would in a cluster.
+fn run_command(name: &str, slot: &Slot) {
+    let runtime = slot.current();
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        match spindle_runtime::trigger::command::run(&runtime, &[]).await {
+            Ok(status) => println!("{name}: the command exited with status {status}"),
+            Err(err) => eprintln!("{name}: the command could not run: {err:#}"),
+        }
+    });
 }
 
 /// The apps that can run here: those with a `source`.

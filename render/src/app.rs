@@ -1,23 +1,47 @@
 //! What an app becomes in the native flavor: Deployment, Service, and when asked for, Ingress,
-//! runtime-config Secret, HorizontalPodAutoscaler and PodDisruptionBudget.
+//! runtime-config Secret, HorizontalPodAutoscaler and PodDisruptionBudget. An app without HTTP
+//! triggers gets no Service (its probes ask the runtime's health endpoint whether its triggers
+//! receive); a command app is a Job, which completes or fails with the command's status.
 
 use serde_json::{Map, Value, json};
-use spindle_schema::{HttpCheck, Variable};
+use sha2::{Digest as _, Sha256};
+use spindle_schema::{HttpCheck, Problem, Variable, pointer_segment};
 
-use super::{AppInputs, Context, DOMAIN, Object, Owner, runtime_config};
+use super::{AppInputs, Context, DOMAIN, Object, Owner, runtime_config, triggers};
 
 /// The container port's name; the Service and the probes refer to it.
 const PORT_NAME: &str = "http-app";
 /// Where the runtime-config file is mounted: where SpinKube's shim (and spindle's) looks for it.
 pub const RUNTIME_CONFIG_PATH: &str = "/runtime-config.toml";
 
-pub fn render(context: &Context, inputs: &AppInputs) -> Vec<Object> {
+pub fn render(context: &Context, inputs: &AppInputs) -> Result<Vec<Object>, Problem> {
     let app = inputs.app;
+    let refuse = |field: &str, why: &str| {
+        Err(Problem {
+            pointer: format!("/apps/{}/{field}", pointer_segment(inputs.name)),
+            message: format!("app `{}` {why}", inputs.name),
+        })
+    };
+    if app.ingress.is_some() && !inputs.serves_http() {
+        return refuse("ingress", "has no HTTP trigger for an Ingress to reach");
+    }
     let secret = runtime_config::secret(context, inputs);
-    let mut objects = vec![
-        deployment(context, inputs, secret.as_ref().map(Object::name)),
-        service(context, inputs),
-    ];
+    if inputs.is_command() {
+        if app.autoscaling.is_some() {
+            return refuse("autoscaling", "is a command, run once as a Job: it does not scale");
+        }
+        let mut objects = vec![job(context, inputs, secret.as_ref().map(Object::name))];
+        objects.extend(secret);
+        return Ok(objects);
+    }
+    let mut objects = vec![deployment(
+        context,
+        inputs,
+        secret.as_ref().map(Object::name),
+    )];
+    if inputs.serves_http() {
+        objects.push(service(context, inputs));
+    }
     objects.extend(secret);
     if app.ingress.is_some() {
         objects.push(ingress(context, inputs, json!({"name": "http"})));
@@ -28,7 +52,7 @@ pub fn render(context: &Context, inputs: &AppInputs) -> Vec<Object> {
     if least_replicas(app) > 1 {
         objects.push(disruption_budget(context, inputs, selector(inputs.name)));
     }
-    objects
+    Ok(objects)
 }
 
 /// The smallest number of pods the app runs with.
@@ -75,24 +99,47 @@ pub fn variable_env_name(variable: &str) -> String {
     format!("SPIN_VARIABLE_{}", variable.to_ascii_uppercase())
 }
 
-fn deployment(context: &Context, inputs: &AppInputs, runtime_config: Option<&str>) -> Object {
+/// Where the runtime says whether every trigger of the app receives.
+const HEALTH_PATH: &str = "/.well-known/spin/health";
+/// What the runtime answers whenever it serves: a liveness check that a broker outage does not
+/// fail.
+const INFO_PATH: &str = "/.well-known/spin/info";
+
+/// The pod template of the app's Deployment or Job.
+fn pod_template(inputs: &AppInputs, runtime_config: Option<&str>, command: bool) -> Value {
     let app = inputs.app;
     let mut container = Map::new();
     container.insert("name".into(), json!(inputs.name));
     container.insert("image".into(), json!(inputs.image));
     container.insert("command".into(), json!(["/"]));
     container.insert("env".into(), json!(environment(inputs)));
-    container.insert(
-        "ports".into(),
-        json!([{"name": PORT_NAME, "containerPort": app.port, "protocol": "TCP"}]),
-    );
+    if !command {
+        container.insert(
+            "ports".into(),
+            json!([{"name": PORT_NAME, "containerPort": app.port, "protocol": "TCP"}]),
+        );
+    }
     if let Some(resources) = &app.resources {
         container.insert("resources".into(), json!(resources));
     }
-    if let Some(check) = &app.readiness {
+    // An app without HTTP triggers is ready once its triggers receive, as the runtime says.
+    let (readiness, liveness) = if command || inputs.serves_http() {
+        (app.readiness.clone(), app.liveness.clone())
+    } else {
+        let default = |path: &str| HttpCheck {
+            path: path.to_owned(),
+            initial_delay_seconds: None,
+            period_seconds: None,
+        };
+        (
+            Some(app.readiness.clone().unwrap_or_else(|| default(HEALTH_PATH))),
+            Some(app.liveness.clone().unwrap_or_else(|| default(INFO_PATH))),
+        )
+    };
+    if let Some(check) = &readiness {
         container.insert("readinessProbe".into(), http_check(check, Some(PORT_NAME)));
     }
-    if let Some(check) = &app.liveness {
+    if let Some(check) = &liveness {
         container.insert("livenessProbe".into(), http_check(check, Some(PORT_NAME)));
     }
     if runtime_config.is_some() {
@@ -121,6 +168,9 @@ fn deployment(context: &Context, inputs: &AppInputs, runtime_config: Option<&str
     if let Some(affinity) = &app.affinity {
         pod.insert("affinity".into(), affinity.clone());
     }
+    if command {
+        pod.insert("restartPolicy".into(), json!("Never"));
+    }
     pod.insert("containers".into(), json!([container]));
     if let Some(secret) = runtime_config {
         pod.insert(
@@ -142,7 +192,31 @@ fn deployment(context: &Context, inputs: &AppInputs, runtime_config: Option<&str
     if !app.metadata.pod.annotations.is_empty() {
         template_metadata["annotations"] = json!(app.metadata.pod.annotations);
     }
+    json!({"metadata": template_metadata, "spec": pod})
+}
 
+/// The app's object metadata, with its triggers when its manifest is known.
+fn workload_metadata(context: &Context, inputs: &AppInputs, name: &str) -> Value {
+    let mut metadata = context.metadata(
+        Owner::App(inputs.name),
+        name,
+        Some(&inputs.app.namespace),
+        Some(&inputs.app.metadata.deployment),
+    );
+    if let Some(types) = inputs.triggers {
+        let listed = types.iter().cloned().collect::<Vec<_>>().join(",");
+        let annotations = metadata
+            .as_object_mut()
+            .expect("an object")
+            .entry("annotations")
+            .or_insert_with(|| json!({}));
+        annotations[triggers::ANNOTATION] = json!(listed);
+    }
+    metadata
+}
+
+fn deployment(context: &Context, inputs: &AppInputs, runtime_config: Option<&str>) -> Object {
+    let app = inputs.app;
     let mut spec = Map::new();
     if app.autoscaling.is_none() {
         // With autoscaling the HorizontalPodAutoscaler owns the field; applying it would fight.
@@ -154,18 +228,28 @@ fn deployment(context: &Context, inputs: &AppInputs, runtime_config: Option<&str
     );
     spec.insert(
         "template".into(),
-        json!({"metadata": template_metadata, "spec": pod}),
+        pod_template(inputs, runtime_config, false),
     );
     Object::new(json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": context.metadata(
-            Owner::App(inputs.name),
-            inputs.name,
-            Some(&app.namespace),
-            Some(&app.metadata.deployment),
-        ),
+        "metadata": workload_metadata(context, inputs, inputs.name),
         "spec": spec,
+    }))
+}
+
+/// A command app's Job: its pod runs the command once, and the Job completes or fails with its
+/// exit status (no retries). A Job's template cannot change, so the name carries a digest of
+/// it: a new spec is a new Job, and the old one is pruned.
+fn job(context: &Context, inputs: &AppInputs, runtime_config: Option<&str>) -> Object {
+    let template = pod_template(inputs, runtime_config, true);
+    let digest = Sha256::digest(template.to_string().as_bytes());
+    let name = format!("{}-{}", inputs.name, &hex::encode(digest)[..10]);
+    Object::new(json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": workload_metadata(context, inputs, &name),
+        "spec": {"backoffLimit": 0, "template": template},
     }))
 }
 

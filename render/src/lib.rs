@@ -17,9 +17,10 @@ mod object;
 mod runtime;
 mod runtime_config;
 mod spinkube;
+pub mod triggers;
 pub mod yaml;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 use spindle_schema::{App, Platform, pointer_segment};
@@ -107,6 +108,10 @@ pub struct Target {
     pub system_namespace: String,
     /// The image that runs `spindle-node-installer` for runtimes whose shim comes from a URL.
     pub installer_image: String,
+    /// The trigger types of each app's `spin.toml` (`http`, `redis`, `mqtt`, `cron`, `command`,
+    /// or others the app's manifest names), by the app's `source`: read from the repository by
+    /// the pipeline. An app whose manifest is not known (an `image` only) is an HTTP app.
+    pub app_triggers: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Default for Target {
@@ -128,6 +133,7 @@ impl Default for Target {
                 "ghcr.io/spindle-dev/spindle-node-installer:{}",
                 env!("CARGO_PKG_VERSION")
             ),
+            app_triggers: BTreeMap::new(),
         }
     }
 }
@@ -154,7 +160,7 @@ pub fn render(
             context
                 .app_inputs(name, app)
                 .and_then(|inputs| match target.flavor {
-                    Flavor::Native => Ok(app::render(&context, &inputs)),
+                    Flavor::Native => app::render(&context, &inputs),
                     Flavor::Spinkube => spinkube::app(&context, &inputs),
                 }),
         );
@@ -205,6 +211,20 @@ struct AppInputs<'a> {
     image: &'a str,
     runtime_class: &'a str,
     runtime_name: &'a str,
+    /// The app's trigger types, when its manifest is known.
+    triggers: Option<&'a BTreeSet<String>>,
+}
+
+impl AppInputs<'_> {
+    /// Whether the app serves HTTP (or may: its manifest is not known).
+    fn serves_http(&self) -> bool {
+        self.triggers.is_none_or(|types| types.contains("http"))
+    }
+
+    /// Whether the app is a command, run once to completion.
+    fn is_command(&self) -> bool {
+        self.triggers.is_some_and(|types| types.contains("command"))
+    }
 }
 
 impl<'a> Context<'a> {
@@ -224,12 +244,20 @@ impl<'a> Context<'a> {
                 "app `{name}` has no node runtime to run on: define one under `runtimes`"
             ),
         })?;
+        let triggers = app
+            .source
+            .as_ref()
+            .and_then(|source| self.target.app_triggers.get(source));
+        if let Some(triggers) = triggers {
+            triggers::check_runtime(name, app, triggers, runtime_name, runtime)?;
+        }
         Ok(AppInputs {
             name,
             app,
             image,
             runtime_class: runtime.class_name(runtime_name),
             runtime_name,
+            triggers,
         })
     }
 

@@ -8,6 +8,7 @@ use std::{
 use crate::{
     manifest::{self, ComponentRef, FileMount, Locator, ManifestError, Route, Source},
     routes::RoutePattern,
+    trigger::{ComponentKind, Trigger, TriggerKind},
 };
 
 /// A loaded application.
@@ -27,6 +28,8 @@ pub struct App {
     pub components: BTreeMap<String, ComponentSpec>,
     /// HTTP routes to components, in manifest order; private components have none.
     pub routes: Vec<(RoutePattern, String)>,
+    /// The app's triggers other than HTTP (Redis, MQTT, cron, command), in manifest order.
+    pub triggers: Vec<Trigger>,
 }
 
 /// One component of the application.
@@ -100,7 +103,38 @@ impl App {
         }
         self.components.retain(|id, _| retain.contains(id));
         self.routes.retain(|(_, id)| retain.contains(id));
+        self.triggers
+            .retain(|trigger| retain.contains(&trigger.component));
         Ok(())
+    }
+
+    /// Whether the app is a command: it runs its `[[trigger.command]]` components once and exits,
+    /// instead of serving.
+    pub fn is_command(&self) -> bool {
+        self.triggers
+            .iter()
+            .any(|trigger| matches!(trigger.kind, TriggerKind::Command))
+    }
+
+    /// The trigger types the app uses (`http`, `redis`, `mqtt`, `cron`, `command`), each once.
+    pub fn trigger_types(&self) -> BTreeSet<&'static str> {
+        let http = self
+            .components
+            .keys()
+            .any(|id| self.component_kind(id) == ComponentKind::Http);
+        http.then_some("http")
+            .into_iter()
+            .chain(self.triggers.iter().map(|trigger| trigger.kind.name()))
+            .collect()
+    }
+
+    /// What the component is run for: the trigger that names it, HTTP when only HTTP triggers
+    /// (or none) do.
+    pub fn component_kind(&self, id: &str) -> ComponentKind {
+        self.triggers
+            .iter()
+            .find(|trigger| trigger.component == id)
+            .map_or(ComponentKind::Http, |trigger| trigger.kind.component_kind())
     }
 }
 
@@ -110,10 +144,13 @@ fn resolve(
     dir: PathBuf,
     manifest_path: PathBuf,
 ) -> Result<App, ManifestError> {
-    if let Some(other) = manifest.trigger.other.keys().next() {
-        return Err(at.error(
-            0,
-            format!("trigger type `{other}` is not supported: spindle serves HTTP triggers"),
+    if let Some((other, value)) = manifest.trigger.other.iter().next() {
+        return Err(at.at(
+            value,
+            format!(
+                "trigger type `{other}` is not supported: spindle runs http, redis, mqtt, cron and \
+                 command triggers"
+            ),
         ));
     }
     let mut variables = BTreeMap::new();
@@ -152,32 +189,31 @@ fn resolve(
         .application
         .trigger
         .http
-        .and_then(|http| http.base)
+        .as_ref()
+        .and_then(|http| http.base.clone())
         .unwrap_or_else(|| "/".to_owned());
     let mut routes = Vec::new();
     let mut served: BTreeMap<String, String> = BTreeMap::new();
+    let mut components = Components {
+        specs: components,
+        at,
+        dir: &dir,
+        variables: &variables,
+    };
+    let triggers = crate::trigger::resolve(
+        &manifest.trigger,
+        &manifest.application.trigger,
+        &mut components,
+    )?;
     for (index, trigger) in manifest.trigger.http.into_iter().enumerate() {
-        let id =
-            match trigger.component.get_ref() {
-                ComponentRef::Id(id) => {
-                    if !components.contains_key(id) {
-                        return Err(at.at(&trigger.component, format!(
-                        "trigger refers to component `{id}`, which is not defined (have: {})",
-                        components.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )));
-                    }
-                    id.clone()
-                }
-                ComponentRef::Inline(component) => {
-                    let id = trigger
-                        .id
-                        .clone()
-                        .unwrap_or_else(|| format!("trigger-{index}"));
-                    let spec = component_spec(&id, (**component).clone(), at, &dir, &variables)?;
-                    components.insert(id.clone(), spec);
-                    id
-                }
-            };
+        let id = components.of_trigger(
+            &trigger.component,
+            trigger
+                .id
+                .as_deref()
+                .map_or_else(|| format!("trigger-{index}"), str::to_owned)
+                .as_str(),
+        )?;
         match trigger.route.get_ref() {
             Route::Private(private) if private.private => {}
             Route::Private(_) => {
@@ -199,6 +235,7 @@ fn resolve(
             }
         }
     }
+    let components = components.specs;
     Ok(App {
         name: manifest.application.name,
         dir,
@@ -207,7 +244,79 @@ fn resolve(
         variables,
         components,
         routes,
+        triggers,
     })
+}
+
+/// The app's components while triggers are read: those defined under `[component.ID]`, and
+/// those written inline in triggers as they are met.
+pub(crate) struct Components<'a> {
+    specs: BTreeMap<String, ComponentSpec>,
+    /// Where problems are reported.
+    pub at: &'a Locator<'a>,
+    dir: &'a Path,
+    variables: &'a BTreeMap<String, manifest::Variable>,
+}
+
+impl Components<'_> {
+    /// The id of a trigger's component; a component written inline is added under the
+    /// trigger's id.
+    pub fn of_trigger(
+        &mut self,
+        component: &toml::Spanned<ComponentRef>,
+        trigger_id: &str,
+    ) -> Result<String, ManifestError> {
+        match component.get_ref() {
+            ComponentRef::Id(id) => {
+                if !self.specs.contains_key(id) {
+                    return Err(self.at.at(
+                        component,
+                        format!(
+                            "trigger refers to component `{id}`, which is not defined (have: {})",
+                            self.specs.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                Ok(id.clone())
+            }
+            ComponentRef::Inline(inline) => {
+                let id = trigger_id.to_owned();
+                if self.specs.contains_key(&id) {
+                    return Err(self.at.at(
+                        component,
+                        format!("the inline component's id `{id}` is taken: give the trigger another `id`"),
+                    ));
+                }
+                let spec =
+                    component_spec(&id, (**inline).clone(), self.at, self.dir, self.variables)?;
+                self.specs.insert(id.clone(), spec);
+                Ok(id)
+            }
+        }
+    }
+
+    /// Whether `template`'s references are all application variables.
+    pub fn check_template(
+        &self,
+        template: &toml::Spanned<String>,
+        what: &str,
+    ) -> Result<(), ManifestError> {
+        let references = crate::template::references(template.get_ref())
+            .map_err(|err| self.at.at(template, format!("{what}: {err}")))?;
+        match references
+            .iter()
+            .find(|name| !self.variables.contains_key(*name))
+        {
+            Some(unknown) => Err(self.at.at(
+                template,
+                format!(
+                    "{what} uses `{unknown}`, which is not an application variable (declare it \
+                     under [variables])"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 fn component_spec(

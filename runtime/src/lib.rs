@@ -11,6 +11,8 @@
 //!   `spindle run` and the containerd shim.
 //! - `host`: Spin's platform interfaces for guests; `telemetry`: request spans exported over
 //!   OTLP when the `OTEL_*` variables ask for it.
+//! - [`trigger`]: the triggers besides HTTP (Redis, MQTT, cron, command), started beside the
+//!   HTTP server by `server::serve`; `handler` checks each component exports its trigger's entry.
 //! - [`accept`]: how every HTTP server of spindle accepts connections (limits, `TCP_NODELAY`).
 //! - [`artifact`]: apps as Spin OCI artifacts, packed for a registry and unpacked to run.
 
@@ -23,6 +25,7 @@ pub mod compile_cache;
 pub mod epoch;
 mod files;
 mod guest_log;
+mod handler;
 mod host;
 pub mod manifest;
 mod outbound;
@@ -32,6 +35,7 @@ pub mod server;
 pub mod stores;
 mod telemetry;
 mod template;
+pub mod trigger;
 mod variables;
 
 pub use allow_list::redact;

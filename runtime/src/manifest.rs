@@ -83,9 +83,39 @@ pub struct ApplicationTriggers {
     /// `[application.trigger.http]`: settings of every HTTP trigger.
     #[serde(default)]
     pub http: Option<HttpTriggerSettings>,
-    /// `[application.trigger.redis]`: Redis trigger settings, accepted but not used by spindle.
+    /// `[application.trigger.redis]`: the Redis server of every Redis trigger without its own.
     #[serde(default)]
-    pub redis: Option<toml::Table>,
+    pub redis: Option<RedisTriggerSettings>,
+    /// `[application.trigger.mqtt]`: the MQTT broker and session of every MQTT trigger (the
+    /// MQTT trigger plugin's settings).
+    #[serde(default)]
+    pub mqtt: Option<MqttTriggerSettings>,
+}
+
+/// The `[application.trigger.redis]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTriggerSettings {
+    /// `address`: the Redis server, `redis://host[:port]` (or `rediss://`); may use
+    /// `{{ variable }}` templates.
+    pub address: Spanned<String>,
+}
+
+/// The `[application.trigger.mqtt]` table, as the MQTT trigger plugin reads it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTriggerSettings {
+    /// `address`: the broker, `mqtt://host[:port]` (port 1883 by default); may use templates.
+    pub address: Spanned<String>,
+    /// `username`: the user to connect as, empty for none; may use templates.
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
+    /// `password`: the user's password; may use templates.
+    #[serde(default)]
+    pub password: Option<Spanned<String>>,
+    /// `keep_alive_interval`: seconds between pings while the connection is idle.
+    #[serde(default)]
+    pub keep_alive_interval: Option<Spanned<String>>,
 }
 
 /// The `[application.trigger.http]` table.
@@ -118,9 +148,77 @@ pub struct Triggers {
     /// `[[trigger.http]]`: the HTTP triggers, in manifest order.
     #[serde(default)]
     pub http: Vec<HttpTrigger>,
-    /// Other trigger types: spindle serves HTTP only and says so.
+    /// `[[trigger.redis]]`: components run for each message published on a Redis channel.
+    #[serde(default)]
+    pub redis: Vec<RedisTrigger>,
+    /// `[[trigger.mqtt]]`: components run for each message on an MQTT topic.
+    #[serde(default)]
+    pub mqtt: Vec<MqttTrigger>,
+    /// `[[trigger.cron]]`: components run on a schedule.
+    #[serde(default)]
+    pub cron: Vec<CronTrigger>,
+    /// `[[trigger.command]]`: components run once, as a command (`wasi:cli/run`).
+    #[serde(default)]
+    pub command: Vec<CommandTrigger>,
+    /// Other trigger types, which spindle refuses by name.
     #[serde(flatten)]
-    pub other: BTreeMap<String, toml::Value>,
+    pub other: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// One `[[trigger.redis]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTrigger {
+    /// `id`: the trigger's id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `address`: this trigger's Redis server, instead of `[application.trigger.redis]`'s.
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
+    /// `channel`: the channel subscribed to; may use templates.
+    pub channel: Spanned<String>,
+    /// `component`: the component that handles each message.
+    pub component: Spanned<ComponentRef>,
+}
+
+/// One `[[trigger.mqtt]]` entry, as the MQTT trigger plugin reads it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTrigger {
+    /// `id`: the trigger's id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `topic`: the topic (filter) subscribed to; may use templates.
+    pub topic: Spanned<String>,
+    /// `qos`: the subscription's quality of service, `"0"`, `"1"` or `"2"`.
+    pub qos: Spanned<String>,
+    /// `component`: the component that handles each message.
+    pub component: Spanned<ComponentRef>,
+}
+
+/// One `[[trigger.cron]]` entry, as the cron trigger plugin reads it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronTrigger {
+    /// `id`: the trigger's id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `cron_expression`: when the component runs, with seconds:
+    /// `sec min hour day-of-month month day-of-week [year]`.
+    pub cron_expression: Spanned<String>,
+    /// `component`: the component run at each tick.
+    pub component: Spanned<ComponentRef>,
+}
+
+/// One `[[trigger.command]]` entry, as the command trigger plugin reads it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandTrigger {
+    /// `id`: the trigger's id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `component`: the component whose `wasi:cli/run` is run.
+    pub component: Spanned<ComponentRef>,
 }
 
 /// One `[[trigger.http]]` entry: a route and the component that serves it.

@@ -16,7 +16,7 @@ use wasmtime::{
     component::{Linker, ResourceTable},
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView, p2::bindings::ProxyPre};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::{
     allow_list::AllowList,
@@ -24,10 +24,12 @@ use crate::{
     compile_cache,
     epoch::Ticker,
     guest_log::GuestLog,
+    handler::Handler,
     host::{self, ComponentHost, SpinView},
     outbound::{Outbound, SelfRequests},
     stores::{RuntimeConfig, StateDir, Stores},
     telemetry::Tracer,
+    trigger::{Health, Trigger},
     variables::{self, EnvProvider, Provider},
 };
 
@@ -81,9 +83,10 @@ impl Default for Options {
     }
 }
 
-/// One component, ready for requests.
+/// One component, ready for requests or messages.
 pub struct Prepared {
-    pub(crate) pre: ProxyPre<State>,
+    /// Its entry point, for the trigger that runs it.
+    pub(crate) handler: Handler,
     host: Arc<ComponentHost>,
     environment: Vec<(String, String)>,
     /// The component's `files`, assembled read-only under one folder.
@@ -107,6 +110,10 @@ pub struct Runtime {
     pub(crate) components: BTreeMap<String, Prepared>,
     /// Room for the requests answered at once ([`Options::max_in_flight`]).
     pub(crate) in_flight: tokio::sync::Semaphore,
+    /// The app's triggers other than HTTP, with their templates rendered.
+    pub(crate) triggers: Vec<Trigger>,
+    /// Whether those triggers are receiving, and what they handled.
+    pub health: Health,
     options: Options,
 }
 
@@ -281,18 +288,14 @@ impl Runtime {
             };
             let mut linker = linker.clone();
             stub_unprovided(&mut linker, &component)?;
-            let pre = ProxyPre::new(
-                linker
-                    .instantiate_pre(&component)
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| {
-                        format!("component `{id}` imports what spindle does not provide")
-                    })?,
-            )
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!("component `{id}` does not export wasi:http/incoming-handler@0.2.x")
-            })?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!("component `{id}` imports what spindle does not provide")
+                })?;
+            let handler = Handler::prepare(app.component_kind(id), pre)
+                .with_context(|| format!("component `{id}` cannot be run by its trigger"))?;
             let allowed_hosts = resolved
                 .allowed_outbound_hosts
                 .remove(id)
@@ -320,7 +323,7 @@ impl Runtime {
             components.insert(
                 id.clone(),
                 Prepared {
-                    pre,
+                    handler,
                     sockets: Sockets {
                         tcp: host.allow.mentions("tcp"),
                         udp: host.allow.mentions("udp"),
@@ -334,8 +337,12 @@ impl Runtime {
         if components.is_empty() {
             bail!("the app has no components to serve");
         }
+        let triggers = crate::trigger::render(&app.triggers, &resolved.values)
+            .map_err(anyhow::Error::msg)?;
         Ok(Runtime {
             in_flight: tokio::sync::Semaphore::new(options.max_in_flight.max(1)),
+            triggers,
+            health: Health::default(),
             app,
             engine: shared.clone(),
             components,
@@ -343,12 +350,24 @@ impl Runtime {
         })
     }
 
-    /// A store for one request to `component`: its WASI context, files, stores and limits, and
-    /// a deadline after which the guest is stopped.
+    /// A store for one request (or message) to `component`: its WASI context, files, stores and
+    /// limits, and a deadline after which the guest is stopped.
     /// `depth` counts the requests from guests of this app to itself that led to this one.
     pub(crate) fn store(self: &Arc<Self>, component: &Prepared, depth: u8) -> Result<Store<State>> {
+        self.store_for(component, depth, self.options.request_timeout, &[])
+    }
+
+    /// A store like [`Runtime::store`]'s, stopped after `timeout`, whose guest sees `args`.
+    pub(crate) fn store_for(
+        self: &Arc<Self>,
+        component: &Prepared,
+        depth: u8,
+        timeout: Duration,
+        args: &[String],
+    ) -> Result<Store<State>> {
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::stdout(&component.host.id))
+        wasi.args(args)
+            .stdout(GuestLog::stdout(&component.host.id))
             .stderr(GuestLog::stderr(&component.host.id))
             .envs(&component.environment);
         if let Some(files) = &component.files {
@@ -356,7 +375,6 @@ impl Runtime {
         }
         sockets(&mut wasi, component.sockets, &component.host);
         let app: std::sync::Weak<dyn SelfRequests> = Arc::<Runtime>::downgrade(self);
-        let timeout = self.options.request_timeout;
         let deadline = Instant::now() + timeout;
         let state = State {
             wasi: wasi.build(),
@@ -392,6 +410,11 @@ impl Runtime {
     pub(crate) fn request_timeout(&self) -> Duration {
         self.options.request_timeout
     }
+
+    /// The triggers other than HTTP, with their templates rendered.
+    pub fn triggers(&self) -> &[Trigger] {
+        &self.triggers
+    }
 }
 
 /// Interfaces spindle provides: WASI 0.2 (but not its keyvalue and config proposals),
@@ -419,7 +442,15 @@ fn stub_unprovided(
         let ComponentItem::ComponentInstance(instance) = item.ty else {
             continue;
         };
-        if provided(name) {
+        // An interface of types only (`fermyon:spin/redis-types`, which a Redis handler's export
+        // uses) is defined by being opened, whoever provides it: no host functions define it.
+        let types_only = instance.exports(&engine).all(|(_, item)| {
+            !matches!(
+                item.ty,
+                ComponentItem::ComponentFunc(_) | ComponentItem::Resource(_)
+            )
+        });
+        if provided(name) && !types_only {
             continue;
         }
         let mut stubs = linker.instance(name)?;

@@ -21,6 +21,7 @@ use crate::{
     routes::{self, spin_headers},
     runtime::{DeadlineExceeded, Options, Runtime},
     telemetry,
+    trigger::{Listeners, command},
 };
 
 /// Paths Spin answers itself.
@@ -30,30 +31,56 @@ const WELL_KNOWN: &str = "/.well-known/spin/";
 /// guest runs. A chunked body is bounded by the request's deadline.
 const MAX_BODY: u64 = 64 << 20;
 
-/// The runtime a listener serves, replaceable while it serves: each request takes the current
-/// one and keeps it to the end, so a replacement drains the old runtime without failing a request.
-pub struct Slot(std::sync::RwLock<Arc<Runtime>>);
+/// The runtime a listener serves, replaceable while it serves: each request (or message) takes
+/// the current one and keeps it to the end, so a replacement drains the old runtime without
+/// failing a request or dropping a message being handled.
+pub struct Slot(tokio::sync::watch::Sender<Arc<Runtime>>);
 
 impl Slot {
     /// A slot serving `runtime` until it is replaced.
     pub fn new(runtime: Runtime) -> Arc<Slot> {
-        Arc::new(Slot(std::sync::RwLock::new(Arc::new(runtime))))
+        Arc::new(Slot(tokio::sync::watch::Sender::new(Arc::new(runtime))))
     }
 
     /// The runtime that serves new requests now.
     pub fn current(&self) -> Arc<Runtime> {
-        self.0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.0.borrow().clone()
     }
 
-    /// Puts `runtime` in place for the next requests.
+    /// Puts `runtime` in place for the next requests; its triggers replace the old one's.
     pub fn replace(&self, runtime: Runtime) {
-        *self
-            .0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(runtime);
+        self.0.send_replace(Arc::new(runtime));
+    }
+}
+
+/// Runs the message triggers of the runtime in `slot`, and of each that replaces it, until
+/// `shutdown`; then closes their subscriptions and waits for the handlers they started.
+///
+/// On a replacement the old subscriptions close before the new ones open, so no message is
+/// handled twice; a message published in that instant may be missed by a Redis trigger (Redis
+/// keeps nothing for absent subscribers). Handlers of the old runtime run to their end.
+async fn run_triggers(slot: Arc<Slot>, shutdown: impl Future<Output = ()>) {
+    let mut replaced = slot.0.subscribe();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut listeners = Listeners::start(&replaced.borrow_and_update().clone());
+    let mut draining = Vec::new();
+    loop {
+        tokio::select! {
+            changed = replaced.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let runtime = replaced.borrow_and_update().clone();
+                let old = std::mem::replace(&mut listeners, Listeners::closed());
+                draining.push(tokio::spawn(old.stop()));
+                listeners = Listeners::start(&runtime);
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    listeners.stop().await;
+    for old in draining {
+        let _ = old.await;
     }
 }
 
@@ -66,6 +93,10 @@ pub async fn serve(
 ) -> Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let (stop_triggers, triggers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let triggers = tokio::spawn(run_triggers(slot.clone(), async {
+        let _ = triggers_stopped.await;
+    }));
     let acceptor = Acceptor::new(listener, Limits::default());
     loop {
         let accepted = tokio::select! {
@@ -89,7 +120,9 @@ pub async fn serve(
         });
     }
     drop(acceptor);
+    let _ = stop_triggers.send(());
     graceful.shutdown().await;
+    let _ = triggers.await;
     Ok(())
 }
 
@@ -97,16 +130,28 @@ pub async fn serve(
 /// when the `OTEL_*` variables (read through `var`) ask for it; `ready` is told the prepared
 /// runtime and the bound address before the first request is accepted. What `spindle run` and
 /// the containerd shim do; `spindle up` serves several apps through [`serve`].
+///
+/// Its HTTP routes and message triggers are served together; the listener also answers the
+/// health endpoint of an app without HTTP routes. A command app (`[[trigger.command]]`) is run
+/// once instead, without a listener. The exit status: the command's, 143 when SIGTERM stopped
+/// it, 0 for a server stopped.
 pub async fn run(
     app: App,
     mut options: Options,
     listen: SocketAddr,
     var: impl Fn(&str) -> Option<String>,
     ready: impl FnOnce(&Runtime, SocketAddr),
-) -> Result<()> {
+) -> Result<i32> {
     let (tracer, exporter) = telemetry::start_if_configured(var, &app.name).unzip();
     options.tracer = tracer;
     let runtime = Runtime::new(app, options).context("the app cannot start")?;
+    if runtime.app.is_command() {
+        let runtime = Arc::new(runtime);
+        return tokio::select! {
+            status = command::run(&runtime, &[]) => status,
+            () = termination() => Ok(128 + 15),
+        };
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -115,7 +160,7 @@ pub async fn run(
     if let Some(exporter) = exporter {
         exporter.finish().await;
     }
-    Ok(())
+    Ok(0)
 }
 
 /// Resolves on Ctrl-C or SIGTERM: what stops a server.
@@ -243,7 +288,10 @@ where
             None => return text(StatusCode::NOT_FOUND, "Not Found\n"),
         },
         Local::Component(id) => {
-            if runtime.component(id).is_none() {
+            let serves_http = runtime
+                .component(id)
+                .is_some_and(|c| matches!(c.handler, crate::handler::Handler::Http(_)));
+            if !serves_http {
                 return text(StatusCode::NOT_FOUND, "Not Found\n");
             }
             let own = runtime.app.routes.iter().find(|(_, target)| target == id);
@@ -340,6 +388,10 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
+    let crate::handler::Handler::Http(pre) = &component.handler else {
+        anyhow::bail!("the component is not an HTTP handler: its trigger is not HTTP");
+    };
+    let pre = pre.clone();
     let mut store = runtime.store(component, depth)?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let incoming = store
@@ -347,7 +399,6 @@ where
         .http()
         .new_incoming_request(Scheme::Http, request)?;
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
-    let pre = component.pre.clone();
     // The request's wall-clock deadline covers everything the guest does, waiting on host I/O
     // (a trickled body, an outbound call, a poll) included, not only wasm execution (which the
     // epoch deadline stops): past it the instance and its host resources are dropped. The guest
@@ -384,12 +435,33 @@ where
 
 fn well_known(runtime: &Runtime, path: &str) -> Response<HyperOutgoingBody> {
     match path {
-        "health" => text(StatusCode::OK, "OK"),
+        // Ready once every trigger receives: what a pod's probes ask, for any app.
+        "health" => match runtime.health.not_ready().as_slice() {
+            [] => text(StatusCode::OK, "OK"),
+            waiting => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: waiting for triggers {}\n", waiting.join(", ")),
+            ),
+        },
         "info" => {
+            let triggers: serde_json::Map<String, serde_json::Value> = runtime
+                .health
+                .snapshot()
+                .into_iter()
+                .map(|(id, health)| {
+                    let state = serde_json::json!({
+                        "ready": health.ready,
+                        "handled": health.handled,
+                        "failed": health.failed,
+                    });
+                    (id, state)
+                })
+                .collect();
             let info = serde_json::json!({
                 "name": runtime.app.name,
                 "runtime": "spindle",
                 "version": env!("CARGO_PKG_VERSION"),
+                "triggers": triggers,
             });
             let mut response = text(StatusCode::OK, &info.to_string());
             response

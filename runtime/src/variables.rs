@@ -36,6 +36,8 @@ pub struct Resolved {
     pub variables: BTreeMap<String, BTreeMap<String, String>>,
     /// Component id to its `allowed_outbound_hosts`, templates rendered.
     pub allowed_outbound_hosts: BTreeMap<String, Vec<String>>,
+    /// Application variables with a value, by name: what triggers' templates are rendered with.
+    pub values: BTreeMap<String, String>,
 }
 
 /// Resolves every component's variables, and the templates in its `allowed_outbound_hosts`, with
@@ -97,6 +99,7 @@ pub fn resolve(app: &App, providers: &[&dyn Provider]) -> Result<Resolved, Strin
             .collect::<Result<_, _>>()?;
         resolved.allowed_outbound_hosts.insert(id.clone(), hosts);
     }
+    resolved.values = values;
     Ok(resolved)
 }
 

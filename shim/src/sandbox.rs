@@ -52,7 +52,7 @@ fn run(envs: &[String], layers: Option<&[WasmLayer]>) -> i32 {
         )
         .try_init();
     match serve(envs, layers) {
-        Ok(()) => 0,
+        Ok(status) => status,
         Err(err) => {
             eprintln!("spindle: the app cannot start: {err:#}");
             CANNOT_START
@@ -60,7 +60,8 @@ fn run(envs: &[String], layers: Option<&[WasmLayer]>) -> i32 {
     }
 }
 
-fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
+/// Serves the app (or runs it, for a command app); the container's exit status.
+fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<i32> {
     let started = Instant::now();
     let runtime_config = Path::new(pod::RUNTIME_CONFIG);
     let pod = pod::from_env(
@@ -83,7 +84,7 @@ fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
         .enable_all()
         .build()?;
     let (name, components) = (app.name.clone(), app.components.len());
-    tokio.block_on(server::run(
+    let status = tokio.block_on(server::run(
         app,
         pod.options,
         pod.listen,
@@ -98,8 +99,8 @@ fn serve(envs: &[String], layers: Option<&[WasmLayer]>) -> Result<()> {
             );
         },
     ))?;
-    tracing::info!("stopped: in-flight requests finished");
-    Ok(())
+    tracing::info!(status, "stopped: in-flight requests and messages finished");
+    Ok(status)
 }
 
 /// Writes the layers' app into a folder of the container's own files.

@@ -135,16 +135,18 @@ pub fn pack(app: &App) -> std::io::Result<Artifact> {
         }
     }
 
+    let (other_triggers, mut trigger_settings) = crate::trigger::locked::to_locked(&app.triggers);
+    if app.base != "/" {
+        trigger_settings.insert("http".to_owned(), json!({ "base": app.base }));
+    }
+    let mut triggers = triggers(app);
+    triggers.extend(other_triggers);
     let locked = LockedApp {
         spin_lock_version: 0,
         metadata: locked::Metadata {
             name: app.name.clone(),
             version: None,
-            triggers: if app.base == "/" {
-                BTreeMap::new()
-            } else {
-                BTreeMap::from([("http".to_owned(), json!({ "base": app.base }))])
-            },
+            triggers: trigger_settings,
         },
         variables: app
             .variables
@@ -159,7 +161,7 @@ pub fn pack(app: &App) -> std::io::Result<Artifact> {
                 )
             })
             .collect(),
-        triggers: triggers(app),
+        triggers,
         components,
         ..Default::default()
     };
@@ -193,7 +195,7 @@ pub fn pack(app: &App) -> std::io::Result<Artifact> {
     })
 }
 
-/// One HTTP trigger per route, in the manifest's order, and a private one for each component
+/// One HTTP trigger per route, in the manifest's order, and a private one for each HTTP component
 /// without a route (reachable by local service chaining only).
 fn triggers(app: &App) -> Vec<locked::Trigger> {
     let mut triggers = Vec::new();
@@ -215,7 +217,8 @@ fn triggers(app: &App) -> Vec<locked::Trigger> {
         triggers.push(trigger(component, json!(pattern.raw())));
     }
     for id in app.components.keys() {
-        if !app.routes.iter().any(|(_, component)| component == id) {
+        let http = app.component_kind(id) == crate::trigger::ComponentKind::Http;
+        if http && !app.routes.iter().any(|(_, component)| component == id) {
             triggers.push(trigger(id, json!({ "private": true })));
         }
     }

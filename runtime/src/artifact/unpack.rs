@@ -299,13 +299,20 @@ fn resolve(locked: LockedApp, content: &Content, dir: &Path) -> Result<App, Arti
     }
 
     let mut routes = Vec::new();
+    let mut triggers = Vec::new();
     let mut served = BTreeSet::new();
     for trigger in locked.triggers {
         if trigger.trigger_type != "http" {
-            return Err(invalid(format!(
-                "trigger type `{}` is not supported: spindle serves HTTP triggers",
-                trigger.trigger_type
-            )));
+            let trigger = crate::trigger::locked::from_locked(&trigger, &locked.metadata.triggers)
+                .map_err(invalid)?;
+            if !components.contains_key(&trigger.component) {
+                return Err(invalid(format!(
+                    "trigger `{}` names component `{}`, which the app does not have",
+                    trigger.id, trigger.component
+                )));
+            }
+            triggers.push(trigger);
+            continue;
         }
         let config = &trigger.trigger_config;
         let Some(component) = config.get("component").and_then(|c| c.as_str()) else {
@@ -347,6 +354,7 @@ fn resolve(locked: LockedApp, content: &Content, dir: &Path) -> Result<App, Arti
         variables,
         components,
         routes,
+        triggers,
     })
 }
 
