@@ -85,8 +85,8 @@ fn manifests(args: &InstallArgs, policy: Option<&str>) -> Vec<Value> {
     let mut rules: Vec<Value> = Vec::new();
     let mut by_group: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
         Default::default();
-    // Installer Jobs live only in spindle's own namespace: a Role there, not a cluster-wide rule.
-    for (api_version, kind) in KINDS.iter().filter(|(_, kind)| *kind != "Job") {
+    // Jobs too: installer Jobs in spindle's own namespace, command apps' Jobs in theirs.
+    for (api_version, kind) in KINDS.iter() {
         let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
         by_group.entry(group).or_default().insert(plural(kind));
     }
@@ -120,14 +120,13 @@ fn manifests(args: &InstallArgs, policy: Option<&str>) -> Vec<Value> {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "spindle-reconciler"},
             "subjects": [{"kind": "ServiceAccount", "name": "spindle", "namespace": namespace}],
         }),
-        // Its inventory, status, Events, installer Jobs and Lease live in its own namespace only.
+        // Its inventory, status, Events and Lease live in its own namespace only.
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "spindle-state", "namespace": namespace, "labels": labels},
             "rules": [
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
                 {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": verbs},
                 {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
             ],
         }),

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use spindle_runtime::{App, Options, server, stores::StateDir, trigger::TriggerKind};
 
-use super::{build, cache_dir, exit};
+use super::{build, cache_dir};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

@@ -144,9 +144,11 @@ fn resolve(
     dir: PathBuf,
     manifest_path: PathBuf,
 ) -> Result<App, ManifestError> {
-    if let Some((other, value)) = manifest.trigger.other.iter().next() {
-        return Err(at.at(
-            value,
+    if let Some(other) = manifest.trigger.other.keys().next() {
+        // Spans do not survive serde's flatten: the trigger's table is found by its header.
+        let offset = at.text.find(&format!("trigger.{other}")).unwrap_or(0);
+        return Err(at.error(
+            offset,
             format!(
                 "trigger type `{other}` is not supported: spindle runs http, redis, mqtt, cron and \
                  command triggers"

@@ -162,7 +162,7 @@ pub struct Triggers {
     pub command: Vec<CommandTrigger>,
     /// Other trigger types, which spindle refuses by name.
     #[serde(flatten)]
-    pub other: BTreeMap<String, Spanned<toml::Value>>,
+    pub other: BTreeMap<String, toml::Value>,
 }
 
 /// One `[[trigger.redis]]` entry.

@@ -1,7 +1,7 @@
 //! The command trigger plugin's `[[trigger.command]]`: the component is a `wasi:cli` command,
-//! run once; its exit status is the app's. `wasi:cli/exit`'s code is kept (the plugin reports
-//! every non-zero exit as one failure); a `run` that returns an error exits 1, a trap 1 with the
-//! trap logged. A command has no deadline of its own: a Kubernetes Job bounds it with
+//! run once; its exit status is the app's: 0, or 1 for a failure (WASI 0.2's `exit` carries
+//! success or failure only), whether the guest exits, its `run` returns an error, or it traps
+//! (the trap is logged). A command has no deadline of its own: a Kubernetes Job bounds it with
 //! `activeDeadlineSeconds`.
 
 use std::{sync::Arc, time::Duration};

@@ -324,3 +324,72 @@ pub(crate) fn render(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::App;
+
+    fn load(triggers: &str) -> Result<App, ManifestError> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "spin_manifest_version = 2\n[application]\nname = \"a\"\n[variables]\nhost = {{ default = \"h:1\" }}\n{triggers}\n[component.c]\nsource = \"c.wasm\"\n"
+        );
+        std::fs::write(dir.path().join("spin.toml"), text).unwrap();
+        App::load(dir.path())
+    }
+
+    #[test]
+    fn reads_each_trigger_type() {
+        let app = load(
+            "[application.trigger.redis]\naddress = \"redis://{{ host }}\"\n\
+             [[trigger.redis]]\nchannel = \"jobs\"\ncomponent = \"c\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            app.triggers,
+            [Trigger {
+                id: "redis-0".into(),
+                component: "c".into(),
+                kind: TriggerKind::Redis {
+                    address: "redis://{{ host }}".into(),
+                    channel: "jobs".into()
+                },
+            }]
+        );
+        assert_eq!(app.component_kind("c"), ComponentKind::Redis);
+        assert_eq!(app.trigger_types().into_iter().collect::<Vec<_>>(), ["redis"]);
+
+        let cron = load("[[trigger.cron]]\ncron_expression = \"*/5 * * * * *\"\ncomponent = \"c\"\n")
+            .unwrap();
+        assert_eq!(cron.component_kind("c"), ComponentKind::Cron);
+        let command = load("[[trigger.command]]\ncomponent = \"c\"\n").unwrap();
+        assert!(command.is_command());
+    }
+
+    #[test]
+    fn mistakes_are_located() {
+        let err = load("[[trigger.redis]]\nchannel = \"jobs\"\ncomponent = \"c\"\n").unwrap_err();
+        assert_eq!(err.line, 7, "{err}");
+        assert!(err.message.contains("needs an `address`"), "{err}");
+        let err = load(
+            "[application.trigger.redis]\naddress = \"redis://{{ nope }}\"\n\
+             [[trigger.redis]]\nchannel = \"jobs\"\ncomponent = \"c\"\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("uses `nope`"), "{err}");
+        let err = load(
+            "[[trigger.mqtt]]\ntopic = \"t\"\nqos = \"1\"\ncomponent = \"c\"\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("[application.trigger.mqtt]"), "{err}");
+        let err = load(
+            "[[trigger.cron]]\ncron_expression = \"*/5 * * * * *\"\ncomponent = \"c\"\n\
+             [[trigger.command]]\ncomponent = \"c\"\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("exactly one trigger"), "{err}");
+        let err = load("[[trigger.sqs]]\nqueue_url = \"q\"\ncomponent = \"c\"\n").unwrap_err();
+        assert!(err.message.contains("`sqs` is not supported"), "{err}");
+    }
+}
