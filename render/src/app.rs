@@ -1,7 +1,8 @@
 //! What an app becomes in the native flavor: Deployment, Service, and when asked for, Ingress,
 //! runtime-config Secret, HorizontalPodAutoscaler and PodDisruptionBudget. An app without HTTP
-//! triggers gets no Service (its probes ask the runtime's health endpoint whether its triggers
-//! receive); a command app is a Job, which completes or fails with the command's status.
+//! triggers gets no Service; an app with Redis, MQTT or cron triggers probes the runtime's health
+//! endpoint, ready once they receive; a command app is a Job, which completes or fails with the
+//! command's status.
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
@@ -122,8 +123,8 @@ fn pod_template(inputs: &AppInputs, runtime_config: Option<&str>, command: bool)
     if let Some(resources) = &app.resources {
         container.insert("resources".into(), json!(resources));
     }
-    // An app without HTTP triggers is ready once its triggers receive, as the runtime says.
-    let (readiness, liveness) = if command || inputs.serves_http() {
+    // An app with message triggers is ready once they receive, as the runtime says.
+    let (readiness, liveness) = if command || !inputs.has_message_triggers() {
         (app.readiness.clone(), app.liveness.clone())
     } else {
         let default = |path: &str| HttpCheck {

@@ -305,7 +305,7 @@ fn a_pushed_app_runs_under_containerd_and_drains_on_sigterm() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("serving on http://"), "{log}");
     assert!(
-        log.contains("stopped: in-flight requests finished"),
+        log.contains("stopped: in-flight requests and messages finished"),
         "{log}"
     );
     // Requests are logged on the container's own output, where `kubectl logs` reads them.
@@ -631,4 +631,54 @@ fn an_image_with_a_spin_toml_among_its_files_runs_too() {
         log.contains("precompiled=0"),
         "read from the image's files: {log}"
     );
+}
+
+#[test]
+fn a_redis_triggered_app_handles_messages_under_containerd_and_says_when_it_is_ready() {
+    let redis = required_env("SPINDLE_TEST_REDIS");
+    let mqtt = required_env("SPINDLE_TEST_MQTT");
+    let image = push(&test_apps().join("triggers.toml"));
+    let channel = unique("channel");
+    let mut container = Container::start(
+        &image,
+        &[
+            ("SPIN_VARIABLE_REDIS_HOST", redis.as_str()),
+            ("SPIN_VARIABLE_MQTT_HOST", mqtt.as_str()),
+            ("SPIN_VARIABLE_CHANNEL", channel.as_str()),
+        ],
+    );
+    container.wait_serving("/.well-known/spin/info");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(&container.address, "GET", "/.well-known/spin/health", "").status != 200 {
+        assert!(Instant::now() < deadline, "never ready:\n{}", container.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (host, port) = redis.rsplit_once(':').unwrap();
+    let published = Command::new("redis-cli")
+        .args(["-h", host, "-p", port, "PUBLISH", &channel, "from-containerd"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&published.stdout).trim(), "1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ledger = http(&container.address, "GET", "/ledger", "");
+        if ledger.body.contains("redis:from-containerd=1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ledger:?}\n{}", container.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, log) = container.terminate();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn a_command_app_is_a_container_that_exits_with_the_commands_status() {
+    let ok = Container::start(&push(&test_apps().join("command.toml")), &[]);
+    let (code, log) = ok.wait_exit();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("command ran with [\"command\"]"), "{log}");
+    let failing = Container::start(&push(&test_apps().join("command-fails.toml")), &[]);
+    let (code, log) = failing.wait_exit();
+    assert_eq!(code, 1, "{log}");
 }
