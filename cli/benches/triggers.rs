@@ -27,13 +27,18 @@ const ONE_BY_ONE: usize = 200;
 fn handled(address: &str, id: &str) -> u64 {
     let info = http(address, "GET", "/.well-known/spin/info", "");
     let info: serde_json::Value = serde_json::from_str(&info.body).expect("info is JSON");
-    info["triggers"][id]["handled"].as_u64().unwrap_or(0) + info["triggers"][id]["failed"].as_u64().unwrap_or(0)
+    info["triggers"][id]["handled"].as_u64().unwrap_or(0)
+        + info["triggers"][id]["failed"].as_u64().unwrap_or(0)
 }
 
 fn wait_handled(address: &str, id: &str, count: u64) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while handled(address, id) < count {
-        assert!(Instant::now() < deadline, "{id} handled {} of {count}", handled(address, id));
+        assert!(
+            Instant::now() < deadline,
+            "{id} handled {} of {count}",
+            handled(address, id)
+        );
         std::thread::sleep(Duration::from_micros(200));
     }
 }
@@ -45,7 +50,12 @@ fn publish(mut publisher: Command, lines: &str) {
         .stdout(Stdio::null())
         .spawn()
         .expect("the publisher runs");
-    child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success());
 }
 
@@ -84,7 +94,10 @@ fn latency(address: &str, id: &str, mut publish_one: impl FnMut(&str)) -> (Durat
         samples.push(started.elapsed());
     }
     samples.sort();
-    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    )
 }
 
 fn main() {
@@ -95,7 +108,11 @@ fn main() {
     let channel = unique("bench");
     let topics = unique("bench");
     let served = Served::start(
-        &[manifest.to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()],
+        &[
+            manifest.to_str().unwrap(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
         &[
             ("SPIN_VARIABLE_REDIS_HOST", redis.as_str()),
             ("SPIN_VARIABLE_MQTT_HOST", mqtt.as_str()),
@@ -120,17 +137,16 @@ fn main() {
             &lines(&|n| format!("PUBLISH {channel} {tag}-{n}")),
         )
     });
-    let mut rows = vec![[
-        "Redis".to_owned(),
-        format!("{redis_rate:.0}"),
-        {
-            let (p50, p99) = latency(&address, "redis-0", |message| {
-                let out = redis_cli(&redis).args(["PUBLISH", &channel, message]).output().unwrap();
-                assert!(out.status.success());
-            });
-            format!("{} / {}", time(p50), time(p99))
-        },
-    ]];
+    let mut rows = vec![["Redis".to_owned(), format!("{redis_rate:.0}"), {
+        let (p50, p99) = latency(&address, "redis-0", |message| {
+            let out = redis_cli(&redis)
+                .args(["PUBLISH", &channel, message])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        });
+        format!("{} / {}", time(p50), time(p99))
+    }]];
     for (qos, id) in [(0u8, "mqtt-0"), (1, "mqtt-1")] {
         let topic = format!("{topics}/qos{qos}");
         let rate = throughput(&address, id, |tag| {
@@ -161,7 +177,10 @@ fn main() {
         })
         .collect();
     samples.sort();
-    let (http_p50, http_p99) = (samples[samples.len() / 2], samples[samples.len() * 99 / 100]);
+    let (http_p50, http_p99) = (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    );
 
     let mut section = Section::new(
         "triggers",

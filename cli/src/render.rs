@@ -78,7 +78,8 @@ pub fn render(args: &RenderArgs) -> Result<i32> {
         Some(revision) => Some(revision.clone()),
         None => git::of_working_tree(&args.repo.repo),
     };
-    let objects = pipeline::render(&spec, &snapshot, &target).map_err(|err| rejected(&snapshot, err))?;
+    let objects =
+        pipeline::render(&spec, &snapshot, &target).map_err(|err| rejected(&snapshot, err))?;
     args.target.note_missing_nodes(&target, &spec.platform);
     match &args.output_dir {
         Some(dir) => write_dir(dir, &objects, args.output)?,

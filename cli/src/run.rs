@@ -104,11 +104,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             for (route, component) in &loaded.app.routes {
                 println!("  {component:<20} http://{address}{route}");
             }
-            let private = loaded
-                .app
-                .components
-                .keys()
-                .filter(|id| {
+            let private = loaded.app.components.keys().filter(|id| {
                 !loaded.app.routes.iter().any(|(_, c)| c == *id)
                     && !loaded.triggers().iter().any(|t| t.component == **id)
             });
@@ -130,7 +126,10 @@ pub fn run(args: &RunArgs) -> Result<i32> {
 fn describe(kind: &TriggerKind) -> String {
     match kind {
         TriggerKind::Redis { address, channel } => {
-            format!("redis channel `{channel}` on {}", spindle_runtime::redact(address))
+            format!(
+                "redis channel `{channel}` on {}",
+                spindle_runtime::redact(address)
+            )
         }
         TriggerKind::Mqtt {
             session,

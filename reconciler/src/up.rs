@@ -102,18 +102,20 @@ impl Up {
             return Ok(None);
         }
         let loaded = spec::load(evaluator, &snapshot, Some(&self.environment))
-            .map(|spec| match pipeline::render(&spec, &snapshot, &Target::default()) {
-                Ok(objects) => Loaded {
-                    spec,
-                    objects,
-                    undeployable: None,
+            .map(
+                |spec| match pipeline::render(&spec, &snapshot, &Target::default()) {
+                    Ok(objects) => Loaded {
+                        spec,
+                        objects,
+                        undeployable: None,
+                    },
+                    Err(err) => Loaded {
+                        spec,
+                        objects: Vec::new(),
+                        undeployable: Some(err.render(&snapshot)),
+                    },
                 },
-                Err(err) => Loaded {
-                    spec,
-                    objects: Vec::new(),
-                    undeployable: Some(err.render(&snapshot)),
-                },
-            })
+            )
             .map_err(|err| err.render(&snapshot));
         Ok(Some(Revision { name, loaded }))
     }

@@ -29,7 +29,10 @@ pub fn render(context: &Context, inputs: &AppInputs) -> Result<Vec<Object>, Prob
     let secret = runtime_config::secret(context, inputs);
     if inputs.is_command() {
         if app.autoscaling.is_some() {
-            return refuse("autoscaling", "is a command, run once as a Job: it does not scale");
+            return refuse(
+                "autoscaling",
+                "is a command, run once as a Job: it does not scale",
+            );
         }
         let mut objects = vec![job(context, inputs, secret.as_ref().map(Object::name))];
         objects.extend(secret);
@@ -133,7 +136,11 @@ fn pod_template(inputs: &AppInputs, runtime_config: Option<&str>, command: bool)
             period_seconds: None,
         };
         (
-            Some(app.readiness.clone().unwrap_or_else(|| default(HEALTH_PATH))),
+            Some(
+                app.readiness
+                    .clone()
+                    .unwrap_or_else(|| default(HEALTH_PATH)),
+            ),
             Some(app.liveness.clone().unwrap_or_else(|| default(INFO_PATH))),
         )
     };

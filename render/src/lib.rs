@@ -223,8 +223,11 @@ impl AppInputs<'_> {
 
     /// Whether the app has Redis, MQTT or cron triggers: it is ready once they receive.
     fn has_message_triggers(&self) -> bool {
-        self.triggers
-            .is_some_and(|types| types.iter().any(|kind| !["http", "command"].contains(&kind.as_str())))
+        self.triggers.is_some_and(|types| {
+            types
+                .iter()
+                .any(|kind| !["http", "command"].contains(&kind.as_str()))
+        })
     }
 
     /// Whether the app is a command, run once to completion.

@@ -14,7 +14,9 @@ pub const ANNOTATION: &str = "spindle.dev/triggers";
 /// runtime type: spindle's shim (`io.containerd.spindle.*`), SpinKube's containerd-shim-spin
 /// (`io.containerd.spin.*`, which has no cron trigger and runs SQS). `None`: a shim spindle does
 /// not know, whose triggers are not checked.
-pub fn supported(runtime: &Runtime) -> Option<(&'static str, &'static [(&'static str, &'static str)])> {
+pub fn supported(
+    runtime: &Runtime,
+) -> Option<(&'static str, &'static [(&'static str, &'static str)])> {
     const SPINDLE: &[(&str, &str)] = &[
         ("http", "0.0.0"),
         ("redis", "0.1.0"),

@@ -337,8 +337,8 @@ impl Runtime {
         if components.is_empty() {
             bail!("the app has no components to serve");
         }
-        let triggers = crate::trigger::render(&app.triggers, &resolved.values)
-            .map_err(anyhow::Error::msg)?;
+        let triggers =
+            crate::trigger::render(&app.triggers, &resolved.values).map_err(anyhow::Error::msg)?;
         Ok(Runtime {
             in_flight: tokio::sync::Semaphore::new(options.max_in_flight.max(1)),
             triggers,

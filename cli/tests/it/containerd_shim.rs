@@ -650,12 +650,24 @@ fn a_redis_triggered_app_handles_messages_under_containerd_and_says_when_it_is_r
     container.wait_serving("/.well-known/spin/info");
     let deadline = Instant::now() + Duration::from_secs(30);
     while http(&container.address, "GET", "/.well-known/spin/health", "").status != 200 {
-        assert!(Instant::now() < deadline, "never ready:\n{}", container.output());
+        assert!(
+            Instant::now() < deadline,
+            "never ready:\n{}",
+            container.output()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (host, port) = redis.rsplit_once(':').unwrap();
     let published = Command::new("redis-cli")
-        .args(["-h", host, "-p", port, "PUBLISH", &channel, "from-containerd"])
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "PUBLISH",
+            &channel,
+            "from-containerd",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&published.stdout).trim(), "1");
@@ -665,7 +677,11 @@ fn a_redis_triggered_app_handles_messages_under_containerd_and_says_when_it_is_r
         if ledger.body.contains("redis:from-containerd=1") {
             break;
         }
-        assert!(Instant::now() < deadline, "{ledger:?}\n{}", container.output());
+        assert!(
+            Instant::now() < deadline,
+            "{ledger:?}\n{}",
+            container.output()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (code, log) = container.terminate();

@@ -15,6 +15,6 @@ mod reconcile;
 mod render;
 mod run;
 mod test_command;
-mod triggers;
 mod testenv_smoke;
+mod triggers;
 mod up;

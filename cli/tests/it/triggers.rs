@@ -86,7 +86,18 @@ fn publish_redis(address: &str, channel: &str, message: &str) -> u64 {
 fn publish_mqtt(address: &str, topic: &str, qos: u8, message: &str, auth: Option<(&str, &str)>) {
     let (host, port) = address.rsplit_once(':').unwrap();
     let mut publish = Command::new("mosquitto_pub");
-    publish.args(["-h", host, "-p", port, "-t", topic, "-q", &qos.to_string(), "-m", message]);
+    publish.args([
+        "-h",
+        host,
+        "-p",
+        port,
+        "-t",
+        topic,
+        "-q",
+        &qos.to_string(),
+        "-m",
+        message,
+    ]);
     if let Some((user, password)) = auth {
         publish.args(["-u", user, "-P", password]);
     }
@@ -100,9 +111,11 @@ fn redis_messages_are_handled_once_each_and_a_failing_handler_does_not_stop_the_
     let mqtt = required_env("SPINDLE_TEST_MQTT");
     let app = serve_triggers(&redis, &mqtt);
     let address = &app.served.address;
-    wait_for("every trigger to subscribe", Duration::from_secs(20), || {
-        healthy(address)
-    });
+    wait_for(
+        "every trigger to subscribe",
+        Duration::from_secs(20),
+        || healthy(address),
+    );
 
     let mut expected = BTreeMap::new();
     for n in 0..20 {
@@ -111,7 +124,11 @@ fn redis_messages_are_handled_once_each_and_a_failing_handler_does_not_stop_the_
             10 => "fail".to_owned(),
             n => format!("m{n}"),
         };
-        assert_eq!(publish_redis(&redis, &app.channel, &message), 1, "one subscriber");
+        assert_eq!(
+            publish_redis(&redis, &app.channel, &message),
+            1,
+            "one subscriber"
+        );
         if !["trap", "fail"].contains(&message.as_str()) {
             expected.insert(format!("redis:{message}"), 1);
         }
@@ -138,14 +155,20 @@ fn mqtt_messages_are_handled_at_each_qos() {
     let mqtt = required_env("SPINDLE_TEST_MQTT");
     let app = serve_triggers(&redis, &mqtt);
     let address = &app.served.address;
-    wait_for("every trigger to subscribe", Duration::from_secs(20), || {
-        healthy(address)
-    });
+    wait_for(
+        "every trigger to subscribe",
+        Duration::from_secs(20),
+        || healthy(address),
+    );
     let mut expected = BTreeMap::new();
     for qos in 0..=2u8 {
         let topic = format!("{}/qos{qos}", app.topics);
         for n in 0..5 {
-            let message = if n == 2 { "trap".to_owned() } else { format!("m{n}") };
+            let message = if n == 2 {
+                "trap".to_owned()
+            } else {
+                format!("m{n}")
+            };
             publish_mqtt(&mqtt, &topic, qos, &message, None);
             if message != "trap" {
                 expected.insert(format!("mqtt:{topic}:{message}"), 1);
@@ -185,14 +208,25 @@ fn an_mqtt_broker_that_asks_for_a_password_gets_the_manifests() {
             ("SPIN_VARIABLE_MQTT_PASSWORD", "s3cret"),
         ],
     );
-    wait_for("the authenticated subscriptions", Duration::from_secs(20), || {
-        healthy(&served.address)
-    });
-    publish_mqtt(&mqtt, &format!("{topics}/qos1"), 1, "hello", Some(("spindle", "s3cret")));
+    wait_for(
+        "the authenticated subscriptions",
+        Duration::from_secs(20),
+        || healthy(&served.address),
+    );
+    publish_mqtt(
+        &mqtt,
+        &format!("{topics}/qos1"),
+        1,
+        "hello",
+        Some(("spindle", "s3cret")),
+    );
     wait_for("the message", Duration::from_secs(20), || {
         ledger(&served.address).contains_key(&format!("mqtt:{topics}/qos1:hello"))
     });
-    assert!(!served.stderr().contains("s3cret"), "the password is not logged");
+    assert!(
+        !served.stderr().contains("s3cret"),
+        "the password is not logged"
+    );
 }
 
 /// A Redis server of the test's own, on `port`, stopped by PID when dropped.
@@ -201,7 +235,14 @@ struct OwnRedis(Child);
 impl OwnRedis {
     fn start(port: u16) -> OwnRedis {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
@@ -230,27 +271,37 @@ fn a_redis_restart_is_survived_and_health_says_when_the_trigger_is_not_subscribe
     let redis = OwnRedis::start(port);
     let app = serve_triggers(&redis_address, &mqtt);
     let address = &app.served.address;
-    wait_for("the subscription", Duration::from_secs(20), || healthy(address));
+    wait_for("the subscription", Duration::from_secs(20), || {
+        healthy(address)
+    });
     assert_eq!(publish_redis(&redis_address, &app.channel, "before"), 1);
     wait_for("the first message", Duration::from_secs(10), || {
         ledger(address).contains_key("redis:before")
     });
 
     drop(redis);
-    wait_for("health to say the trigger is down", Duration::from_secs(10), || {
-        let health = http(address, "GET", "/.well-known/spin/health", "");
-        health.status == 503 && health.body.contains("redis-0")
-    });
+    wait_for(
+        "health to say the trigger is down",
+        Duration::from_secs(10),
+        || {
+            let health = http(address, "GET", "/.well-known/spin/health", "");
+            health.status == 503 && health.body.contains("redis-0")
+        },
+    );
     // Down for a while: reconnection backs off instead of spinning.
     std::thread::sleep(Duration::from_secs(2));
     let _redis = OwnRedis::start(port);
-    wait_for("the trigger to subscribe again", Duration::from_secs(30), || {
-        healthy(address)
-    });
+    wait_for(
+        "the trigger to subscribe again",
+        Duration::from_secs(30),
+        || healthy(address),
+    );
     assert_eq!(publish_redis(&redis_address, &app.channel, "after"), 1);
-    wait_for("the message after the restart", Duration::from_secs(10), || {
-        ledger(address).contains_key("redis:after")
-    });
+    wait_for(
+        "the message after the restart",
+        Duration::from_secs(10),
+        || ledger(address).contains_key("redis:after"),
+    );
     let log = app.served.stderr();
     let retries = log.matches("cannot subscribe to").count();
     assert!(
@@ -301,7 +352,11 @@ fn a_cron_trigger_fires_every_second_and_once_per_tick() {
     let state = tempfile::tempdir().unwrap();
     let manifest = test_apps().join("cron.toml");
     let served = Served::start(
-        &[manifest.to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()],
+        &[
+            manifest.to_str().unwrap(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
         &[],
     );
     std::thread::sleep(Duration::from_millis(4500));
@@ -315,7 +370,10 @@ fn a_cron_trigger_fires_every_second_and_once_per_tick() {
         stamps.windows(2).all(|pair| pair[1] == pair[0] + 1),
         "one tick per second, none skipped: {ticks:?}"
     );
-    assert!(ticks.values().all(|count| *count == 1), "no tick twice: {ticks:?}");
+    assert!(
+        ticks.values().all(|count| *count == 1),
+        "no tick twice: {ticks:?}"
+    );
 }
 
 /// `spindle run` on the command app, with `env` (`KEY=VALUE`) for its component.
@@ -333,7 +391,10 @@ fn a_command_app_runs_once_and_exits_with_its_status() {
     let ok = run_command(&[]);
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(stdout.contains("command ran with [\"command\"]"), "{stdout}");
+    assert!(
+        stdout.contains("command ran with [\"command\"]"),
+        "{stdout}"
+    );
 
     // WASI 0.2's `exit` carries success or failure only: any non-zero status is 1.
     let failed = run_command(&["EXIT_STATUS=3"]);
@@ -379,30 +440,45 @@ fn trigger_mistakes_are_refused_with_their_line() {
         "{head}[[trigger.sqs]]\nqueue_url = \"x\"\ncomponent = \"c\"\n[component.c]\nsource = \"target/wasm32-wasip2/release/command.wasm\"\n"
     ));
     let err = stderr_of(&sqs);
-    assert!(err.contains("spin.toml:4:") && err.contains("trigger type `sqs` is not supported"), "{err}");
+    assert!(
+        err.contains("spin.toml:4:") && err.contains("trigger type `sqs` is not supported"),
+        "{err}"
+    );
 
     let cron = run_manifest(&format!(
         "{head}[[trigger.cron]]\ncron_expression = \"* * * * *\"\ncomponent = \"c\"\n[component.c]\nsource = \"target/wasm32-wasip2/release/cron_handler.wasm\"\n"
     ));
     let err = stderr_of(&cron);
-    assert!(err.contains("spin.toml:5:19") && err.contains("has 5 fields"), "{err}");
+    assert!(
+        err.contains("spin.toml:5:19") && err.contains("has 5 fields"),
+        "{err}"
+    );
 
     let qos = run_manifest(&format!(
         "{head}[application.trigger.mqtt]\naddress = \"mqtt://127.0.0.1:1\"\n[[trigger.mqtt]]\ntopic = \"t\"\nqos = \"3\"\ncomponent = \"c\"\n[component.c]\nsource = \"target/wasm32-wasip2/release/mqtt_handler.wasm\"\n"
     ));
     let err = stderr_of(&qos);
-    assert!(err.contains("spin.toml:8:7") && err.contains("qos `3`"), "{err}");
+    assert!(
+        err.contains("spin.toml:8:7") && err.contains("qos `3`"),
+        "{err}"
+    );
 
     // A component built for HTTP cannot handle Redis messages: said when the app starts.
     let wrong = run_manifest(&format!(
         "{head}[application.trigger.redis]\naddress = \"redis://127.0.0.1:1\"\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"c\"\n[component.c]\nsource = \"target/wasm32-wasip2/release/headers.wasm\"\n"
     ));
     let err = stderr_of(&wrong);
-    assert!(err.contains("does not export fermyon:spin/inbound-redis"), "{err}");
+    assert!(
+        err.contains("does not export fermyon:spin/inbound-redis"),
+        "{err}"
+    );
 
     let mixed = run_manifest(&format!(
         "{head}[[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n[[trigger.command]]\ncomponent = \"c\"\n[component.web]\nsource = \"target/wasm32-wasip2/release/headers.wasm\"\n[component.c]\nsource = \"target/wasm32-wasip2/release/command.wasm\"\n"
     ));
     let err = stderr_of(&mixed);
-    assert!(err.contains("a command app has exactly one trigger"), "{err}");
+    assert!(
+        err.contains("a command app has exactly one trigger"),
+        "{err}"
+    );
 }

@@ -636,7 +636,8 @@ impl<B: Backend> Reconciler<B> {
         if target.flavor == Flavor::Native && !spec.platform.runtimes.is_empty() {
             target.nodes = Some(self.backend.nodes().await?);
         }
-        let rendered = pipeline::render(&spec, snapshot, &target).map_err(|err| err.render(snapshot));
+        let rendered =
+            pipeline::render(&spec, snapshot, &target).map_err(|err| err.render(snapshot));
         self.evaluated = Some((commit.to_owned(), spec));
         Ok(rendered)
     }

@@ -30,7 +30,11 @@ pub(super) fn schedule(expression: &str) -> Result<cron::Schedule, String> {
 }
 
 /// Runs `trigger` until `stop`.
-pub(super) async fn listen(runtime: Arc<Runtime>, trigger: Trigger, mut stop: watch::Receiver<bool>) {
+pub(super) async fn listen(
+    runtime: Arc<Runtime>,
+    trigger: Trigger,
+    mut stop: watch::Receiver<bool>,
+) {
     let TriggerKind::Cron { expression } = trigger.kind.clone() else {
         return;
     };

@@ -20,7 +20,10 @@ pub struct TriggerHealth {
 
 impl Health {
     fn update(&self, trigger: &str, change: impl FnOnce(&mut TriggerHealth)) {
-        let mut triggers = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut triggers = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         change(triggers.entry(trigger.to_owned()).or_default());
     }
 

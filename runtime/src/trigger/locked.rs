@@ -80,9 +80,12 @@ pub(crate) fn from_locked(
             }
         }
         "mqtt" => {
-            let broker = metadata
-                .get("mqtt")
-                .ok_or_else(|| format!("trigger `{}` has no MQTT broker (metadata.triggers.mqtt)", trigger.id))?;
+            let broker = metadata.get("mqtt").ok_or_else(|| {
+                format!(
+                    "trigger `{}` has no MQTT broker (metadata.triggers.mqtt)",
+                    trigger.id
+                )
+            })?;
             let optional = |name: &str| field(broker, name).unwrap_or_default();
             let keep_alive = optional("keep_alive_interval").parse::<u64>().unwrap_or(30);
             let qos = field(config, "qos")?;
@@ -98,7 +101,12 @@ pub(crate) fn from_locked(
                     "0" => 0,
                     "1" => 1,
                     "2" => 2,
-                    other => return Err(format!("trigger `{}`: qos `{other}` is not 0, 1 or 2", trigger.id)),
+                    other => {
+                        return Err(format!(
+                            "trigger `{}`: qos `{other}` is not 0, 1 or 2",
+                            trigger.id
+                        ));
+                    }
                 },
             }
         }

@@ -30,5 +30,5 @@ mod spec;
 
 pub use health::Health;
 pub use listeners::Listeners;
-pub(crate) use spec::{render, resolve};
 pub use spec::{ComponentKind, MqttSession, Trigger, TriggerKind};
+pub(crate) use spec::{render, resolve};

@@ -24,7 +24,11 @@ use crate::{allow_list::redact, handler::Handler, runtime::Runtime, trigger::Tri
 const MAX_MESSAGE: usize = 32 << 20;
 
 /// Runs `trigger` until `stop`.
-pub(super) async fn listen(runtime: Arc<Runtime>, trigger: Trigger, mut stop: watch::Receiver<bool>) {
+pub(super) async fn listen(
+    runtime: Arc<Runtime>,
+    trigger: Trigger,
+    mut stop: watch::Receiver<bool>,
+) {
     let TriggerKind::Mqtt {
         session,
         topic,
@@ -167,7 +171,9 @@ fn broker(address: &str) -> Result<(String, u16)> {
         Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
             match port.parse::<u16>() {
                 Ok(port) => (host, port),
-                Err(_) if authority.starts_with('[') && authority.ends_with(']') => (authority, 1883),
+                Err(_) if authority.starts_with('[') && authority.ends_with(']') => {
+                    (authority, 1883)
+                }
                 Err(_) => bail!("`{}` has a bad port", redact(address)),
             }
         }
@@ -186,10 +192,21 @@ mod tests {
 
     #[test]
     fn broker_addresses() {
-        assert_eq!(broker("mqtt://localhost").unwrap(), ("localhost".into(), 1883));
-        assert_eq!(broker("mqtt://127.0.0.1:18830").unwrap(), ("127.0.0.1".into(), 18830));
+        assert_eq!(
+            broker("mqtt://localhost").unwrap(),
+            ("localhost".into(), 1883)
+        );
+        assert_eq!(
+            broker("mqtt://127.0.0.1:18830").unwrap(),
+            ("127.0.0.1".into(), 18830)
+        );
         assert_eq!(broker("tcp://[::1]:1884").unwrap(), ("::1".into(), 1884));
-        assert!(broker("mqtts://broker:8883").unwrap_err().to_string().contains("TLS"));
+        assert!(
+            broker("mqtts://broker:8883")
+                .unwrap_err()
+                .to_string()
+                .contains("TLS")
+        );
         assert!(broker("http://broker").is_err());
         assert!(broker("mqtt://user:pw@broker").is_err());
         assert!(broker("mqtt://broker:x").is_err());

@@ -32,7 +32,11 @@ const QUIET: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `trigger` until `stop`.
-pub(super) async fn listen(runtime: Arc<Runtime>, trigger: Trigger, mut stop: watch::Receiver<bool>) {
+pub(super) async fn listen(
+    runtime: Arc<Runtime>,
+    trigger: Trigger,
+    mut stop: watch::Receiver<bool>,
+) {
     let TriggerKind::Redis { address, channel } = trigger.kind.clone() else {
         return;
     };
@@ -172,7 +176,8 @@ impl Subscription {
             .send(&[b"SUBSCRIBE", channel.as_bytes()])
             .await?;
         match subscription.read().await? {
-            Value::Array(reply) if reply.first() == Some(&Value::Bulk(Some(b"subscribe".to_vec()))) => {}
+            Value::Array(reply)
+                if reply.first() == Some(&Value::Bulk(Some(b"subscribe".to_vec()))) => {}
             other => bail!("SUBSCRIBE was refused: {other:?}"),
         }
         Ok(subscription)
@@ -196,9 +201,11 @@ impl Subscription {
                 bail!("unexpected reply {value:?}");
             };
             match parts.as_slice() {
-                [Value::Bulk(Some(kind)), Value::Bulk(Some(channel)), Value::Bulk(Some(payload))]
-                    if kind == b"message" && *channel == self.channel =>
-                {
+                [
+                    Value::Bulk(Some(kind)),
+                    Value::Bulk(Some(channel)),
+                    Value::Bulk(Some(payload)),
+                ] if kind == b"message" && *channel == self.channel => {
                     return Ok(payload.clone());
                 }
                 [Value::Bulk(Some(kind)), ..] if kind == b"pong" => {}

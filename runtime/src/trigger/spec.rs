@@ -105,7 +105,9 @@ impl ComponentKind {
             ComponentKind::Http => "wasi:http/incoming-handler@0.2.x",
             ComponentKind::Redis => "fermyon:spin/inbound-redis",
             ComponentKind::Mqtt => "handle-message (the spin:mqtt-trigger spin-mqtt world)",
-            ComponentKind::Cron => "handle-cron-event (the fermyon:spin-cron@2.0.0 spin-cron world)",
+            ComponentKind::Cron => {
+                "handle-cron-event (the fermyon:spin-cron@2.0.0 spin-cron world)"
+            }
             ComponentKind::Command => "wasi:cli/run@0.2.x",
         }
     }
@@ -120,7 +122,10 @@ pub(crate) fn resolve(
     let at = components.at;
     let mut resolved = Vec::new();
     for (index, trigger) in triggers.redis.iter().enumerate() {
-        let component = components.of_trigger(&trigger.component, &trigger_id(trigger.id.as_deref(), "redis", index))?;
+        let component = components.of_trigger(
+            &trigger.component,
+            &trigger_id(trigger.id.as_deref(), "redis", index),
+        )?;
         let address = match (&trigger.address, &settings.redis) {
             (Some(address), _) => address,
             (None, Some(app)) => &app.address,
@@ -144,7 +149,10 @@ pub(crate) fn resolve(
         });
     }
     for (index, trigger) in triggers.mqtt.iter().enumerate() {
-        let component = components.of_trigger(&trigger.component, &trigger_id(trigger.id.as_deref(), "mqtt", index))?;
+        let component = components.of_trigger(
+            &trigger.component,
+            &trigger_id(trigger.id.as_deref(), "mqtt", index),
+        )?;
         let Some(app) = &settings.mqtt else {
             return Err(at.at(
                 &trigger.topic,
@@ -176,10 +184,12 @@ pub(crate) fn resolve(
         });
     }
     for (index, trigger) in triggers.cron.iter().enumerate() {
-        let component = components.of_trigger(&trigger.component, &trigger_id(trigger.id.as_deref(), "cron", index))?;
+        let component = components.of_trigger(
+            &trigger.component,
+            &trigger_id(trigger.id.as_deref(), "cron", index),
+        )?;
         let expression = trigger.cron_expression.get_ref().trim().to_owned();
-        super::cron::schedule(&expression)
-            .map_err(|err| at.at(&trigger.cron_expression, err))?;
+        super::cron::schedule(&expression).map_err(|err| at.at(&trigger.cron_expression, err))?;
         resolved.push(Trigger {
             id: trigger_id(trigger.id.as_deref(), "cron", index),
             component,
@@ -187,8 +197,14 @@ pub(crate) fn resolve(
         });
     }
     for (index, trigger) in triggers.command.iter().enumerate() {
-        let component = components.of_trigger(&trigger.component, &trigger_id(trigger.id.as_deref(), "command", index))?;
-        if index > 0 || !triggers.http.is_empty() || resolved.iter().any(|t| t.kind.name() != "command") {
+        let component = components.of_trigger(
+            &trigger.component,
+            &trigger_id(trigger.id.as_deref(), "command", index),
+        )?;
+        if index > 0
+            || !triggers.http.is_empty()
+            || resolved.iter().any(|t| t.kind.name() != "command")
+        {
             return Err(at.at(
                 &trigger.component,
                 "a command app has exactly one trigger, its [[trigger.command]]: it runs once and \
@@ -202,9 +218,10 @@ pub(crate) fn resolve(
         });
     }
     for trigger in &resolved {
-        let same_component = resolved
-            .iter()
-            .find(|other| other.component == trigger.component && other.kind.component_kind() != trigger.kind.component_kind());
+        let same_component = resolved.iter().find(|other| {
+            other.component == trigger.component
+                && other.kind.component_kind() != trigger.kind.component_kind()
+        });
         if let Some(other) = same_component {
             return Err(at.error(
                 0,
@@ -252,7 +269,10 @@ fn mqtt_session(
     components: &Components,
 ) -> Result<MqttSession, ManifestError> {
     components.check_template(&app.address, "mqtt address")?;
-    for (value, what) in [(&app.username, "mqtt username"), (&app.password, "mqtt password")] {
+    for (value, what) in [
+        (&app.username, "mqtt username"),
+        (&app.password, "mqtt password"),
+    ] {
         if let Some(value) = value {
             components.check_template(value, what)?;
         }
@@ -274,8 +294,16 @@ fn mqtt_session(
     };
     Ok(MqttSession {
         address: app.address.get_ref().clone(),
-        username: app.username.as_ref().map(|u| u.get_ref().clone()).unwrap_or_default(),
-        password: app.password.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default(),
+        username: app
+            .username
+            .as_ref()
+            .map(|u| u.get_ref().clone())
+            .unwrap_or_default(),
+        password: app
+            .password
+            .as_ref()
+            .map(|p| p.get_ref().clone())
+            .unwrap_or_default(),
         keep_alive,
     })
 }
@@ -358,10 +386,14 @@ mod tests {
             }]
         );
         assert_eq!(app.component_kind("c"), ComponentKind::Redis);
-        assert_eq!(app.trigger_types().into_iter().collect::<Vec<_>>(), ["redis"]);
+        assert_eq!(
+            app.trigger_types().into_iter().collect::<Vec<_>>(),
+            ["redis"]
+        );
 
-        let cron = load("[[trigger.cron]]\ncron_expression = \"*/5 * * * * *\"\ncomponent = \"c\"\n")
-            .unwrap();
+        let cron =
+            load("[[trigger.cron]]\ncron_expression = \"*/5 * * * * *\"\ncomponent = \"c\"\n")
+                .unwrap();
         assert_eq!(cron.component_kind("c"), ComponentKind::Cron);
         let command = load("[[trigger.command]]\ncomponent = \"c\"\n").unwrap();
         assert!(command.is_command());
@@ -378,10 +410,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("uses `nope`"), "{err}");
-        let err = load(
-            "[[trigger.mqtt]]\ntopic = \"t\"\nqos = \"1\"\ncomponent = \"c\"\n",
-        )
-        .unwrap_err();
+        let err =
+            load("[[trigger.mqtt]]\ntopic = \"t\"\nqos = \"1\"\ncomponent = \"c\"\n").unwrap_err();
         assert!(err.message.contains("[application.trigger.mqtt]"), "{err}");
         let err = load(
             "[[trigger.cron]]\ncron_expression = \"*/5 * * * * *\"\ncomponent = \"c\"\n\
