@@ -15,9 +15,11 @@ pub fn check(args: &CheckArgs) -> Result<i32> {
         spindle_reconciler::pipeline::check_node_policy(&spec, &policy)
             .map_err(|err| rejected(&snapshot, err))?;
     }
+    let triggers = spindle_reconciler::pipeline::check_triggers(&spec, &snapshot)
+        .map_err(|err| rejected(&snapshot, err))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", summary(&snapshot, &spec))?;
-    for line in describe(&spec.platform) {
+    for line in describe(&spec.platform, &triggers) {
         writeln!(out, "{line}")?;
     }
     Ok(exit::OK)
@@ -34,8 +36,11 @@ fn summary(snapshot: &Snapshot, spec: &Spec) -> String {
     )
 }
 
-/// One line per app and runtime.
-fn describe(platform: &Platform) -> Vec<String> {
+/// One line per app (with its triggers, when its `spin.toml` is in the repository) and runtime.
+fn describe(
+    platform: &Platform,
+    triggers: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for (name, app) in &platform.apps {
         let scale = match &app.autoscaling {
@@ -51,8 +56,19 @@ fn describe(platform: &Platform) -> Vec<String> {
             (None, None) => String::new(),
         };
         let runtime = platform.runtime_of(app).map_or("-", |(name, _)| name);
+        let kinds = app
+            .source
+            .as_ref()
+            .and_then(|source| triggers.get(source))
+            .map(|kinds| {
+                format!(
+                    " (triggers {})",
+                    kinds.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })
+            .unwrap_or_default();
         lines.push(format!(
-            "  app      {name:<20} {:<12} {scale:<24} runtime {runtime:<12} {from}",
+            "  app      {name:<20} {:<12} {scale:<24} runtime {runtime:<12} {from}{kinds}",
             app.namespace
         ));
     }

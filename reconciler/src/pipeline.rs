@@ -42,6 +42,22 @@ pub fn render(spec: &Spec, snapshot: &Snapshot, target: &Target) -> Result<Vec<O
         .map_err(|problems| SpecError::Invalid(spec.diagnostics(problems)))
 }
 
+/// Refuses apps whose `spin.toml` has a trigger their runtime's shim does not run, located at the
+/// app's `source` (rendering refuses them too; this needs no target). The apps' trigger types,
+/// by `source`, when none is refused.
+pub fn check_triggers(
+    spec: &Spec,
+    snapshot: &Snapshot,
+) -> Result<BTreeMap<String, BTreeSet<String>>, SpecError> {
+    let triggers = app_triggers(spec, snapshot);
+    let problems = render::triggers::check_platform(&spec.platform, &triggers);
+    if problems.is_empty() {
+        Ok(triggers)
+    } else {
+        Err(SpecError::Invalid(spec.diagnostics(problems)))
+    }
+}
+
 /// The trigger types of each app whose `spin.toml` (its `source`, a file or a folder holding
 /// one) is in `snapshot`, by `source`. A manifest that does not parse is left out: `spindle up`
 /// and `spindle build` report it where it is run.

@@ -41,6 +41,23 @@ pub fn supported(
     }
 }
 
+/// The apps of `platform` whose manifest (in `app_triggers`, by `source`) has a trigger their
+/// runtime's shim does not run: what `spindle check` refuses, as rendering does.
+pub fn check_platform(
+    platform: &spindle_schema::Platform,
+    app_triggers: &std::collections::BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Problem> {
+    platform
+        .apps
+        .iter()
+        .filter_map(|(name, app)| {
+            let triggers = app_triggers.get(app.source.as_ref()?)?;
+            let (runtime_name, runtime) = platform.runtime_of(app)?;
+            check_runtime(name, app, triggers, runtime_name, runtime).err()
+        })
+        .collect()
+}
+
 /// Refuses an app whose manifest has a trigger its runtime's shim does not run, at the app's
 /// `source`.
 pub(crate) fn check_runtime(

@@ -235,3 +235,28 @@ fn json_schema_describes_the_model() {
     }
     assert_eq!(schema["$defs"]["App"]["additionalProperties"], false);
 }
+
+#[test]
+fn check_knows_each_apps_triggers_and_refuses_one_its_runtime_does_not_run() {
+    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden/render");
+    let out = spindle(&["check", &format!("{golden}/triggers/repo")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for line in [
+        "(triggers cron, redis)",
+        "(triggers command)",
+        "(triggers http, mqtt)",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+
+    // containerd-shim-spin has no cron trigger: refused at the app's source, before any cluster.
+    let out = spindle(&["check", &format!("{golden}/triggers-unsupported/repo")]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("prod.ncl:4:14: app `nightly` has a cron trigger")
+            && out.stderr.contains("containerd-shim-spin"),
+        "{}",
+        out.stderr
+    );
+}
