@@ -99,17 +99,22 @@ pub(crate) fn check_runtime(
     Ok(())
 }
 
-/// Whether dotted version `version` comes before `since` (numerically, field by field; what is
-/// not a number counts as 0, and a leading `v` is ignored).
+/// Whether dotted version `version` comes before `since` (numerically, major, minor and patch; a
+/// leading `v` and what follows a `-` or `+` are ignored). A version that is not numbered (a
+/// build's own name) is not known to be older.
 fn older(version: &str, since: &str) -> bool {
-    let fields = |v: &str| -> Vec<u64> {
-        v.trim_start_matches('v')
-            .split(['.', '-', '+'])
-            .take(3)
-            .map(|field| field.parse().unwrap_or(0))
-            .collect()
+    let fields = |v: &str| -> Option<[u64; 3]> {
+        let core = v.trim_start_matches('v').split(['-', '+']).next()?;
+        let mut fields = [0; 3];
+        for (slot, field) in fields.iter_mut().zip(core.split('.')) {
+            *slot = field.parse().ok()?;
+        }
+        Some(fields)
     };
-    fields(version) < fields(since)
+    match (fields(version), fields(since)) {
+        (Some(version), Some(since)) => version < since,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +127,7 @@ mod tests {
         assert!(older("v0.9.2", "0.10.0"));
         assert!(!older("0.1.0", "0.1.0"));
         assert!(!older("1.0.0-rc1", "0.1.0"));
+        assert!(older("0", "0.1.0"));
+        assert!(!older("e2e", "0.1.0"), "a build's own name is not known to be older");
     }
 }

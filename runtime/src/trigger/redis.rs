@@ -28,6 +28,9 @@ use crate::{allow_list::redact, handler::Handler, runtime::Runtime, trigger::Tri
 const MAX_MESSAGE: usize = 32 << 20;
 /// How long the connection may be quiet before it is pinged, and a ping unanswered.
 const QUIET: Duration = Duration::from_secs(30);
+/// The longest line (a simple string, an error, a length) read from the server: Redis's own
+/// errors run to a kilobyte (protected mode's explains itself at length).
+const MAX_LINE: u64 = 64 << 10;
 /// How long connecting and subscribing may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -272,7 +275,7 @@ impl Subscription {
     async fn line(&mut self) -> Result<(u8, String)> {
         let mut line = Vec::new();
         let read = (&mut self.connection)
-            .take(1024)
+            .take(MAX_LINE)
             .read_until(b'\n', &mut line)
             .await?;
         if read == 0 {
