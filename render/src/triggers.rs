@@ -128,6 +128,9 @@ mod tests {
         assert!(!older("0.1.0", "0.1.0"));
         assert!(!older("1.0.0-rc1", "0.1.0"));
         assert!(older("0", "0.1.0"));
-        assert!(!older("e2e", "0.1.0"), "a build's own name is not known to be older");
+        assert!(
+            !older("e2e", "0.1.0"),
+            "a build's own name is not known to be older"
+        );
     }
 }

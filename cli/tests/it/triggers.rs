@@ -234,6 +234,10 @@ struct OwnRedis(Child);
 
 impl OwnRedis {
     fn start(port: u16) -> OwnRedis {
+        Self::start_with(port, &[])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> OwnRedis {
         let child = Command::new("redis-server")
             .args([
                 "--bind",
@@ -244,6 +248,7 @@ impl OwnRedis {
                 "",
             ])
             .args(["--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server starts");
@@ -480,5 +485,51 @@ fn trigger_mistakes_are_refused_with_their_line() {
     assert!(
         err.contains("a command app has exactly one trigger"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_redis_that_asks_for_a_password_gets_it_from_the_address_and_a_refusal_is_logged_with_its_reason()
+ {
+    required_env("SPINDLE_TEST_REDIS");
+    let mqtt = required_env("SPINDLE_TEST_MQTT");
+    let port = free_port();
+    let _redis = OwnRedis::start_with(port, &["--requirepass", "s3cret"]);
+
+    // No password: the server's own refusal is logged, and health says the trigger is down.
+    let without = serve_triggers(&format!("127.0.0.1:{port}"), &mqtt);
+    wait_for("the refusal to be logged", Duration::from_secs(20), || {
+        without.served.stderr().contains("NOAUTH")
+    });
+    assert_eq!(
+        http(
+            &without.served.address,
+            "GET",
+            "/.well-known/spin/health",
+            ""
+        )
+        .status,
+        503
+    );
+
+    // The password in the address: subscribed, and the password is not logged.
+    let with = serve_triggers(&format!(":s3cret@127.0.0.1:{port}"), &mqtt);
+    wait_for("the subscription", Duration::from_secs(20), || {
+        healthy(&with.served.address)
+    });
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-a", "s3cret", "--no-auth-warning"])
+        .args(["PUBLISH", &with.channel, "authenticated"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    wait_for("the message", Duration::from_secs(10), || {
+        ledger(&with.served.address).contains_key("redis:authenticated")
+    });
+    assert!(
+        !with.served.stderr().contains("s3cret"),
+        "{}",
+        with.served.stderr()
     );
 }
