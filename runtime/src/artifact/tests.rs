@@ -259,13 +259,26 @@ fn what_spindle_cannot_serve_is_named() {
         let out = tempfile::tempdir().unwrap();
         unpack(&[layer(&blob)], out.path()).unwrap_err().to_string()
     };
+    let sqs = refuse(serde_json::json!({
+        "triggers": [{"id": "t", "trigger_type": "sqs", "trigger_config": {}}],
+        "components": [],
+    }));
+    assert!(sqs.contains("trigger type `sqs` is not supported"), "{sqs}");
     let redis = refuse(serde_json::json!({
-        "triggers": [{"id": "t", "trigger_type": "redis", "trigger_config": {}}],
+        "triggers": [{"id": "t", "trigger_type": "redis", "trigger_config": {"channel": "c"}}],
         "components": [],
     }));
     assert!(
-        redis.contains("trigger type `redis` is not supported"),
+        redis.contains("trigger `t` has no Redis address"),
         "{redis}"
+    );
+    let stranger = refuse(serde_json::json!({
+        "triggers": [{"id": "t", "trigger_type": "command", "trigger_config": {"component": "x"}}],
+        "components": [],
+    }));
+    assert!(
+        stranger.contains("names component `x`, which the app does not have"),
+        "{stranger}"
     );
     let future = refuse(serde_json::json!({
         "spin_lock_version": 1, "must_understand": ["time_travel"],
