@@ -533,3 +533,36 @@ fn a_redis_that_asks_for_a_password_gets_it_from_the_address_and_a_refusal_is_lo
         with.served.stderr()
     );
 }
+
+#[test]
+fn a_burst_of_qos_1_messages_is_all_handled_as_acknowledgements_keep_the_brokers_window_open() {
+    let redis = required_env("SPINDLE_TEST_REDIS");
+    let mqtt = required_env("SPINDLE_TEST_MQTT");
+    let app = serve_triggers(&redis, &mqtt);
+    let address = &app.served.address;
+    wait_for(
+        "every trigger to subscribe",
+        Duration::from_secs(20),
+        || healthy(address),
+    );
+    // Far more than Mosquitto's in-flight window (20): a lost acknowledgement would stall it.
+    let (host, port) = mqtt.rsplit_once(':').unwrap();
+    let mut publisher = Command::new("mosquitto_pub")
+        .args(["-h", host, "-p", port, "-q", "1", "-l"])
+        .args(["-t", &format!("{}/qos1", app.topics)])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: String = (0..500).map(|n| format!("burst-{n}\n")).collect();
+    std::io::Write::write_all(&mut publisher.stdin.take().unwrap(), lines.as_bytes()).unwrap();
+    assert!(publisher.wait().unwrap().success());
+    wait_for(
+        "500 messages to be handled",
+        Duration::from_secs(60),
+        || {
+            let info = http(address, "GET", "/.well-known/spin/info", "");
+            let info: serde_json::Value = serde_json::from_str(&info.body).unwrap();
+            info["triggers"]["mqtt-1"]["handled"] == 500
+        },
+    );
+}

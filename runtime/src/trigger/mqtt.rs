@@ -52,7 +52,7 @@ pub(super) async fn listen(
         _ => QoS::ExactlyOnce,
     };
     let delivery = Delivery::new(runtime.clone(), trigger);
-    let (client, mut events) = AsyncClient::new(options, 16);
+    let (client, mut events) = AsyncClient::new(options, 64);
     let mut backoff = Backoff::new();
     loop {
         let event = tokio::select! {
@@ -108,8 +108,12 @@ pub(super) async fn listen(
                         })
                     }),
                     move |_| {
+                        // Never dropped: an unacknowledged message holds a slot of the broker's
+                        // in-flight window for good, and a full window stops delivery.
                         if acknowledged.qos != QoS::AtMostOnce {
-                            let _ = acknowledge.try_ack(&acknowledged);
+                            tokio::spawn(async move {
+                                let _ = acknowledge.ack(&acknowledged).await;
+                            });
                         }
                     },
                 );
