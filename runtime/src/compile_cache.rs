@@ -11,14 +11,19 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Engine, component::Component};
 
 /// Loads the compiled form of `wasm` from `dir`, or compiles it and stores it there.
-/// Without a `dir` (or when the cache cannot be written) it just compiles.
+/// Without a `dir` (or when the cache cannot be written) it just compiles. A core module is
+/// made a component first ([`crate::componentize`]); the entry is keyed by the module's bytes,
+/// so a cached one is not adapted again.
 ///
 /// Compiled code is native code: a cache entry is loaded only when its bytes hash to what spindle
 /// recorded beside it (`KEY.sha256`) when it wrote it, so a file put in its place (another
 /// component's, or anything else) is ignored and the component compiled again.
 pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Result<Component> {
     let Some(dir) = dir else {
-        return Ok(Component::new(engine, wasm)?);
+        return Ok(Component::new(
+            engine,
+            &crate::componentize::component(wasm)?,
+        )?);
     };
     let key = key(engine, wasm);
     let path = dir.join(format!("{key}.cwasm"));
@@ -34,7 +39,7 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Resu
             }
         }
     }
-    let compiled = engine.precompile_component(wasm)?;
+    let compiled = engine.precompile_component(&crate::componentize::component(wasm)?)?;
     // The record first: a reader that finds the entry finds its record (compilation is
     // deterministic, so writers racing on one entry write the same bytes).
     let written =
@@ -262,6 +267,29 @@ mod tests {
         // So is an entry without a record (a cache filled by something else).
         std::fs::remove_file(&record).unwrap();
         assert!(recorded(&path, &record).is_none());
+    }
+
+    /// A core module is adapted once: the entry is keyed by the module, and loaded from then on.
+    #[test]
+    fn a_core_module_is_cached_under_its_own_bytes() {
+        const EMPTY_MODULE: &[u8] = b"\0asm\x01\0\0\0";
+        let engine = crate::runtime::compiling_engine().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        load_or_compile(&engine, EMPTY_MODULE, Some(dir.path())).unwrap();
+        let path = dir
+            .path()
+            .join(format!("{}.cwasm", key(&engine, EMPTY_MODULE)));
+        let compiled = std::fs::read(&path).unwrap();
+        let adapted = crate::componentize::component(EMPTY_MODULE).unwrap();
+        assert_eq!(compiled, engine.precompile_component(&adapted).unwrap());
+        assert!(
+            recorded(
+                &path,
+                &dir.path()
+                    .join(format!("{}.sha256", key(&engine, EMPTY_MODULE)))
+            )
+            .is_some()
+        );
     }
 
     #[test]

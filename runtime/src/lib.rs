@@ -22,6 +22,7 @@ pub mod app;
 pub mod artifact;
 pub mod atomic_file;
 pub mod compile_cache;
+pub mod componentize;
 pub mod epoch;
 mod files;
 mod guest_log;

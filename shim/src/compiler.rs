@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 use containerd_shim_wasm::{sandbox::context::WasmLayer, shim::Compiler};
-use spindle_runtime::{artifact, compile_cache, runtime};
+use spindle_runtime::{artifact, compile_cache, componentize, runtime};
 use wasmtime::Engine;
 
 /// Where the node's key for compiled code is: root's, on the node.
@@ -57,7 +57,8 @@ impl Compiler for SpindleCompiler {
             let digest = layer.config.digest();
             let wasm = artifact::is_wasm_layer(layer.config.media_type().as_ref());
             compiled.push(if wasm && !layer.precompiled {
-                match self.engine.precompile_component(&layer.layer) {
+                let component = componentize::component(&layer.layer);
+                match component.and_then(|wasm| Ok(self.engine.precompile_component(&wasm)?)) {
                     Ok(bytes) => {
                         log::info!("precompiled component {digest}");
                         Some(self.seal.seal(bytes))

@@ -16,7 +16,7 @@ use std::{
 };
 
 use crate::support::{
-    HttpResponse, binary, collect, free_port, http, http_with_headers,
+    HttpResponse, binary, collect, core_modules, free_port, http, http_with_headers,
     otlp::{Collector, Value, hex},
     required_env, spindle, test_apps, unique,
 };
@@ -446,6 +446,29 @@ fn a_corrupt_component_fails_the_start_clearly() {
     let image = push(test_apps());
     let mut healthy = Container::start(&image, &[("SPIN_VARIABLE_SECRET_TOKEN", "x")]);
     assert_eq!(healthy.wait_serving("/variables/message").status, 200);
+}
+
+#[test]
+fn a_pushed_core_module_is_adapted_and_precompiled_by_the_shim() {
+    // `spindle push` packs the module as it is (as `spin registry push` does); the shim makes it
+    // a component when it compiles the layer.
+    let wasm = std::fs::read(core_modules().join("headers.wasm")).unwrap();
+    assert!(wasm.starts_with(b"\0asm\x01\0\0\0"), "not a core module");
+    let app = single_component_app(&wasm);
+    let image = push(app.path());
+    let mut container = Container::start(&image, &[]);
+    let echoed = container.wait_serving("/core?x=1");
+    assert_eq!(echoed.status, 200, "{echoed:?}");
+    assert!(
+        echoed.body.contains("spin-path-info: /core"),
+        "{}",
+        echoed.body
+    );
+    let (code, log) = container.terminate();
+    assert_eq!(code, 0, "{log}");
+    // Compiled ahead of the start, as components are: runwasi labels the layer.
+    let (layer, compiled) = compiled_layer(&image);
+    assert_ne!(layer, compiled);
 }
 
 #[test]

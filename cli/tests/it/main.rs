@@ -6,6 +6,7 @@ mod support;
 
 mod check;
 mod containerd_shim;
+mod core_modules;
 mod diff;
 mod golden;
 mod hostile;

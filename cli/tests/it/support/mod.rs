@@ -11,7 +11,7 @@ pub mod up;
 mod workspace;
 
 #[allow(unused_imports)]
-pub use workspace::{binary, example_apps, test_apps};
+pub use workspace::{binary, core_modules, example_apps, test_apps};
 
 /// The example repository, relative to the reconciler crate (the tests' working directory).
 pub const EXAMPLE: &str = "../examples/gitops-repo";

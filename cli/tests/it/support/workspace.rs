@@ -15,13 +15,24 @@ pub fn root() -> PathBuf {
 /// Builds the Spin test apps of `tests/apps` (once per test binary) and returns their folder.
 pub fn test_apps() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| build_guests("tests/apps"))
+    BUILT.get_or_init(|| build_guests("tests/apps", "wasm32-wasip2", &[]))
+}
+
+/// Builds `headers`, `kv` and `command` of `tests/apps` as core Wasm modules (`wasm32-wasip1`, as
+/// many published Spin apps are built), once per test binary; returns the folder of the
+/// `.wasm` files.
+pub fn core_modules() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let packages = ["-p", "headers", "-p", "kv", "-p", "command"];
+        build_guests("tests/apps", "wasm32-wasip1", &packages).join("target/wasm32-wasip1/release")
+    })
 }
 
 /// Builds the example repository's apps (once per test binary); returns their Cargo folder.
 pub fn example_apps() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| build_guests("examples/gitops-repo/apps"))
+    BUILT.get_or_init(|| build_guests("examples/gitops-repo/apps", "wasm32-wasip2", &[]))
 }
 
 /// The cargo that runs this test, without the variables cargo gives a test: build scripts that
@@ -45,29 +56,22 @@ fn nested_cargo() -> Command {
     cargo
 }
 
-/// `cargo build --release --target wasm32-wasip2` in `folder` of the workspace.
-fn build_guests(folder: &str) -> PathBuf {
-    {
-        let dir = root().join(folder);
-        let mut cargo = nested_cargo();
-        cargo
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .current_dir(&dir);
-        // The compiler beside this cargo, whatever directory rustc is started in.
-        let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
-        if rustc.exists() {
-            cargo.env("RUSTC", rustc);
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "building {folder} failed");
-        dir
+/// `cargo build --release --target TARGET [ARGS]` in `folder` of the workspace; returns the folder.
+fn build_guests(folder: &str, target: &str, args: &[&str]) -> PathBuf {
+    let dir = root().join(folder);
+    let mut cargo = nested_cargo();
+    cargo
+        .args(["build", "--release", "--locked", "--target", target])
+        .args(args)
+        .current_dir(&dir);
+    // The compiler beside this cargo, whatever directory rustc is started in.
+    let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
+    if rustc.exists() {
+        cargo.env("RUSTC", rustc);
     }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "building {folder} for {target} failed");
+    dir
 }
 
 /// A binary of any workspace package, built as `cargo test --workspace` builds it (so a no-op
