@@ -17,6 +17,12 @@ pub fn check(args: &CheckArgs) -> Result<i32> {
     }
     let triggers = spindle_reconciler::pipeline::check_triggers(&spec, &snapshot)
         .map_err(|err| rejected(&snapshot, err))?;
+    spindle_reconciler::pipeline::check_imports(
+        &spec,
+        Some(&args.repo.repo),
+        args.imports.pulling().as_ref(),
+    )
+    .map_err(|err| rejected(&snapshot, err))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", summary(&snapshot, &spec))?;
     for line in describe(&spec.platform, &triggers) {

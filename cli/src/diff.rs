@@ -59,6 +59,8 @@ pub struct DiffArgs {
     target: TargetArgs,
     #[command(flatten)]
     eval: EvalArgs,
+    #[command(flatten)]
+    imports: super::ImportArgs,
 }
 
 /// One side of the comparison.
@@ -99,10 +101,22 @@ pub fn diff(args: &DiffArgs) -> Result<i32> {
     for environment in &environments {
         // Both revisions are evaluated and rendered at once.
         let (after, before) = std::thread::scope(|scope| {
-            let before = base
-                .as_ref()
-                .map(|base| scope.spawn(|| load(&evaluator, &base.snapshot, environment, &target)));
-            let after = load(&evaluator, &head.snapshot, environment, &target);
+            let before = base.as_ref().map(|base| {
+                scope.spawn(|| load(&evaluator, &base.snapshot, environment, &target, None))
+            });
+            // Only the head is held against its runtimes' interfaces (a base that fails it must
+            // not block the fix): built sources in a working tree, images otherwise.
+            let imports = Imports {
+                repo: args.head.is_none().then_some(args.repo.as_path()),
+                args: &args.imports,
+            };
+            let after = load(
+                &evaluator,
+                &head.snapshot,
+                environment,
+                &target,
+                Some(imports),
+            );
             (
                 after,
                 before.map(|handle| handle.join().expect("the base side does not panic")),
@@ -180,13 +194,22 @@ struct Rendered {
     objects: Vec<Object>,
 }
 
-/// Evaluates, validates and renders `environment` of `snapshot`; prints the errors of a broken
-/// side, which ends the diff with exit code 2 (1 means "changes" for a diff).
+/// Where a side's component imports are read from, to hold its apps against their runtimes.
+struct Imports<'a> {
+    /// The working tree whose built sources are read, if the side is one.
+    repo: Option<&'a std::path::Path>,
+    args: &'a super::ImportArgs,
+}
+
+/// Evaluates, validates and renders `environment` of `snapshot` (and, with `imports`, holds its
+/// apps against their runtimes' interfaces); prints the errors of a broken side, which ends the
+/// diff with exit code 2 (1 means "changes" for a diff).
 fn load(
     evaluator: &Evaluator,
     snapshot: &Snapshot,
     environment: &str,
     target: &Target,
+    imports: Option<Imports<'_>>,
 ) -> Result<Rendered> {
     if !snapshot.environments().contains_key(environment) {
         return Ok(Rendered {
@@ -194,7 +217,18 @@ fn load(
             objects: Vec::new(),
         });
     }
-    match pipeline::build(evaluator, snapshot, Some(environment), target) {
+    let built =
+        pipeline::build(evaluator, snapshot, Some(environment), target).and_then(|rendered| {
+            match imports {
+                Some(imports) => {
+                    let pulling = imports.args.pulling();
+                    pipeline::check_imports(&rendered.spec, imports.repo, pulling.as_ref())
+                        .map(|()| rendered)
+                }
+                None => Ok(rendered),
+            }
+        });
+    match built {
         Ok(rendered) => Ok(Rendered {
             platform: rendered.spec.platform,
             objects: rendered.objects,

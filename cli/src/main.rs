@@ -61,6 +61,10 @@ enum LogFormat {
 enum Command {
     /// Evaluate and validate one environment of a repository, and summarise it.
     ///
+    /// Each app is also held against its runtime: a trigger its shim does not run, or a component
+    /// import (read from the built source, else from the pulled image) its shim does not
+    /// provide, is refused at the app's line.
+    ///
     /// Exit status: 0 valid, 1 invalid (errors are printed as FILE:LINE:COL: MESSAGE), 2 usage or
     /// I/O error.
     Check(CheckArgs),
@@ -79,7 +83,8 @@ enum Command {
     /// Both sides are rendered (revisions are read from Git's object database; the working tree is
     /// never touched) and compared object by object: added, changed, renamed, removed, with a
     /// unified diff of each. Secret values are never printed: a hash marker shows that a key
-    /// changed. Node runtime changes are called out with the nodes they reach.
+    /// changed. Node runtime changes are called out with the nodes they reach. The head's apps
+    /// are held against their runtimes' interfaces, as `check` does.
     ///
     /// Exit status: 0 no changes, 1 changes, 2 error (including an invalid revision).
     Diff(diff::DiffArgs),
@@ -178,6 +183,35 @@ struct CheckArgs {
     repo: RepoArgs,
     #[command(flatten)]
     node_policy: NodePolicyArgs,
+    #[command(flatten)]
+    imports: ImportArgs,
+}
+
+/// How the apps' component imports are read, to hold each app against the interfaces its
+/// runtime's shim provides: from its built `source` (the components' Wasm beside its
+/// `spin.toml`), else from its `image`, pulled (credentials from the docker config file) and
+/// kept by digest in the cache folder.
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// Do not pull images: only apps whose `source` is built are checked.
+    #[arg(long)]
+    no_pull: bool,
+    /// A registry (HOST[:PORT]) to pull from over plain HTTP, such as a local one. Repeatable.
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    insecure_registries: Vec<String>,
+}
+
+impl ImportArgs {
+    /// How to pull images, unless --no-pull (or there is no cache folder).
+    fn pulling(&self) -> Option<spindle_reconciler::capabilities::Pulling> {
+        if self.no_pull {
+            return None;
+        }
+        Some(spindle_reconciler::capabilities::Pulling {
+            cache: cache_dir()?.join("oci"),
+            insecure: self.insecure_registries.clone(),
+        })
+    }
 }
 
 /// The node policy a reconciler is given; see docs/node-installer.md.

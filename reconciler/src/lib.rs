@@ -15,6 +15,7 @@
 //! - [`up`]: `spindle up`, an environment's apps served on this machine with spindle's runtime.
 //! - [`registry`]: Spin OCI artifacts pushed to and pulled from registries.
 
+pub mod capabilities;
 pub mod cluster;
 pub mod live;
 pub mod pipeline;

@@ -10,6 +10,8 @@ use spindle_config::snapshot::Snapshot;
 use spindle_config::spec::{self, Spec, SpecError};
 use spindle_render::{self as render, NodePolicy, Object, Target};
 
+use crate::capabilities;
+
 /// An environment, validated and rendered.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -53,6 +55,31 @@ pub fn check_triggers(
     let problems = render::triggers::check_platform(&spec.platform, &triggers);
     if problems.is_empty() {
         Ok(triggers)
+    } else {
+        Err(SpecError::Invalid(spec.diagnostics(problems)))
+    }
+}
+
+/// Refuses the apps of `spec` whose components import an interface their runtime's shim does
+/// not provide, located in the repository; the imports are read as [`capabilities::read`]
+/// does (built sources under `repo`, images with `pulling`). Returns the warnings of the apps
+/// whose imports could not be read. Blocks on a runtime of its own: not for async callers.
+pub fn check_imports(
+    spec: &Spec,
+    repo: Option<&std::path::Path>,
+    pulling: Option<&capabilities::Pulling>,
+) -> Result<(), SpecError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| SpecError::Usage(format!("cannot start a runtime to pull images: {err}")))?;
+    let (imports, warnings) = runtime.block_on(capabilities::read(&spec.platform, repo, pulling));
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    let problems = capabilities::check(&spec.platform, &imports);
+    if problems.is_empty() {
+        Ok(())
     } else {
         Err(SpecError::Invalid(spec.diagnostics(problems)))
     }

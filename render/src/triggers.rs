@@ -99,10 +99,10 @@ pub(crate) fn check_runtime(
     Ok(())
 }
 
-/// Whether dotted version `version` comes before `since` (numerically, major, minor and patch; a
+/// Whether dotted shim version `version` comes before `since` (numerically, major, minor and patch; a
 /// leading `v` and what follows a `-` or `+` are ignored). A version that is not numbered (a
 /// build's own name) is not known to be older.
-fn older(version: &str, since: &str) -> bool {
+pub fn older(version: &str, since: &str) -> bool {
     let fields = |v: &str| -> Option<[u64; 3]> {
         let core = v.trim_start_matches('v').split(['-', '+']).next()?;
         let mut fields = [0; 3];

@@ -28,6 +28,7 @@ mod files;
 mod guest_log;
 mod handler;
 mod host;
+pub mod interfaces;
 pub mod manifest;
 mod outbound;
 mod routes;

@@ -417,18 +417,6 @@ impl Runtime {
     }
 }
 
-/// Interfaces spindle provides: WASI 0.2 (but not its keyvalue and config proposals),
-/// `fermyon:spin` and `spin:postgres@4.0.0`. Everything else a component imports (other newer
-/// Spin packages such as `spin:sqlite@3.0.0`) is linked to functions that fail when called, so
-/// that the app still starts, as it does on Spin with those features unused.
-fn provided(import: &str) -> bool {
-    (import.starts_with("wasi:")
-        && !import.starts_with("wasi:keyvalue/")
-        && !import.starts_with("wasi:config/"))
-        || import.starts_with("fermyon:spin/")
-        || import == "spin:postgres/postgres@4.0.0"
-}
-
 /// The resource type of every resource of an interface spindle does not provide.
 struct Unprovided;
 
@@ -450,7 +438,7 @@ fn stub_unprovided(
                 ComponentItem::ComponentFunc(_) | ComponentItem::Resource(_)
             )
         });
-        if provided(name) && !types_only {
+        if crate::interfaces::linked(name) && !types_only {
             continue;
         }
         let mut stubs = linker.instance(name)?;

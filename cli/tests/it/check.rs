@@ -1,7 +1,7 @@
 //! `spindle check` on the example repository and on a table of broken inputs: each broken input
 //! must exit 1 with an error that names the file, line and column and says what is wrong.
 
-use crate::support::{Repo, spindle};
+use crate::support::{Repo, spindle, test_apps};
 
 #[test]
 fn the_example_repository_is_valid_in_every_environment() {
@@ -259,4 +259,115 @@ fn check_knows_each_apps_triggers_and_refuses_one_its_runtime_does_not_run() {
         "{}",
         out.stderr
     );
+}
+
+/// A repository holding `apps` (name, guest, the line of its Nickel record that names where it
+/// comes from), each built beside its `spin.toml`, on spindle's runtime.
+fn repo_of_built_apps(apps: &[(&str, &str)]) -> Repo {
+    let repo = Repo::new();
+    let mut environment = String::from("{\n");
+    for (name, guest) in apps {
+        let wasm = std::fs::read(
+            test_apps()
+                .join("target/wasm32-wasip2/release")
+                .join(format!("{guest}.wasm")),
+        )
+        .unwrap();
+        std::fs::create_dir_all(repo.path().join(name)).unwrap();
+        std::fs::write(repo.path().join(format!("{name}/{guest}.wasm")), wasm).unwrap();
+        repo.write(
+            &format!("{name}/spin.toml"),
+            &format!(
+                "spin_manifest_version = 2\n[application]\nname = \"{name}\"\n\
+                 [[trigger.http]]\nroute = \"/...\"\ncomponent = \"{guest}\"\n\
+                 [component.{guest}]\nsource = \"{guest}.wasm\"\n\
+                 allowed_outbound_hosts = [\"mqtt://127.0.0.1:1883\"]\n"
+            ),
+        );
+        environment.push_str(&format!(
+            "  apps.{name} = {{\n    namespace = \"web\",\n    source = \"{name}/spin.toml\",\n  }},\n"
+        ));
+    }
+    environment.push_str(
+        "  runtimes.spindle.shim = {\n    version = \"0.1.0\",\n    \
+         url = \"https://example.com/containerd-shim-spindle-v1\",\n    \
+         sha256 = \"4444444444444444444444444444444444444444444444444444444444444444\",\n  },\n}\n",
+    );
+    repo.write("environments/prod.ncl", &environment);
+    repo
+}
+
+#[test]
+fn check_refuses_an_app_whose_components_import_what_its_runtime_does_not_provide() {
+    // `services` calls Spin's outbound MQTT and MySQL, which spindle's runtime does not serve
+    // yet; `kv` uses only what it serves.
+    let repo = repo_of_built_apps(&[("good", "kv"), ("broker", "services")]);
+    let out = spindle(&["check", repo.path_str(), "--no-pull"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    out.assert_stderr_contains("prod.ncl:8:14: app `broker` (built from broker/spin.toml)");
+    out.assert_stderr_contains(
+        "component `services` imports `fermyon:spin/mqtt@2.0.0`, which runtime `spindle` \
+         (spindle's shim 0.1.0) does not provide; containerd-shim-spin has it from 0.12.0 on",
+    );
+    out.assert_stderr_contains("`fermyon:spin/mysql@2.0.0`");
+    assert!(!out.stderr.contains("app `good`"), "{}", out.stderr);
+
+    let repo = repo_of_built_apps(&[("good", "kv")]);
+    let out = spindle(&["check", repo.path_str(), "--no-pull"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+/// Pushes the `services` guest (which imports Spin's outbound MQTT and MySQL) as an app to the
+/// test registry; returns the image.
+pub(crate) fn push_broker_image() -> String {
+    let registry = crate::support::required_env("SPINDLE_TEST_REGISTRY");
+    let built = repo_of_built_apps(&[("broker", "services")]);
+    let image = format!(
+        "{registry}/spindle-test/{}:v1",
+        crate::support::unique("imports")
+    );
+    let out = spindle(&[
+        "push",
+        built.path().join("broker").to_str().unwrap(),
+        &image,
+        "--insecure",
+    ]);
+    assert_eq!(out.code, 0, "push: {}", out.stderr);
+    image
+}
+
+/// An environment of spindle's runtime and, with `image`, the app `broker` from it.
+pub(crate) fn environment_with_image(image: Option<&str>) -> String {
+    let app = image.map_or(String::new(), |image| {
+        format!("  apps.broker = {{\n    namespace = \"web\",\n    image = \"{image}\",\n  }},\n")
+    });
+    format!(
+        "{{\n{app}  runtimes.spindle.shim = {{\n    version = \"0.1.0\",\n    \
+         url = \"https://example.com/containerd-shim-spindle-v1\",\n    \
+         sha256 = \"4444444444444444444444444444444444444444444444444444444444444444\",\n  }},\n}}\n"
+    )
+}
+
+#[test]
+fn check_reads_the_imports_of_an_app_from_its_image_when_it_is_not_built() {
+    let registry = crate::support::required_env("SPINDLE_TEST_REGISTRY");
+    let image = push_broker_image();
+    let repo = Repo::new();
+    repo.write(
+        "environments/prod.ncl",
+        &environment_with_image(Some(&image)),
+    );
+    // Without a pull there is nothing to read: a warning, not a refusal.
+    let out = spindle(&["check", repo.path_str(), "--no-pull"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_stderr_contains("warning: app `broker`: its components' imports are not checked");
+    // An unreachable registry is a warning too (plain HTTP was not allowed for it).
+    let out = spindle(&["check", repo.path_str()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_stderr_contains("warning: app `broker`");
+
+    let out = spindle(&["check", repo.path_str(), "--insecure-registry", &registry]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    out.assert_stderr_contains(&format!("prod.ncl:4:13: app `broker` (in image {image})"));
+    out.assert_stderr_contains("imports `fermyon:spin/mqtt@2.0.0`");
 }

@@ -411,3 +411,38 @@ async fn live_diff_compares_only_what_spindle_manages() {
         ]
     );
 }
+
+#[test]
+fn a_head_whose_app_imports_what_its_runtime_lacks_is_refused_and_a_base_is_not() {
+    let registry = required_env("SPINDLE_TEST_REGISTRY");
+    let image = crate::check::push_broker_image();
+    let repo = GitRepo::new();
+    let without = repo.commit(&crate::check::environment_with_image(None), "runtime");
+    let with = repo.commit(
+        &crate::check::environment_with_image(Some(&image)),
+        "the broker",
+    );
+    let diff = |base: &str, head: &str| {
+        spindle(&[
+            "diff",
+            repo.0.path_str(),
+            "--base",
+            base,
+            "--head",
+            head,
+            "--offline",
+            "--format",
+            "markdown",
+            "--insecure-registry",
+            &registry,
+        ])
+    };
+    let out = diff(&without, &with);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    out.assert_stderr_contains("environments/prod.ncl:4:13: app `broker` (in image");
+    out.assert_stderr_contains("imports `fermyon:spin/mqtt@2.0.0`");
+    // The change that removes it is shown: only the head is held against its runtime.
+    let out = diff(&with, &without);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("broker"), "{}", out.stdout);
+}
