@@ -229,38 +229,46 @@ fn an_mqtt_broker_that_asks_for_a_password_gets_the_manifests() {
     );
 }
 
-/// A Redis server of the test's own, on `port`, stopped by PID when dropped.
-struct OwnRedis(Child);
+/// A broker of the test's own (Redis or Mosquitto) on `port` of 127.0.0.1, stopped by PID when
+/// dropped.
+struct OwnServer(Child);
 
-impl OwnRedis {
-    fn start(port: u16) -> OwnRedis {
-        Self::start_with(port, &[])
+impl OwnServer {
+    fn redis(port: u16) -> OwnServer {
+        Self::redis_with(port, &[])
     }
 
-    fn start_with(port: u16, extra: &[&str]) -> OwnRedis {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .args(extra)
+    fn redis_with(port: u16, extra: &[&str]) -> OwnServer {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra);
+        Self::start(command, port)
+    }
+
+    /// Mosquitto 2 without a configuration file: loopback only, anonymous clients.
+    fn mosquitto(port: u16) -> OwnServer {
+        let mut command = Command::new("/usr/sbin/mosquitto");
+        command.args(["-p", &port.to_string()]);
+        Self::start(command, port)
+    }
+
+    fn start(mut command: Command, port: u16) -> OwnServer {
+        let child = command
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server starts");
-        let redis = OwnRedis(child);
-        wait_for("redis to listen", Duration::from_secs(10), || {
+            .expect("the server starts");
+        let server = OwnServer(child);
+        wait_for("the server to listen", Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        redis
+        server
     }
 }
 
-impl Drop for OwnRedis {
+impl Drop for OwnServer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -273,7 +281,7 @@ fn a_redis_restart_is_survived_and_health_says_when_the_trigger_is_not_subscribe
     let mqtt = required_env("SPINDLE_TEST_MQTT");
     let port = free_port();
     let redis_address = format!("127.0.0.1:{port}");
-    let redis = OwnRedis::start(port);
+    let redis = OwnServer::redis(port);
     let app = serve_triggers(&redis_address, &mqtt);
     let address = &app.served.address;
     wait_for("the subscription", Duration::from_secs(20), || {
@@ -295,7 +303,7 @@ fn a_redis_restart_is_survived_and_health_says_when_the_trigger_is_not_subscribe
     );
     // Down for a while: reconnection backs off instead of spinning.
     std::thread::sleep(Duration::from_secs(2));
-    let _redis = OwnRedis::start(port);
+    let _redis = OwnServer::redis(port);
     wait_for(
         "the trigger to subscribe again",
         Duration::from_secs(30),
@@ -312,6 +320,55 @@ fn a_redis_restart_is_survived_and_health_says_when_the_trigger_is_not_subscribe
     assert!(
         (1..=8).contains(&retries),
         "a few retries with backoff over ~2 s, not a busy loop: {retries}\n{log}"
+    );
+}
+
+#[test]
+fn an_mqtt_broker_restart_is_survived_and_health_says_when_the_trigger_is_not_subscribed() {
+    let redis = required_env("SPINDLE_TEST_REDIS");
+    let port = free_port();
+    let broker_address = format!("127.0.0.1:{port}");
+    let broker = OwnServer::mosquitto(port);
+    let app = serve_triggers(&redis, &broker_address);
+    let address = &app.served.address;
+    wait_for("the subscriptions", Duration::from_secs(20), || {
+        healthy(address)
+    });
+    let topic = format!("{}/qos1", app.topics);
+    publish_mqtt(&broker_address, &topic, 1, "before", None);
+    wait_for("the first message", Duration::from_secs(10), || {
+        ledger(address).contains_key(&format!("mqtt:{topic}:before"))
+    });
+
+    drop(broker);
+    wait_for(
+        "health to say the triggers are down",
+        Duration::from_secs(20),
+        || {
+            let health = http(address, "GET", "/.well-known/spin/health", "");
+            health.status == 503 && health.body.contains("mqtt-1")
+        },
+    );
+    // Down for a while: reconnection backs off instead of spinning.
+    std::thread::sleep(Duration::from_secs(2));
+    let _broker = OwnServer::mosquitto(port);
+    wait_for(
+        "the triggers to subscribe again",
+        Duration::from_secs(30),
+        || healthy(address),
+    );
+    publish_mqtt(&broker_address, &topic, 1, "after", None);
+    wait_for(
+        "the message after the restart",
+        Duration::from_secs(10),
+        || ledger(address).contains_key(&format!("mqtt:{topic}:after")),
+    );
+    let log = app.served.stderr();
+    // Three MQTT triggers, each retrying on its own.
+    let retries = log.matches("the connection to").count();
+    assert!(
+        (3..=30).contains(&retries),
+        "a few retries per trigger with backoff over ~2 s, not a busy loop: {retries}\n{log}"
     );
 }
 
@@ -494,7 +551,7 @@ fn a_redis_that_asks_for_a_password_gets_it_from_the_address_and_a_refusal_is_lo
     required_env("SPINDLE_TEST_REDIS");
     let mqtt = required_env("SPINDLE_TEST_MQTT");
     let port = free_port();
-    let _redis = OwnRedis::start_with(port, &["--requirepass", "s3cret"]);
+    let _redis = OwnServer::redis_with(port, &["--requirepass", "s3cret"]);
 
     // No password: the server's own refusal is logged, and health says the trigger is down.
     let without = serve_triggers(&format!("127.0.0.1:{port}"), &mqtt);

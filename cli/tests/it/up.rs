@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::support::{
-    git, http,
+    git, http, required_env, test_apps, unique,
     up::{Up, example_repository, live_within},
 };
 
@@ -128,4 +128,113 @@ fn commits_switch_only_what_they_change_without_failing_a_request() {
         up.output()
     );
     assert!(served.load(Ordering::Relaxed) > 50, "the load ran");
+}
+
+/// A Redis worker in the example repository: its handler records each message in the app's
+/// key-value store (`GET /ledger?key=KEY` reads one), and `generation` is a variable to change.
+fn add_worker(repo: &std::path::Path, redis: &str, channel: &str) {
+    let worker = repo.join("worker");
+    std::fs::create_dir_all(&worker).unwrap();
+    for guest in ["redis_handler", "ledger_http"] {
+        std::fs::copy(
+            test_apps().join(format!("target/wasm32-wasip2/release/{guest}.wasm")),
+            worker.join(format!("{guest}.wasm")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        worker.join("spin.toml"),
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"worker\"\n\
+             [application.trigger.redis]\naddress = \"redis://{redis}\"\n\
+             [variables]\ngeneration = {{ default = \"1\" }}\n\
+             [[trigger.http]]\nroute = \"/ledger\"\ncomponent = \"ledger\"\n\
+             [[trigger.redis]]\nchannel = \"{channel}\"\ncomponent = \"on-redis\"\n\
+             [component.ledger]\nsource = \"ledger_http.wasm\"\nkey_value_stores = [\"default\"]\n\
+             [component.on-redis]\nsource = \"redis_handler.wasm\"\nkey_value_stores = [\"default\"]\n"
+        ),
+    )
+    .unwrap();
+    let production = repo.join("environments/production.ncl");
+    let text = std::fs::read_to_string(&production).unwrap().replace(
+        "    counter = { namespace = \"web\", replicas = 2 },",
+        "    counter = { namespace = \"web\", replicas = 2 },\n    \
+         worker = { namespace = \"web\", source = \"worker/spin.toml\", variables.generation = \"1\" },",
+    );
+    std::fs::write(&production, text).unwrap();
+}
+
+/// How many times the worker recorded `message` from Redis.
+fn recorded(address: &str, message: &str) -> u64 {
+    let line = http(address, "GET", &format!("/ledger?key=redis:{message}"), "").body;
+    line.trim()
+        .rsplit_once('=')
+        .and_then(|(_, count)| count.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_changed_trigger_app_is_swapped_without_losing_the_message_it_was_handling() {
+    let redis = required_env("SPINDLE_TEST_REDIS");
+    let channel = unique("swap");
+    let dir = example_repository();
+    let repo = dir.path();
+    add_worker(repo, &redis, &channel);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", "a worker"]);
+    let up = Up::start(repo);
+    let worker = up.address("worker");
+    up.wait_for("ready: 4 app(s)");
+    let publish = |message: &str| {
+        let (host, port) = redis.rsplit_once(':').unwrap();
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", host, "-p", port, "PUBLISH", &channel, message])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while http(&worker, "GET", "/.well-known/spin/health", "").status != 200 {
+        assert!(std::time::Instant::now() < deadline, "{}", up.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A handler that takes 3 s is running when the commit that changes the app comes in.
+    assert_eq!(publish("slow:3000"), "1");
+    std::thread::sleep(Duration::from_millis(300));
+    let production = repo.join("environments/production.ncl");
+    let text = std::fs::read_to_string(&production).unwrap();
+    std::fs::write(
+        &production,
+        text.replace(
+            "variables.generation = \"1\"",
+            "variables.generation = \"2\"",
+        ),
+    )
+    .unwrap();
+    git(repo, &["commit", "-qam", "generation 2"]);
+    up.wait_for("switched worker");
+    assert_eq!(
+        recorded(&worker, "slow:3000"),
+        0,
+        "the handler was still running at the switch"
+    );
+
+    // The old version's handler finishes, once; the new version handles what comes next.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while recorded(&worker, "slow:3000") == 0 {
+        assert!(std::time::Instant::now() < deadline, "{}", up.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while http(&worker, "GET", "/.well-known/spin/health", "").status != 200 {
+        assert!(std::time::Instant::now() < deadline, "{}", up.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(publish("after"), "1", "one subscriber after the switch");
+    while recorded(&worker, "after") == 0 {
+        assert!(std::time::Instant::now() < deadline, "{}", up.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(recorded(&worker, "slow:3000"), 1);
+    assert_eq!(recorded(&worker, "after"), 1);
 }
