@@ -299,17 +299,19 @@ fn repo_of_built_apps(apps: &[(&str, &str)]) -> Repo {
 
 #[test]
 fn check_refuses_an_app_whose_components_import_what_its_runtime_does_not_provide() {
-    // `services` calls Spin's outbound MQTT and MySQL, which spindle's runtime does not serve
+    // `services` calls Spin's LLM and outbound MySQL, which spindle's runtime does not serve
     // yet; `kv` uses only what it serves.
     let repo = repo_of_built_apps(&[("good", "kv"), ("broker", "services")]);
     let out = spindle(&["check", repo.path_str(), "--no-pull"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     out.assert_stderr_contains("prod.ncl:8:14: app `broker` (built from broker/spin.toml)");
     out.assert_stderr_contains(
-        "component `services` imports `fermyon:spin/mqtt@2.0.0`, which runtime `spindle` \
+        "component `services` imports `fermyon:spin/llm@2.0.0`, which runtime `spindle` \
          (spindle's shim 0.1.0) does not provide; containerd-shim-spin has it from 0.12.0 on",
     );
     out.assert_stderr_contains("`fermyon:spin/mysql@2.0.0`");
+    // Outbound MQTT is served.
+    assert!(!out.stderr.contains("mqtt@2.0.0"), "{}", out.stderr);
     assert!(!out.stderr.contains("app `good`"), "{}", out.stderr);
 
     let repo = repo_of_built_apps(&[("good", "kv")]);
@@ -317,7 +319,7 @@ fn check_refuses_an_app_whose_components_import_what_its_runtime_does_not_provid
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
-/// Pushes the `services` guest (which imports Spin's outbound MQTT and MySQL) as an app to the
+/// Pushes the `services` guest (which imports Spin's LLM and outbound MySQL) as an app to the
 /// test registry; returns the image.
 pub(crate) fn push_broker_image() -> String {
     let registry = crate::support::required_env("SPINDLE_TEST_REGISTRY");
@@ -369,5 +371,5 @@ fn check_reads_the_imports_of_an_app_from_its_image_when_it_is_not_built() {
     let out = spindle(&["check", repo.path_str(), "--insecure-registry", &registry]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     out.assert_stderr_contains(&format!("prod.ncl:4:13: app `broker` (in image {image})"));
-    out.assert_stderr_contains("imports `fermyon:spin/mqtt@2.0.0`");
+    out.assert_stderr_contains("imports `fermyon:spin/llm@2.0.0`");
 }

@@ -440,7 +440,7 @@ fn a_head_whose_app_imports_what_its_runtime_lacks_is_refused_and_a_base_is_not(
     let out = diff(&without, &with);
     assert_eq!(out.code, 2, "{}", out.stdout);
     out.assert_stderr_contains("environments/prod.ncl:4:13: app `broker` (in image");
-    out.assert_stderr_contains("imports `fermyon:spin/mqtt@2.0.0`");
+    out.assert_stderr_contains("imports `fermyon:spin/llm@2.0.0`");
     // The change that removes it is shown: only the head is held against its runtime.
     let out = diff(&with, &without);
     assert_eq!(out.code, 1, "{}", out.stderr);

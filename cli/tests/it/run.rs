@@ -8,7 +8,7 @@ use std::{
 use crate::support::{
     Served, http,
     otlp::{Collector, hex},
-    required_env, spindle, test_apps,
+    required_env, spindle, test_apps, unique,
 };
 
 pub(crate) fn serve(extra: &[&str]) -> (Served, tempfile::TempDir) {
@@ -463,6 +463,108 @@ fn outbound_postgres_talks_to_a_real_server_through_both_interfaces() {
     );
 }
 
+/// `mosquitto_sub` on `topic` of the broker at `address` until `count` messages (or 20 s), one
+/// `TOPIC PAYLOAD` line each; started and given a moment to subscribe.
+fn subscriber(address: &str, topic: &str, count: usize, auth: &[&str]) -> std::process::Child {
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let child = std::process::Command::new("mosquitto_sub")
+        .args(["-h", host, "-p", port, "-t", topic, "-q", "2", "-v"])
+        .args(["-C", &count.to_string(), "-W", "20"])
+        .args(auth)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub runs");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child
+}
+
+#[test]
+fn outbound_mqtt_publishes_at_each_qos_to_a_real_subscriber() {
+    let mqtt = required_env("SPINDLE_TEST_MQTT");
+    let (served, _state) = serve_with_env(&[], &[("SPIN_VARIABLE_MQTT_HOST", mqtt.as_str())]);
+    let topic = unique("outbound");
+    let subscriber = subscriber(&mqtt, &topic, 3, &[]);
+    let answer = http(
+        &served.address,
+        "GET",
+        &format!("/services/mqtt?{topic}"),
+        "",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    for n in 0..3 {
+        assert!(
+            answer.body.contains(&format!("publish {n}: Ok(())")),
+            "{}",
+            answer.body
+        );
+    }
+    let received = subscriber.wait_with_output().unwrap();
+    let received = String::from_utf8_lossy(&received.stdout);
+    assert_eq!(
+        received.lines().collect::<Vec<_>>(),
+        [
+            format!("{topic} message 0 at Qos::AtMostOnce"),
+            format!("{topic} message 1 at Qos::AtLeastOnce"),
+            format!("{topic} message 2 at Qos::ExactlyOnce"),
+        ],
+        "{received}"
+    );
+}
+
+#[test]
+fn outbound_mqtt_gives_the_broker_its_credentials_and_reports_a_refusal() {
+    let mqtt = required_env("SPINDLE_TEST_MQTT_AUTH");
+    let topic = unique("outbound");
+    let (served, _state) = serve_with_env(
+        &[],
+        &[
+            ("SPIN_VARIABLE_MQTT_HOST", mqtt.as_str()),
+            ("SPIN_VARIABLE_MQTT_USER", "spindle"),
+            ("SPIN_VARIABLE_MQTT_PASSWORD", "s3cret"),
+        ],
+    );
+    let subscriber = subscriber(&mqtt, &topic, 1, &["-u", "spindle", "-P", "s3cret"]);
+    let answer = http(
+        &served.address,
+        "GET",
+        &format!("/services/mqtt?{topic}"),
+        "",
+    );
+    assert!(answer.body.contains("publish 0: Ok(())"), "{}", answer.body);
+    let received = subscriber.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&received.stdout).trim(),
+        format!("{topic} message 0 at Qos::AtMostOnce")
+    );
+
+    let (served, _state) = serve_with_env(
+        &[],
+        &[
+            ("SPIN_VARIABLE_MQTT_HOST", mqtt.as_str()),
+            ("SPIN_VARIABLE_MQTT_USER", "spindle"),
+            ("SPIN_VARIABLE_MQTT_PASSWORD", "wrong-password"),
+        ],
+    );
+    let answer = http(
+        &served.address,
+        "GET",
+        &format!("/services/mqtt?{topic}"),
+        "",
+    );
+    assert!(
+        answer.body.contains(
+            "publish 0: Err(Error::ConnectionFailed(\"Connection refused, return code: `NotAuthorized`\"))"
+        ),
+        "{}",
+        answer.body
+    );
+    assert!(
+        !served.stderr().contains("wrong-password"),
+        "{}",
+        served.stderr()
+    );
+}
+
 #[test]
 fn outbound_services_the_manifest_does_not_allow_are_refused() {
     let (served, _state) = serve_with_services();
@@ -488,7 +590,7 @@ fn outbound_services_the_manifest_does_not_allow_are_refused() {
     // MQTT and MySQL are refused by address first, as Spin does, credentials masked.
     assert!(
         denied.contains(
-            "mqtt: Some(Error::ConnectionFailed(\"address mqtt://127.0.0.1:1883 is not permitted\"))"
+            "mqtt: Some(Error::ConnectionFailed(\"address mqtt://127.0.0.1:1 is not permitted\"))"
         ),
         "{denied}"
     );

@@ -1,9 +1,10 @@
 //! Spin's platform interfaces (`fermyon:spin@2.0.0`, `spin:postgres@4.0.0`) for guests:
-//! variables, key-value and SQLite backed by the app's stores, outbound Redis and PostgreSQL to
-//! the hosts the manifest allows, and the interfaces spindle does not serve yet (MySQL, MQTT, LLM)
-//! answering with their own error so that apps importing them still start.
+//! variables, key-value and SQLite backed by the app's stores, outbound Redis, PostgreSQL and
+//! MQTT to the hosts the manifest allows, and the interfaces spindle does not serve yet (MySQL,
+//! LLM) answering with their own error so that apps importing them still start.
 
 mod key_value;
+mod mqtt;
 mod postgres;
 mod redis;
 mod sqlite;
@@ -40,7 +41,7 @@ pub(crate) mod bindings {
             "fermyon:spin/key-value.store": super::key_value::OpenStore,
             "fermyon:spin/sqlite.connection": super::sqlite::OpenDatabase,
             "fermyon:spin/redis.connection": super::redis::RedisConnection,
-            "fermyon:spin/mqtt.connection": super::unsupported::Never,
+            "fermyon:spin/mqtt.connection": super::mqtt::MqttConnection,
             "fermyon:spin/postgres.connection": super::postgres::LegacyPgConnection,
             "spin:postgres/postgres.connection": super::postgres::PgConnection,
             "fermyon:spin/mysql.connection": super::unsupported::Never,

@@ -7,7 +7,7 @@ use wasmtime::component::Resource;
 
 use super::{
     SpinView,
-    bindings::fermyon::spin::{llm, mqtt, mysql, rdbms_types},
+    bindings::fermyon::spin::{llm, mysql, rdbms_types},
 };
 
 /// The connection that can never be opened.
@@ -19,7 +19,7 @@ type Answer<T, E> = wasmtime::Result<Result<T, E>>;
 
 /// Why `address` (`scheme://[user[:password]@]host[:port][/…]`) may not be opened, when the
 /// component's `allowed_outbound_hosts` does not allow it (or it has no host); credentials masked.
-fn refused(view: &SpinView<'_>, address: &str) -> Option<String> {
+pub(super) fn refused(view: &SpinView<'_>, address: &str) -> Option<String> {
     let refusal = || {
         Some(format!(
             "address {} is not permitted",
@@ -58,38 +58,6 @@ fn never<T>(
 ) -> wasmtime::Result<T> {
     match *table.get(handle)? {}
 }
-
-impl mqtt::HostConnection for SpinView<'_> {
-    async fn open(
-        &mut self,
-        address: String,
-        _: String,
-        _: String,
-        _: u64,
-    ) -> Answer<Resource<Never>, mqtt::Error> {
-        if let Some(refusal) = refused(self, &address) {
-            return Ok(Err(mqtt::Error::ConnectionFailed(refusal)));
-        }
-        Ok(Err(mqtt::Error::ConnectionFailed(format!(
-            "mqtt ({}): {WHY}",
-            crate::allow_list::redact(&address)
-        ))))
-    }
-    async fn publish(
-        &mut self,
-        c: Resource<Never>,
-        _: String,
-        _: Vec<u8>,
-        _: mqtt::Qos,
-    ) -> Answer<(), mqtt::Error> {
-        never(self.table, &c)
-    }
-    async fn drop(&mut self, c: Resource<Never>) -> wasmtime::Result<()> {
-        never(self.table, &c)
-    }
-}
-
-impl mqtt::Host for SpinView<'_> {}
 
 impl mysql::HostConnection for SpinView<'_> {
     async fn open(&mut self, address: String) -> Answer<Resource<Never>, rdbms_types::Error> {

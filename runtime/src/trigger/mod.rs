@@ -24,7 +24,7 @@ pub(crate) mod delivery;
 mod health;
 mod listeners;
 pub(crate) mod locked;
-mod mqtt;
+pub(crate) mod mqtt;
 mod redis;
 mod spec;
 

@@ -159,8 +159,9 @@ fn options(app: &str, trigger: &str, session: &MqttSession) -> Result<MqttOption
     Ok(options)
 }
 
-/// The host and port of `mqtt://host[:port]` (port 1883 by default).
-fn broker(address: &str) -> Result<(String, u16)> {
+/// The host and port of `mqtt://host[:port]` (port 1883 by default), for triggers and for
+/// outbound MQTT.
+pub(crate) fn broker(address: &str) -> Result<(String, u16)> {
     let Some(rest) = address
         .strip_prefix("mqtt://")
         .or_else(|| address.strip_prefix("tcp://"))

@@ -1,15 +1,28 @@
 use spin_sdk::http::{IntoResponse, Request, Response};
-use spin_sdk::{http_component, mqtt, mysql, pg, pg4, redis, variables};
+use spin_sdk::{http_component, llm, mqtt, mysql, pg, pg4, redis, variables};
 
-/// Talks to the Redis or PostgreSQL server named by the `redis_address` / `postgres_address`
-/// variables and answers what it saw, one line per step: `/services/redis`, `/services/pg4`,
-/// `/services/pg2`, or `/services/denied` (a server the manifest does not allow).
+/// Talks to the Redis, PostgreSQL or MQTT server named by the `redis_address` /
+/// `postgres_address` / `mqtt_address` variables and answers what it saw, one line per step:
+/// `/services/redis`, `/services/pg4`, `/services/pg2`, `/services/mqtt?TOPIC` (three messages,
+/// one at each QoS, with the `mqtt_user` / `mqtt_password` variables), `/services/llm` (an
+/// interface spindle does not serve), or `/services/denied` (a server the manifest does not
+/// allow).
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let lines = match req.path() {
         "/services/redis" => redis_steps(&variables::get("redis_address")?),
         "/services/pg4" => pg4_steps(&variables::get("postgres_address")?),
         "/services/pg2" => pg2_steps(&variables::get("postgres_address")?),
+        "/services/mqtt" => mqtt_steps(
+            &variables::get("mqtt_address")?,
+            &variables::get("mqtt_user")?,
+            &variables::get("mqtt_password")?,
+            req.query(),
+        ),
+        "/services/llm" => vec![format!(
+            "llm: {:?}",
+            llm::infer(llm::InferencingModel::Llama2Chat, "hello").err()
+        )],
         "/services/denied" => vec![
             format!("redis: {:?}", redis::Connection::open("redis://127.0.0.1:1").err()),
             format!(
@@ -28,7 +41,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             ),
             format!(
                 "mqtt: {:?}",
-                mqtt::Connection::open("mqtt://127.0.0.1:1883", "user", "secret", 30).err()
+                mqtt::Connection::open("mqtt://127.0.0.1:1", "user", "secret", 30).err()
             ),
             format!(
                 "mysql: {:?}",
@@ -38,6 +51,25 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         _ => return Ok(Response::new(404, "no such step\n")),
     };
     Ok(Response::new(200, lines.join("\n") + "\n"))
+}
+
+fn mqtt_steps(address: &str, user: &str, password: &str, topic: &str) -> Vec<String> {
+    let conn = match mqtt::Connection::open(address, user, password, 30) {
+        Ok(conn) => conn,
+        Err(err) => return vec![format!("open: {err:?}")],
+    };
+    [
+        mqtt::Qos::AtMostOnce,
+        mqtt::Qos::AtLeastOnce,
+        mqtt::Qos::ExactlyOnce,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(n, qos)| {
+        let payload = format!("message {n} at {qos:?}").into_bytes();
+        format!("publish {n}: {:?}", conn.publish(topic, &payload, qos))
+    })
+    .collect()
 }
 
 fn redis_steps(address: &str) -> Vec<String> {
