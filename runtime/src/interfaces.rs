@@ -8,7 +8,7 @@ use wasmparser::{Parser, Payload};
 
 /// The Spin interfaces that spindle's runtime links but does not serve yet: a call answers the
 /// interface's own "not supported" error.
-const ANSWERED_UNSUPPORTED: &[&str] = &["fermyon:spin/mysql@2.0.0", "fermyon:spin/llm@2.0.0"];
+const ANSWERED_UNSUPPORTED: &[&str] = &["fermyon:spin/llm@2.0.0"];
 
 /// The instances a component (or a core module, once made one, see [`crate::componentize`])
 /// imports, by name: `wasi:http/types@0.2.0`, `fermyon:spin/key-value@2.0.0`.
@@ -74,12 +74,12 @@ mod tests {
             "fermyon:spin/key-value@2.0.0",
             "fermyon:spin/postgres@2.0.0",
             "fermyon:spin/mqtt@2.0.0",
+            "fermyon:spin/mysql@2.0.0",
             "spin:postgres/postgres@4.0.0",
         ] {
             assert!(served(served_import), "{served_import}");
         }
         for refused in [
-            "fermyon:spin/mysql@2.0.0",
             "fermyon:spin/llm@2.0.0",
             "wasi:keyvalue/store@0.2.0-draft2",
             "wasi:config/store@0.2.0-draft-2024-09-27",

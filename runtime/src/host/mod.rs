@@ -1,10 +1,11 @@
 //! Spin's platform interfaces (`fermyon:spin@2.0.0`, `spin:postgres@4.0.0`) for guests:
-//! variables, key-value and SQLite backed by the app's stores, outbound Redis, PostgreSQL and
-//! MQTT to the hosts the manifest allows, and the interfaces spindle does not serve yet (MySQL,
-//! LLM) answering with their own error so that apps importing them still start.
+//! variables, key-value and SQLite backed by the app's stores, outbound Redis, PostgreSQL, MQTT
+//! and MySQL to the hosts the manifest allows, and LLM (which spindle does not serve) answering
+//! with its own error so that apps importing it still start.
 
 mod key_value;
 mod mqtt;
+mod mysql;
 mod postgres;
 mod redis;
 mod sqlite;
@@ -27,6 +28,41 @@ use crate::{
 /// How long one call to an outside service (connect, command, query) may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why `address` (`scheme://[user[:password]@]host[:port][/…]`) may not be opened, when the
+/// component's `allowed_outbound_hosts` does not allow it (or it has no host); credentials masked.
+pub(super) fn refused(view: &SpinView<'_>, address: &str) -> Option<String> {
+    let refusal = || {
+        Some(format!(
+            "address {} is not permitted",
+            crate::allow_list::redact(address)
+        ))
+    };
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return refusal();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, at)| at);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']').unwrap_or((bracketed, ""));
+            (host, after.strip_prefix(':'))
+        }
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let port = match port.map(str::parse::<u16>) {
+        Some(Ok(port)) => Some(port),
+        Some(Err(_)) => return refusal(),
+        None => None,
+    };
+    if host.is_empty() || !view.component.allow.allows(scheme, host, port) {
+        return refusal();
+    }
+    None
+}
+
 /// `work`, unless it takes longer than [`IO_TIMEOUT`].
 async fn io_deadline<T>(work: impl Future<Output = T>) -> Result<T, tokio::time::error::Elapsed> {
     tokio::time::timeout(IO_TIMEOUT, work).await
@@ -44,7 +80,7 @@ pub(crate) mod bindings {
             "fermyon:spin/mqtt.connection": super::mqtt::MqttConnection,
             "fermyon:spin/postgres.connection": super::postgres::LegacyPgConnection,
             "spin:postgres/postgres.connection": super::postgres::PgConnection,
-            "fermyon:spin/mysql.connection": super::unsupported::Never,
+            "fermyon:spin/mysql.connection": super::mysql::MysqlConnection,
         },
     });
 }

@@ -39,7 +39,7 @@ impl HostConnection for SpinView<'_> {
         password: String,
         keep_alive_interval_in_secs: u64,
     ) -> Answer<Resource<MqttConnection>> {
-        if let Some(refusal) = super::unsupported::refused(self, &address) {
+        if let Some(refusal) = super::refused(self, &address) {
             tracing::warn!(component = %self.component.id, "mqtt connection to `{}` denied: not in allowed_outbound_hosts", redact(&address));
             return Ok(Err(Error::ConnectionFailed(refusal)));
         }

@@ -2,8 +2,9 @@ use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::{http_component, llm, mqtt, mysql, pg, pg4, redis, variables};
 
 /// Talks to the Redis, PostgreSQL or MQTT server named by the `redis_address` /
-/// `postgres_address` / `mqtt_address` variables and answers what it saw, one line per step:
-/// `/services/redis`, `/services/pg4`, `/services/pg2`, `/services/mqtt?TOPIC` (three messages,
+/// `postgres_address` / `mqtt_address` / `mysql_address` variables and answers what it saw, one
+/// line per step: `/services/redis`, `/services/pg4`, `/services/pg2`, `/services/mysql`,
+/// `/services/mqtt?TOPIC` (three messages,
 /// one at each QoS, with the `mqtt_user` / `mqtt_password` variables), `/services/llm` (an
 /// interface spindle does not serve), or `/services/denied` (a server the manifest does not
 /// allow).
@@ -19,6 +20,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             &variables::get("mqtt_password")?,
             req.query(),
         ),
+        "/services/mysql" => mysql_steps(&variables::get("mysql_address")?),
         "/services/llm" => vec![format!(
             "llm: {:?}",
             llm::infer(llm::InferencingModel::Llama2Chat, "hello").err()
@@ -45,7 +47,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             ),
             format!(
                 "mysql: {:?}",
-                mysql::Connection::open("mysql://root:hunter2@127.0.0.1:3306/db").err()
+                mysql::Connection::open("mysql://root:hunter2@127.0.0.1:1/db").err()
             ),
         ],
         _ => return Ok(Response::new(404, "no such step\n")),
@@ -70,6 +72,61 @@ fn mqtt_steps(address: &str, user: &str, password: &str, topic: &str) -> Vec<Str
         format!("publish {n}: {:?}", conn.publish(topic, &payload, qos))
     })
     .collect()
+}
+
+fn mysql_steps(address: &str) -> Vec<String> {
+    use mysql::ParameterValue as P;
+    let db = match mysql::Connection::open(address) {
+        Ok(db) => db,
+        Err(err) => return vec![format!("open: {err:?}")],
+    };
+    let mut lines = vec![
+        format!("drop: {:?}", db.execute("DROP TABLE IF EXISTS pets", &[])),
+        format!(
+            "create: {:?}",
+            db.execute(
+                "CREATE TABLE pets (id INT, small TINYINT, big BIGINT UNSIGNED, name VARCHAR(32), \
+                 weight DOUBLE, ratio FLOAT, price DECIMAL(8,2), photo BLOB, born DATE, note TEXT)",
+                &[]
+            )
+        ),
+        format!(
+            "insert: {:?}",
+            db.execute(
+                "INSERT INTO pets VALUES (?, ?, ?, ?, ?, ?, ?, ?, '2020-02-29', ?)",
+                &[
+                    P::Int32(1),
+                    P::Int8(-5),
+                    P::Uint64(u64::MAX),
+                    P::Str("Rex".to_owned()),
+                    P::Floating64(12.5),
+                    P::Floating32(0.25),
+                    P::Str("19.99".to_owned()),
+                    P::Binary(vec![0, 1, 255]),
+                    P::DbNull,
+                ]
+            )
+        ),
+    ];
+    match db.query("SELECT * FROM pets WHERE id = ?", &[P::Int32(1)]) {
+        Ok(rows) => {
+            let columns: Vec<String> = rows
+                .columns
+                .iter()
+                .map(|c| format!("{}:{:?}", c.name, c.data_type))
+                .collect();
+            lines.push(format!("columns: {}", columns.join(" ")));
+            for row in &rows.rows {
+                lines.push(format!("row: {row:?}"));
+            }
+        }
+        Err(err) => lines.push(format!("query: {err:?}")),
+    }
+    lines.push(format!(
+        "bad-sql: {:?}",
+        db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
+    ));
+    lines
 }
 
 fn redis_steps(address: &str) -> Vec<String> {
