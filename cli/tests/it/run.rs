@@ -627,6 +627,10 @@ fn outbound_services_the_manifest_does_not_allow_are_refused() {
         denied.contains("mysql: Some(Error::ConnectionFailed(\"address mysql://root:***@127.0.0.1:1/db is not permitted\"))"),
         "{denied}"
     );
+    assert!(
+        denied.contains("mysql socket: Some(Error::ConnectionFailed(\"address mysql://spindle:***@127.0.0.1:3306/spindle?socket=/run/mysqld/mysqld.sock: Unix sockets are not allowed\"))"),
+        "{denied}"
+    );
     assert!(!denied.contains("hunter2"), "{denied}");
 }
 

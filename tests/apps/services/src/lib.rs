@@ -49,6 +49,15 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 "mysql: {:?}",
                 mysql::Connection::open("mysql://root:hunter2@127.0.0.1:1/db").err()
             ),
+            // An allowed host and port, but a Unix socket to connect through instead.
+            format!(
+                "mysql socket: {:?}",
+                mysql::Connection::open(&format!(
+                    "{}?socket=/run/mysqld/mysqld.sock",
+                    variables::get("mysql_address")?
+                ))
+                .err()
+            ),
         ],
         _ => return Ok(Response::new(404, "no such step\n")),
     };
