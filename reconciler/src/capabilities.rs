@@ -261,6 +261,10 @@ mod tests {
         );
         assert_eq!(
             provision(&spindle, "wasi:keyvalue/store@0.2.0-draft2"),
+            Provision::Provided
+        );
+        assert_eq!(
+            provision(&spindle, "spin:sqlite/sqlite@3.0.0"),
             Provision::Missing { since: None }
         );
         let old_spin = runtime("io.containerd.spin.v2", "0.15.0");

@@ -39,21 +39,24 @@ pub fn imports(wasm: &[u8]) -> Result<BTreeSet<String>> {
 /// component imports is linked to functions that fail when called, so that the app still
 /// starts, as it does on Spin with those features unused.
 pub fn linked(import: &str) -> bool {
-    (import.starts_with("wasi:")
-        && !import.starts_with("wasi:keyvalue/")
-        && !import.starts_with("wasi:config/"))
+    import.starts_with("wasi:")
         || import.starts_with("fermyon:spin/")
         || import == "spin:postgres/postgres@4.0.0"
 }
 
 /// Whether spindle's runtime serves `import`: links it, and its calls do what the interface
-/// says. WASI is served in its 0.2 versions (wasmtime 48's), Spin's `fermyon:spin@2.0.0`
-/// interfaces but those in [`ANSWERED_UNSUPPORTED`], and `spin:postgres@4.0.0`.
+/// says. WASI is served in its 0.2 versions (wasmtime 48's) and Spin 3's `wasi:keyvalue` and
+/// `wasi:config` drafts, Spin's `fermyon:spin@2.0.0` interfaces but those in
+/// [`ANSWERED_UNSUPPORTED`], and `spin:postgres@4.0.0`.
 pub fn served(import: &str) -> bool {
     if !linked(import) || ANSWERED_UNSUPPORTED.contains(&import) {
         return false;
     }
     match import.split_once('@') {
+        Some((name, version)) if name.starts_with("wasi:keyvalue/") => version == "0.2.0-draft2",
+        Some((name, version)) if name.starts_with("wasi:config/") => {
+            version == "0.2.0-draft-2024-09-27"
+        }
         Some((name, version)) if name.starts_with("wasi:") => version.starts_with("0.2."),
         Some((name, version)) if name.starts_with("fermyon:spin/") => version == "2.0.0",
         Some(_) => true,
@@ -76,13 +79,15 @@ mod tests {
             "fermyon:spin/mqtt@2.0.0",
             "fermyon:spin/mysql@2.0.0",
             "spin:postgres/postgres@4.0.0",
+            "wasi:keyvalue/store@0.2.0-draft2",
+            "wasi:keyvalue/atomics@0.2.0-draft2",
+            "wasi:config/store@0.2.0-draft-2024-09-27",
         ] {
             assert!(served(served_import), "{served_import}");
         }
         for refused in [
             "fermyon:spin/llm@2.0.0",
-            "wasi:keyvalue/store@0.2.0-draft2",
-            "wasi:config/store@0.2.0-draft-2024-09-27",
+            "wasi:keyvalue/store@0.2.0-draft",
             "wasi:http/types@0.3.0-rc-2025-09-16",
             "spin:key-value/key-value@3.0.0",
             "spin:postgres/postgres@3.0.0",

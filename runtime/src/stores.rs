@@ -239,6 +239,67 @@ impl KeyValueStore {
         self.get(key).map(|value| value.is_some())
     }
 
+    /// Adds `delta` to the integer under `key` (0 when missing) and returns the sum, atomically.
+    /// The integer is kept as 8 little-endian bytes; any other value there is an error.
+    pub fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
+        self.database.with(|db| {
+            let transaction = db.unchecked_transaction()?;
+            let current: Option<Vec<u8>> = transaction
+                .query_row(
+                    "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    params![self.label, key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let current = match current {
+                None => 0,
+                Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
+                    Ok(bytes) => i64::from_le_bytes(bytes),
+                    Err(_) => {
+                        return Err(rusqlite::Error::InvalidParameterName(format!(
+                            "the value of `{key}` is not an integer (8 little-endian bytes)"
+                        )));
+                    }
+                },
+            };
+            let sum = current.checked_add(delta).ok_or_else(|| {
+                rusqlite::Error::InvalidParameterName(format!("`{key}` would overflow"))
+            })?;
+            transaction.execute(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+                params![self.label, key, sum.to_le_bytes().to_vec()],
+            )?;
+            transaction.commit()?;
+            Ok(sum)
+        })
+    }
+
+    /// Stores `value` under `key` if the value there is still `expected` (`None`: no value);
+    /// whether it did, atomically.
+    pub fn swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, String> {
+        self.database.with(|db| {
+            let transaction = db.unchecked_transaction()?;
+            let current: Option<Vec<u8>> = transaction
+                .query_row(
+                    "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    params![self.label, key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            transaction.execute(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+                params![self.label, key, value],
+            )?;
+            transaction.commit()?;
+            Ok(true)
+        })
+    }
+
     /// Every key in the store, in sorted order.
     pub fn keys(&self) -> Result<Vec<String>, String> {
         self.database.with(|db| {

@@ -677,3 +677,42 @@ fn tcp_sockets_go_only_where_the_manifest_allows() {
         assert_eq!(answer.body, expected, "tcp://{allowed} to port {target}");
     }
 }
+
+#[test]
+fn spin_3_wasi_keyvalue_and_config_share_the_stores_and_variables_of_spin_2() {
+    let (served, _state) = serve(&[]);
+    let get = |path: &str| {
+        let answer = http(&served.address, "GET", path, "");
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+        answer.body.trim().to_owned()
+    };
+    // Written through fermyon:spin/key-value, read through wasi:keyvalue, and back.
+    assert_eq!(get("/kv/count"), "count: 1");
+    assert_eq!(get("/spin3/get/count"), "Ok(Some(\"1\"))");
+    assert_eq!(get("/spin3/set/count?41"), "Ok(())");
+    assert_eq!(get("/kv/count"), "count: 42");
+
+    assert_eq!(get("/spin3/increment/hits?5"), "Ok(5)");
+    assert_eq!(get("/spin3/increment/hits?-2"), "Ok(3)");
+    // A value that is not an integer is refused, not overwritten.
+    assert!(get("/spin3/increment/count?1").starts_with("Err(Error::Other("));
+    assert_eq!(
+        get("/spin3/cas/flag?on"),
+        "swap: Ok(()); stale swap: CasFailed"
+    );
+    assert_eq!(get("/spin3/get/flag"), "Ok(Some(\"on\"))");
+    assert_eq!(
+        get("/spin3/batch"),
+        "set: Ok(()); get: Ok([(\"b1\", Some([111, 110, 101])), (\"b2\", Some([116, 119, 111])), \
+         (\"b3\", None)]); delete: Ok(()); keys: Ok([\"b2\", \"count\", \"flag\", \"hits\"])"
+    );
+    // A store the component did not declare.
+    assert_eq!(get("/spin3/open/other"), "Err(Error::AccessDenied)");
+
+    // wasi:config reads the component's variables.
+    assert_eq!(
+        get("/spin3/config/greeting"),
+        "Ok(Some(\"Hello from wasi:config\"))"
+    );
+    assert_eq!(get("/spin3/config/nothing"), "Ok(None)");
+}

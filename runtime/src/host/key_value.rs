@@ -10,8 +10,18 @@ use super::{
 };
 use crate::stores::KeyValueStore;
 
-/// A store the guest opened.
+/// A store the guest opened (a `fermyon:spin/key-value` store or a `wasi:keyvalue` bucket).
 pub struct OpenStore(Arc<KeyValueStore>);
+
+impl OpenStore {
+    pub(super) fn new(store: Arc<KeyValueStore>) -> OpenStore {
+        OpenStore(store)
+    }
+
+    pub(super) fn store(&self) -> Arc<KeyValueStore> {
+        self.0.clone()
+    }
+}
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 

@@ -11,6 +11,7 @@ mod redis;
 mod sqlite;
 mod unsupported;
 mod variables;
+mod wasi_keyvalue;
 
 use std::{
     collections::BTreeMap,
@@ -75,6 +76,8 @@ pub(crate) mod bindings {
         imports: { default: async | trappable },
         with: {
             "fermyon:spin/key-value.store": super::key_value::OpenStore,
+            "wasi:keyvalue/store.bucket": super::key_value::OpenStore,
+            "wasi:keyvalue/atomics.cas": super::wasi_keyvalue::Cas,
             "fermyon:spin/sqlite.connection": super::sqlite::OpenDatabase,
             "fermyon:spin/redis.connection": super::redis::RedisConnection,
             "fermyon:spin/mqtt.connection": super::mqtt::MqttConnection,

@@ -20,3 +20,27 @@ impl Host for SpinView<'_> {
         }))
     }
 }
+
+/// `wasi:config/store@0.2.0-draft-2024-09-27`: the same variables, as Spin 3 serves them to
+/// newer SDKs. A name that is not a variable name, or a variable the component does not have,
+/// is `none`, as in Spin.
+impl super::bindings::wasi::config::store::Host for SpinView<'_> {
+    async fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, super::bindings::wasi::config::store::Error>> {
+        Ok(Ok(self.component.variables.get(&key).cloned()))
+    }
+
+    async fn get_all(
+        &mut self,
+    ) -> wasmtime::Result<Result<Vec<(String, String)>, super::bindings::wasi::config::store::Error>>
+    {
+        Ok(Ok(self
+            .component
+            .variables
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()))
+    }
+}
