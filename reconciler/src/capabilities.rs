@@ -264,7 +264,7 @@ mod tests {
             Provision::Provided
         );
         assert_eq!(
-            provision(&spindle, "spin:sqlite/sqlite@3.0.0"),
+            provision(&spindle, "spin:postgres/postgres@3.0.0"),
             Provision::Missing { since: None }
         );
         let old_spin = runtime("io.containerd.spin.v2", "0.15.0");

@@ -42,12 +42,13 @@ pub fn linked(import: &str) -> bool {
     import.starts_with("wasi:")
         || import.starts_with("fermyon:spin/")
         || import == "spin:postgres/postgres@4.0.0"
+        || import == "spin:sqlite/sqlite@3.0.0"
 }
 
 /// Whether spindle's runtime serves `import`: links it, and its calls do what the interface
 /// says. WASI is served in its 0.2 versions (wasmtime 48's) and Spin 3's `wasi:keyvalue` and
 /// `wasi:config` drafts, Spin's `fermyon:spin@2.0.0` interfaces but those in
-/// [`ANSWERED_UNSUPPORTED`], and `spin:postgres@4.0.0`.
+/// [`ANSWERED_UNSUPPORTED`], `spin:postgres@4.0.0` and `spin:sqlite@3.0.0`.
 pub fn served(import: &str) -> bool {
     if !linked(import) || ANSWERED_UNSUPPORTED.contains(&import) {
         return false;
@@ -79,6 +80,7 @@ mod tests {
             "fermyon:spin/mqtt@2.0.0",
             "fermyon:spin/mysql@2.0.0",
             "spin:postgres/postgres@4.0.0",
+            "spin:sqlite/sqlite@3.0.0",
             "wasi:keyvalue/store@0.2.0-draft2",
             "wasi:keyvalue/atomics@0.2.0-draft2",
             "wasi:config/store@0.2.0-draft-2024-09-27",

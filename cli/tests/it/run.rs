@@ -715,4 +715,12 @@ fn spin_3_wasi_keyvalue_and_config_share_the_stores_and_variables_of_spin_2() {
         "Ok(Some(\"Hello from wasi:config\"))"
     );
     assert_eq!(get("/spin3/config/nothing"), "Ok(None)");
+
+    // spin:sqlite@3.0.0, with what the last statement did.
+    assert_eq!(
+        get("/spin3/sqlite"),
+        "create: Ok(()); insert: Ok(()); changes: 2; last-insert-rowid: 2; select: \
+         Ok(([\"name\", \"age\"], [[Value::Text(\"Rex\"), Value::Integer(3)], \
+         [Value::Text(\"Tom\"), Value::Null]])); undeclared: Err(Error::AccessDenied)"
+    );
 }

@@ -79,6 +79,7 @@ pub(crate) mod bindings {
             "wasi:keyvalue/store.bucket": super::key_value::OpenStore,
             "wasi:keyvalue/atomics.cas": super::wasi_keyvalue::Cas,
             "fermyon:spin/sqlite.connection": super::sqlite::OpenDatabase,
+            "spin:sqlite/sqlite.connection": super::sqlite::OpenDatabase,
             "fermyon:spin/redis.connection": super::redis::RedisConnection,
             "fermyon:spin/mqtt.connection": super::mqtt::MqttConnection,
             "fermyon:spin/postgres.connection": super::postgres::LegacyPgConnection,

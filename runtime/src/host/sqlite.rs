@@ -1,28 +1,68 @@
-//! `fermyon:spin/sqlite`: the databases a component declared in `sqlite_databases`.
+//! `fermyon:spin/sqlite` and Spin 3's `spin:sqlite@3.0.0`: the databases a component declared
+//! in `sqlite_databases`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::types::{Value as Sql, ValueRef};
 use wasmtime::component::Resource;
 
 use super::{
     SpinView,
-    bindings::fermyon::spin::sqlite::{Error, Host, HostConnection, QueryResult, RowResult, Value},
+    bindings::{
+        fermyon::spin::sqlite::{Error, Host, HostConnection, QueryResult, RowResult, Value},
+        spin::sqlite::sqlite as v3,
+    },
 };
 use crate::stores::Database;
 
-/// A database the guest opened.
-pub struct OpenDatabase(Arc<Database>);
+/// A database the guest opened, with what its last statement did (for Spin 3's
+/// `last-insert-rowid` and `changes`: the database is shared, so they are read under the same
+/// lock as the statement ran).
+pub struct OpenDatabase {
+    database: Arc<Database>,
+    last: Arc<Mutex<(i64, u64)>>,
+}
+
+impl SpinView<'_> {
+    fn open_database(&mut self, label: &str) -> wasmtime::Result<Option<Resource<OpenDatabase>>> {
+        let Some(found) = self.component.sqlite.get(label) else {
+            return Ok(None);
+        };
+        Ok(Some(self.table.push(OpenDatabase {
+            database: found.clone(),
+            last: Arc::default(),
+        })?))
+    }
+
+    /// Runs `statement` on the database of `connection`: off the async workers (SQLite
+    /// blocks), and interrupted at the request's deadline.
+    async fn run_statement(
+        &mut self,
+        connection: &Resource<OpenDatabase>,
+        statement: String,
+        parameters: Vec<Sql>,
+    ) -> wasmtime::Result<Result<QueryResult, String>> {
+        let open = self.table.get(connection)?;
+        let (database, last) = (open.database.clone(), open.last.clone());
+        let deadline = self.deadline;
+        Ok(tokio::task::spawn_blocking(move || {
+            database.with_deadline(deadline, |db| {
+                let result = query(db, &statement, parameters)?;
+                *last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    (db.last_insert_rowid(), db.changes());
+                Ok(result)
+            })
+        })
+        .await?)
+    }
+}
 
 impl HostConnection for SpinView<'_> {
     async fn open(
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<OpenDatabase>, Error>> {
-        let Some(found) = self.component.sqlite.get(&database) else {
-            return Ok(Err(Error::AccessDenied));
-        };
-        Ok(Ok(self.table.push(OpenDatabase(found.clone()))?))
+        Ok(self.open_database(&database)?.ok_or(Error::AccessDenied))
     }
 
     async fn execute(
@@ -31,14 +71,10 @@ impl HostConnection for SpinView<'_> {
         statement: String,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
-        let database = self.table.get(&connection)?.0.clone();
         let parameters: Vec<Sql> = parameters.into_iter().map(to_sql).collect();
-        let deadline = self.deadline;
-        // SQLite blocks: off the async workers, and interrupted at the request's deadline.
-        let executed = tokio::task::spawn_blocking(move || {
-            database.with_deadline(deadline, |db| query(db, &statement, parameters))
-        })
-        .await?;
+        let executed = self
+            .run_statement(&connection, statement, parameters)
+            .await?;
         Ok(executed.map_err(Error::Io))
     }
 
@@ -49,6 +85,86 @@ impl HostConnection for SpinView<'_> {
 }
 
 impl Host for SpinView<'_> {}
+
+impl v3::HostConnection for SpinView<'_> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<OpenDatabase>, v3::Error>> {
+        Ok(self
+            .open_database(&database)?
+            .ok_or(v3::Error::AccessDenied))
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<OpenDatabase>,
+        statement: String,
+        parameters: Vec<v3::Value>,
+    ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
+        let parameters: Vec<Sql> = parameters
+            .into_iter()
+            .map(|value| match value {
+                v3::Value::Integer(i) => Sql::Integer(i),
+                v3::Value::Real(r) => Sql::Real(r),
+                v3::Value::Text(t) => Sql::Text(t),
+                v3::Value::Blob(b) => Sql::Blob(b),
+                v3::Value::Null => Sql::Null,
+            })
+            .collect();
+        let executed = self
+            .run_statement(&connection, statement, parameters)
+            .await?;
+        Ok(executed
+            .map(|result| v3::QueryResult {
+                columns: result.columns,
+                rows: result
+                    .rows
+                    .into_iter()
+                    .map(|row| v3::RowResult {
+                        values: row
+                            .values
+                            .into_iter()
+                            .map(|value| match value {
+                                Value::Integer(i) => v3::Value::Integer(i),
+                                Value::Real(r) => v3::Value::Real(r),
+                                Value::Text(t) => v3::Value::Text(t),
+                                Value::Blob(b) => v3::Value::Blob(b),
+                                Value::Null => v3::Value::Null,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .map_err(v3::Error::Io))
+    }
+
+    async fn last_insert_rowid(
+        &mut self,
+        connection: Resource<OpenDatabase>,
+    ) -> wasmtime::Result<i64> {
+        let last = self.table.get(&connection)?.last.clone();
+        Ok(last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0)
+    }
+
+    async fn changes(&mut self, connection: Resource<OpenDatabase>) -> wasmtime::Result<u64> {
+        let last = self.table.get(&connection)?.last.clone();
+        Ok(last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .1)
+    }
+
+    async fn drop(&mut self, connection: Resource<OpenDatabase>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
+
+impl v3::Host for SpinView<'_> {}
 
 /// The most a query's rows may hold, roughly, in bytes: beyond it the query fails instead of
 /// growing the host's memory without a bound.

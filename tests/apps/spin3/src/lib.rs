@@ -2,11 +2,12 @@
 //! the default store and `wasi:config` for variables. `/spin3/set/KEY?VALUE`, `/spin3/get/KEY`,
 //! `/spin3/increment/KEY?DELTA`, `/spin3/cas/KEY?VALUE` (a compare-and-swap, then a swap that
 //! must fail as the value changed in between), `/spin3/batch`, `/spin3/config/NAME`,
-//! `/spin3/open/LABEL`.
+//! `/spin3/open/LABEL`; and `spin:sqlite@3.0.0` on the default database: `/spin3/sqlite`.
 
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::wit::wasi::config::store as config;
+use spin_sdk::wit::sqlite3;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 
 #[http_component]
@@ -17,6 +18,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let answer = match step {
         "open" => format!("{:?}", store::open(arg).map(drop)),
         "config" => format!("{:?}", config::get(arg)),
+        "sqlite" => sqlite_steps(),
         _ => {
             let bucket = store::open("default").map_err(|e| anyhow::anyhow!("{e:?}"))?;
             match step {
@@ -57,4 +59,39 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         }
     };
     Ok(Response::new(200, answer + "\n"))
+}
+
+fn sqlite_steps() -> String {
+    use sqlite3::Value as V;
+    let db = match sqlite3::Connection::open("default") {
+        Ok(db) => db,
+        Err(err) => return format!("open: {err:?}"),
+    };
+    let mut steps = vec![
+        format!(
+            "create: {:?}",
+            db.execute("CREATE TABLE IF NOT EXISTS pets (name TEXT, age INTEGER)", &[])
+                .map(drop)
+        ),
+        format!(
+            "insert: {:?}",
+            db.execute(
+                "INSERT INTO pets VALUES (?, ?), (?, ?)",
+                &[V::Text("Rex".into()), V::Integer(3), V::Text("Tom".into()), V::Null]
+            )
+            .map(drop)
+        ),
+    ];
+    steps.push(format!("changes: {}", db.changes()));
+    steps.push(format!("last-insert-rowid: {}", db.last_insert_rowid()));
+    steps.push(format!(
+        "select: {:?}",
+        db.execute("SELECT name, age FROM pets ORDER BY rowid", &[])
+            .map(|r| (r.columns, r.rows.into_iter().map(|row| row.values).collect::<Vec<_>>()))
+    ));
+    steps.push(format!(
+        "undeclared: {:?}",
+        sqlite3::Connection::open("other").map(drop)
+    ));
+    steps.join("; ")
 }
