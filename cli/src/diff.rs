@@ -140,6 +140,7 @@ pub fn diff(args: &DiffArgs) -> Result<i32> {
                         target.nodes.as_deref(),
                     ),
                     conflicts: Vec::new(),
+                    refused: after.refused.clone(),
                 }
             }
             _ => live_diff(
@@ -157,7 +158,9 @@ pub fn diff(args: &DiffArgs) -> Result<i32> {
         && std::env::var_os("NO_COLOR").is_none()
         && std::io::stdout().is_terminal();
     print!("{}", diff::format::show(&diffs, args.format, color));
-    Ok(if diffs.iter().all(Diff::is_empty) {
+    Ok(if diffs.iter().any(|diff| !diff.refused.is_empty()) {
+        exit::ERROR
+    } else if diffs.iter().all(Diff::is_empty) {
         exit::OK
     } else {
         exit::INVALID
@@ -192,6 +195,9 @@ fn environments(args: &DiffArgs, head: &Side, base: Option<&Side>) -> Result<Vec
 struct Rendered {
     platform: Platform,
     objects: Vec<Object>,
+    /// Its apps that would not run on their runtime (`file:line:col: message`); empty unless
+    /// the side was held against its runtimes.
+    refused: Vec<String>,
 }
 
 /// Where a side's component imports are read from, to hold its apps against their runtimes.
@@ -201,9 +207,10 @@ struct Imports<'a> {
     args: &'a super::ImportArgs,
 }
 
-/// Evaluates, validates and renders `environment` of `snapshot` (and, with `imports`, holds its
-/// apps against their runtimes' interfaces); prints the errors of a broken side, which ends the
-/// diff with exit code 2 (1 means "changes" for a diff).
+/// Evaluates, validates and renders `environment` of `snapshot`; prints the errors of a broken
+/// side, which ends the diff with exit code 2 (1 means "changes" for a diff). With `imports`,
+/// its apps are held against their runtimes' interfaces: the refusals are printed and kept in
+/// [`Rendered::refused`], for the report.
 fn load(
     evaluator: &Evaluator,
     snapshot: &Snapshot,
@@ -215,24 +222,30 @@ fn load(
         return Ok(Rendered {
             platform: Platform::default(),
             objects: Vec::new(),
+            refused: Vec::new(),
         });
     }
-    let built =
-        pipeline::build(evaluator, snapshot, Some(environment), target).and_then(|rendered| {
-            match imports {
+    match pipeline::build(evaluator, snapshot, Some(environment), target) {
+        Ok(rendered) => {
+            let refused = match imports {
                 Some(imports) => {
                     let pulling = imports.args.pulling();
-                    pipeline::check_imports(&rendered.spec, imports.repo, pulling.as_ref())
-                        .map(|()| rendered)
+                    match pipeline::check_imports(&rendered.spec, imports.repo, pulling.as_ref()) {
+                        Ok(()) => Vec::new(),
+                        Err(err) => {
+                            eprintln!("{}", err.render(snapshot));
+                            err.lines(snapshot)
+                        }
+                    }
                 }
-                None => Ok(rendered),
-            }
-        });
-    match built {
-        Ok(rendered) => Ok(Rendered {
-            platform: rendered.spec.platform,
-            objects: rendered.objects,
-        }),
+                None => Vec::new(),
+            };
+            Ok(Rendered {
+                platform: rendered.spec.platform,
+                objects: rendered.objects,
+                refused,
+            })
+        }
         Err(err) => {
             eprintln!("{}", err.render(snapshot));
             if let SpecError::Invalid(_) = err {
@@ -262,6 +275,7 @@ fn live_diff(environment: &str, instance: &str, label: &str, after: &Rendered) -
             unchanged,
             runtimes: Vec::new(),
             conflicts: sides.conflicts,
+            refused: after.refused.clone(),
         })
     })
 }

@@ -86,7 +86,9 @@ enum Command {
     /// changed. Node runtime changes are called out with the nodes they reach. The head's apps
     /// are held against their runtimes' interfaces, as `check` does.
     ///
-    /// Exit status: 0 no changes, 1 changes, 2 error (including an invalid revision).
+    /// Exit status: 0 no changes, 1 changes, 2 error (including an invalid revision, or a head
+    /// whose apps would not run on their runtime: the report still shows the changes, and
+    /// names the apps).
     Diff(diff::DiffArgs),
     /// Compare each environment's render with the repository's golden files (`golden/ENV/`).
     ///

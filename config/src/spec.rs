@@ -72,6 +72,26 @@ impl SpecError {
         }
     }
 
+    /// One `file:line:col: message` line per problem, for reports that show no source.
+    pub fn lines(&self, snapshot: &Snapshot) -> Vec<String> {
+        match self {
+            SpecError::Usage(message) => vec![message.clone()],
+            SpecError::Invalid(diagnostics) => diagnostics
+                .iter()
+                .map(|diagnostic| match &diagnostic.location {
+                    Some(at) => format!(
+                        "{}:{}:{}: {}",
+                        snapshot.display_path(&at.file),
+                        at.line,
+                        at.column,
+                        diagnostic.message
+                    ),
+                    None => diagnostic.message.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// Renders the error as the user should see it.
     pub fn render(&self, snapshot: &Snapshot) -> String {
         match self {

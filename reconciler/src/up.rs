@@ -134,6 +134,7 @@ impl Up {
                 unchanged,
                 runtimes: Vec::new(),
                 conflicts: Vec::new(),
+                refused: Vec::new(),
             };
             print!("{}", diff::format::show(&[report], Format::Text, false));
         }

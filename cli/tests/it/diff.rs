@@ -441,6 +441,22 @@ fn a_head_whose_app_imports_what_its_runtime_lacks_is_refused_and_a_base_is_not(
     assert_eq!(out.code, 2, "{}", out.stdout);
     out.assert_stderr_contains("environments/prod.ncl:4:13: app `broker` (in image");
     out.assert_stderr_contains("imports `fermyon:spin/llm@2.0.0`");
+    // The pull-request comment shows the changes and the refusal, at its line.
+    assert!(
+        out.stdout
+            .contains("**Would not run: these apps import what their runtime does not provide**"),
+        "{}",
+        out.stdout
+    );
+    let refusal = out
+        .stdout
+        .lines()
+        .find(|line| {
+            line.starts_with("- ") && line.contains("environments/prod.ncl:4:13: app `broker`")
+        })
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(refusal.contains("fermyon:spin/llm@2.0.0"), "{refusal}");
+    assert!(out.stdout.contains("Deployment"), "{}", out.stdout);
     // The change that removes it is shown: only the head is held against its runtime.
     let out = diff(&with, &without);
     assert_eq!(out.code, 1, "{}", out.stderr);

@@ -143,12 +143,18 @@ pub struct Diff {
     /// Objects the render would create that exist and are not spindle's (live diffs only): an
     /// apply stops on them until their owner lets spindle adopt them.
     pub conflicts: Vec<String>,
+    /// Apps of the `after` side that would not run on their runtime (an interface their
+    /// components import that its shim lacks), as `file:line:col: message`.
+    pub refused: Vec<String>,
 }
 
 impl Diff {
-    /// Whether nothing changes: no object, no shim, no conflict.
+    /// Whether nothing changes: no object, no shim, no conflict, no refusal.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.runtimes.is_empty() && self.conflicts.is_empty()
+        self.changes.is_empty()
+            && self.runtimes.is_empty()
+            && self.conflicts.is_empty()
+            && self.refused.is_empty()
     }
 
     /// How many changes there are of `action`.

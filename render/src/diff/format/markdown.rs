@@ -28,6 +28,16 @@ pub fn show(diffs: &[Diff]) -> String {
             let _ = writeln!(out, "No changes.\n");
             continue;
         }
+        if !diff.refused.is_empty() {
+            let _ = writeln!(
+                out,
+                "**Would not run: these apps import what their runtime does not provide**\n"
+            );
+            for refusal in &diff.refused {
+                let _ = writeln!(out, "- {}", escape(refusal));
+            }
+            out.push('\n');
+        }
         if !diff.conflicts.is_empty() {
             let _ = writeln!(out, "**Conflicts: an apply would stop here**\n");
             for conflict in &diff.conflicts {

@@ -88,6 +88,9 @@ fn json(diffs: &[Diff]) -> String {
             if !diff.conflicts.is_empty() {
                 environment["conflicts"] = json!(diff.conflicts);
             }
+            if !diff.refused.is_empty() {
+                environment["refused"] = json!(diff.refused);
+            }
             environment
         })
         .collect();

@@ -38,6 +38,9 @@ pub fn show(diff: &Diff, color: bool) -> String {
     for rollout in &diff.runtimes {
         let _ = writeln!(out, "! {}", rollout.sentence());
     }
+    for refusal in &diff.refused {
+        let _ = writeln!(out, "! would not run: {refusal}");
+    }
     for conflict in &diff.conflicts {
         let _ = writeln!(out, "! conflict: {conflict}");
     }
