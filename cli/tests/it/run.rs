@@ -595,6 +595,50 @@ fn outbound_mysql_round_trips_rows_with_a_real_mariadb() {
 }
 
 #[test]
+fn postgres_4_types_round_trip_as_parameters_and_columns() {
+    let (served, _state) = serve_with_services();
+    let answer = http(&served.address, "GET", "/services/pg4-types", "").body;
+    for line in [
+        "create: Ok(0)",
+        "insert: Ok(1)",
+        "columns: price:DbDataType::Decimal tiny:DbDataType::Decimal born:DbDataType::Date \
+         alarm:DbDataType::Time seen:DbDataType::Datetime stamped:DbDataType::Timestamp \
+         wait:DbDataType::Interval ages:DbDataType::RangeInt32 ids:DbDataType::RangeInt64 \
+         band:DbDataType::RangeDecimal prices:DbDataType::ArrayDecimal",
+        "value: DbValue::Decimal(\"-1234567890.123456789\")",
+        "value: DbValue::Decimal(\"0.0005\")",
+        "value: DbValue::Date((2020, 2, 29))",
+        "value: DbValue::Time((13, 5, 9, 250000000))",
+        "value: DbValue::Datetime((1999, 12, 31, 23, 59, 58, 0))",
+        "value: DbValue::Timestamp(1700000000)",
+        "value: DbValue::Interval(Interval { micros: 1500000, days: 2, months: 14 })",
+        // PostgreSQL keeps integer ranges as [lower, upper).
+        "value: DbValue::RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive))))",
+        "value: DbValue::RangeInt64((Some((6, RangeBoundKind::Inclusive)), None))",
+        "value: DbValue::RangeDecimal((Some((\"1.5\", RangeBoundKind::Inclusive)), Some((\"2.25\", RangeBoundKind::Inclusive))))",
+        "value: DbValue::ArrayDecimal([Some(\"1.10\"), None, Some(\"-3\")])",
+    ] {
+        assert!(
+            answer.lines().any(|l| l == line),
+            "missing `{line}` in:\n{answer}"
+        );
+    }
+    let bad = answer
+        .lines()
+        .find(|l| l.starts_with("bad decimal: "))
+        .unwrap();
+    assert!(
+        bad.contains("BadParameter(\"`12,5` is not a decimal number\")"),
+        "{bad}"
+    );
+    assert!(
+        answer.lines().any(|l| l.starts_with("wrong type: Err(")
+            && l.contains("a date value cannot be a numeric parameter")),
+        "{answer}"
+    );
+}
+
+#[test]
 fn outbound_services_the_manifest_does_not_allow_are_refused() {
     let (served, _state) = serve_with_services();
     let denied = http(&served.address, "GET", "/services/denied", "").body;

@@ -6,6 +6,7 @@
 mod key_value;
 mod mqtt;
 mod mysql;
+mod pg_wire;
 mod postgres;
 mod redis;
 mod sqlite;

@@ -2,7 +2,8 @@
 //! older `fermyon:spin/postgres@2.0.0`, to servers the component's `allowed_outbound_hosts` names
 //! (`postgres://host[:port]`, port 5432 by default). Plain TCP, without TLS.
 //!
-//! Values cross as Spin converts them; column types neither interface can carry come back as
+//! Values cross as Spin converts them (4.0.0's numeric, date and time, interval and range types
+//! through [`super::pg_wire`]); column types neither interface can carry come back as
 //! `unsupported` (with their binary form, in 4.0.0) rather than failing the query.
 
 // The error type is the interface's own, large because 4.0.0 carries a database error's fields.
@@ -24,6 +25,7 @@ use super::{
     bindings::spin::postgres::postgres as v4,
     bindings::{fermyon::spin::postgres as v2, fermyon::spin::rdbms_types as v2_types},
     io_deadline,
+    pg_wire::{self, Numeric},
 };
 
 /// A connection opened through `spin:postgres@4.0.0`.
@@ -199,6 +201,50 @@ fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, String> 
 
 // spin:postgres@4.0.0
 
+/// A parameter that cannot be encoded, as the interface's error.
+fn bad<T>(encoded: Result<T, Box<dyn StdError + Sync + Send>>) -> Result<T, v4::Error> {
+    encoded.map_err(|err| v4::Error::BadParameter(err.to_string()))
+}
+
+/// A numeric parameter, checked before the statement binds it (where an error loses its words).
+fn decimal(text: String) -> Result<Numeric, v4::Error> {
+    bad(pg_wire::encode_numeric(&text))?;
+    Ok(Numeric(text))
+}
+
+fn inclusive(kind: v4::RangeBoundKind) -> bool {
+    kind == v4::RangeBoundKind::Inclusive
+}
+
+fn bound_kind(inclusive: bool) -> v4::RangeBoundKind {
+    if inclusive {
+        v4::RangeBoundKind::Inclusive
+    } else {
+        v4::RangeBoundKind::Exclusive
+    }
+}
+
+/// The two ends of a range as the interface carries them.
+type Range<T> = (
+    Option<(T, v4::RangeBoundKind)>,
+    Option<(T, v4::RangeBoundKind)>,
+);
+
+/// A range column's bounds, each decoded by `value`.
+fn range_value<T>(raw: &[u8], value: impl Fn(&[u8]) -> Option<T>) -> Result<Range<T>, String> {
+    let (lower, upper) = pg_wire::decode_range(raw).ok_or("malformed range")?;
+    let decode = |bound: pg_wire::Bound| -> Result<_, String> {
+        bound
+            .map(|(bytes, included)| {
+                value(&bytes)
+                    .map(|v| (v, bound_kind(included)))
+                    .ok_or_else(|| "malformed range bound".to_owned())
+            })
+            .transpose()
+    };
+    Ok((decode(lower)?, decode(upper)?))
+}
+
 fn v4_parameter(value: v4::ParameterValue) -> Result<Parameter, v4::Error> {
     use v4::ParameterValue as P;
     Ok(match value {
@@ -223,10 +269,45 @@ fn v4_parameter(value: v4::ParameterValue) -> Result<Parameter, v4::Error> {
         P::ArrayInt64(v) => Box::new(v),
         P::ArrayStr(v) => Box::new(v),
         P::DbNull => Box::new(Null),
-        other => {
-            return Err(v4::Error::BadParameter(format!(
-                "{other:?}: this parameter type is not supported by spindle's runtime yet"
-            )));
+        P::Decimal(text) => Box::new(decimal(text)?),
+        P::ArrayDecimal(v) => Box::new(
+            v.into_iter()
+                .map(|text| text.map(decimal).transpose())
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        P::Date((year, month, day)) => Box::new(bad(pg_wire::date(year, month, day))?),
+        P::Time((hour, minute, second, nanos)) => {
+            Box::new(bad(pg_wire::time(hour, minute, second, nanos))?)
+        }
+        P::Datetime(value) => Box::new(bad(pg_wire::datetime(value))?),
+        P::Timestamp(seconds) => Box::new(bad(pg_wire::timestamp(seconds))?),
+        P::Interval(v4::Interval {
+            micros,
+            days,
+            months,
+        }) => Box::new(pg_wire::interval(micros, days, months)),
+        P::RangeInt32((lower, upper)) => {
+            let bound = |b: Option<(i32, v4::RangeBoundKind)>| {
+                b.map(|(n, kind)| (n.to_be_bytes().to_vec(), inclusive(kind)))
+            };
+            Box::new(pg_wire::range(Type::INT4_RANGE, bound(lower), bound(upper)))
+        }
+        P::RangeInt64((lower, upper)) => {
+            let bound = |b: Option<(i64, v4::RangeBoundKind)>| {
+                b.map(|(n, kind)| (n.to_be_bytes().to_vec(), inclusive(kind)))
+            };
+            Box::new(pg_wire::range(Type::INT8_RANGE, bound(lower), bound(upper)))
+        }
+        P::RangeDecimal((lower, upper)) => {
+            let bound = |b: Option<(String, v4::RangeBoundKind)>| -> Result<_, v4::Error> {
+                b.map(|(text, kind)| Ok((bad(pg_wire::encode_numeric(&text))?, inclusive(kind))))
+                    .transpose()
+            };
+            Box::new(pg_wire::range(
+                Type::NUM_RANGE,
+                bound(lower)?,
+                bound(upper)?,
+            ))
         }
     })
 }
@@ -251,6 +332,13 @@ fn v4_data_type(ty: &Type) -> v4::DbDataType {
         Type::INT4_ARRAY => D::ArrayInt32,
         Type::INT8_ARRAY => D::ArrayInt64,
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => D::ArrayStr,
+        Type::NUMERIC => D::Decimal,
+        Type::NUMERIC_ARRAY => D::ArrayDecimal,
+        Type::TIMESTAMPTZ => D::Timestamp,
+        Type::INTERVAL => D::Interval,
+        Type::INT4_RANGE => D::RangeInt32,
+        Type::INT8_RANGE => D::RangeInt64,
+        Type::NUM_RANGE => D::RangeDecimal,
         _ => D::Other(ty.name().to_owned()),
     }
 }
@@ -298,6 +386,38 @@ fn v4_value(row: &Row, i: usize) -> Result<v4::DbValue, String> {
             }
             Some(None) => return Err("malformed timestamp".to_owned()),
         },
+        Type::NUMERIC => or_null(get::<Numeric>(row, i)?, |n| V::Decimal(n.0)),
+        Type::NUMERIC_ARRAY => or_null(get::<Vec<Option<Numeric>>>(row, i)?, |v| {
+            V::ArrayDecimal(v.into_iter().map(|n| n.map(|n| n.0)).collect())
+        }),
+        Type::TIMESTAMPTZ => match get::<Raw>(row, i)?.map(|r| pg_wire::unix_seconds(&r.0)) {
+            None => V::DbNull,
+            Some(Some(seconds)) => V::Timestamp(seconds),
+            Some(None) => return Err("malformed timestamptz".to_owned()),
+        },
+        Type::INTERVAL => match get::<Raw>(row, i)?.map(|r| pg_wire::decode_interval(&r.0)) {
+            None => V::DbNull,
+            Some(Some((micros, days, months))) => V::Interval(v4::Interval {
+                micros,
+                days,
+                months,
+            }),
+            Some(None) => return Err("malformed interval".to_owned()),
+        },
+        Type::INT4_RANGE => match get::<Raw>(row, i)? {
+            None => V::DbNull,
+            Some(raw) => V::RangeInt32(range_value(&raw.0, be_i32)?),
+        },
+        Type::INT8_RANGE => match get::<Raw>(row, i)? {
+            None => V::DbNull,
+            Some(raw) => V::RangeInt64(range_value(&raw.0, be_i64)?),
+        },
+        Type::NUM_RANGE => match get::<Raw>(row, i)? {
+            None => V::DbNull,
+            Some(raw) => V::RangeDecimal(range_value(&raw.0, |bytes| {
+                pg_wire::decode_numeric(bytes).ok()
+            })?),
+        },
         _ => or_null(get::<Raw>(row, i)?, |raw| V::Unsupported(raw.0)),
     })
 }
@@ -329,7 +449,12 @@ fn v4_failure(failure: Failure) -> v4::Error {
         Failure::TimedOut(elapsed) => return v4::Error::Other(elapsed.to_string()),
     };
     let Some(db) = err.as_db_error() else {
-        return v4::Error::QueryFailed(v4::QueryError::Text(err.to_string()));
+        // A parameter the client could not send says why in its source.
+        let text = match err.source() {
+            Some(source) => format!("{err}: {source}"),
+            None => err.to_string(),
+        };
+        return v4::Error::QueryFailed(v4::QueryError::Text(text));
     };
     let mut extras = Vec::new();
     if let Some(hint) = db.hint() {

@@ -14,6 +14,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         "/services/redis" => redis_steps(&variables::get("redis_address")?),
         "/services/pg4" => pg4_steps(&variables::get("postgres_address")?),
         "/services/pg2" => pg2_steps(&variables::get("postgres_address")?),
+        "/services/pg4-types" => pg4_type_steps(&variables::get("postgres_address")?),
         "/services/mqtt" => mqtt_steps(
             &variables::get("mqtt_address")?,
             &variables::get("mqtt_user")?,
@@ -221,6 +222,71 @@ fn pg4_steps(address: &str) -> Vec<String> {
         "bad-sql: {:?}",
         db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
     ));
+    lines
+}
+
+/// Every type of spin:postgres@4.0.0 beyond the basic ones, as a parameter and back as a column.
+fn pg4_type_steps(address: &str) -> Vec<String> {
+    use pg4::{ParameterValue as P, RangeBoundKind::*};
+    let db = match pg4::Connection::open(address) {
+        Ok(db) => db,
+        Err(err) => return vec![format!("open: {err:?}")],
+    };
+    let mut lines = vec![
+        format!("drop: {:?}", db.execute("DROP TABLE IF EXISTS kinds4", &[])),
+        format!(
+            "create: {:?}",
+            db.execute(
+                "CREATE TABLE kinds4 (price NUMERIC, tiny NUMERIC, born DATE, alarm TIME, \
+                 seen TIMESTAMP, stamped TIMESTAMPTZ, wait INTERVAL, ages INT4RANGE, \
+                 ids INT8RANGE, band NUMRANGE, prices NUMERIC[])",
+                &[]
+            )
+        ),
+        format!(
+            "insert: {:?}",
+            db.execute(
+                "INSERT INTO kinds4 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                &[
+                    P::Decimal("-1234567890.123456789".to_owned()),
+                    P::Decimal("0.0005".to_owned()),
+                    P::Date((2020, 2, 29)),
+                    P::Time((13, 5, 9, 250_000_000)),
+                    P::Datetime((1999, 12, 31, 23, 59, 58, 0)),
+                    P::Timestamp(1_700_000_000),
+                    P::Interval(pg4::Interval { micros: 1_500_000, days: 2, months: 14 }),
+                    P::RangeInt32((Some((1, Inclusive)), Some((10, Exclusive)))),
+                    P::RangeInt64((Some((5, Exclusive)), None)),
+                    P::RangeDecimal((Some(("1.5".to_owned(), Inclusive)), Some(("2.25".to_owned(), Inclusive)))),
+                    P::ArrayDecimal(vec![Some("1.10".to_owned()), None, Some("-3".to_owned())]),
+                ]
+            )
+        ),
+        format!(
+            "bad decimal: {:?}",
+            db.execute("INSERT INTO kinds4 (price) VALUES ($1)", &[P::Decimal("12,5".to_owned())])
+        ),
+        format!(
+            "wrong type: {:?}",
+            db.execute("INSERT INTO kinds4 (price) VALUES ($1)", &[P::Date((2020, 1, 1))])
+        ),
+    ];
+    match db.query("SELECT * FROM kinds4", &[]) {
+        Ok(rows) => {
+            let columns: Vec<String> = rows
+                .columns
+                .iter()
+                .map(|c| format!("{}:{:?}", c.name, c.data_type))
+                .collect();
+            lines.push(format!("columns: {}", columns.join(" ")));
+            for row in &rows.rows {
+                for value in row {
+                    lines.push(format!("value: {value:?}"));
+                }
+            }
+        }
+        Err(err) => lines.push(format!("query: {err:?}")),
+    }
     lines
 }
 
