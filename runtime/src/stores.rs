@@ -201,26 +201,30 @@ impl KeyValueStore {
 
     /// The value stored under `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.database.with(|db| {
-            db.query_row(
-                "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                params![self.label, key],
-                |row| row.get(0),
-            )
-            .optional()
-        })
+        self.database.with(|db| self.read(db, key))
     }
 
     /// Stores `value` under `key`, replacing any previous value.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.database.with(|db| {
-            db.execute(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-                params![self.label, key, value],
-            )
-            .map(drop)
-        })
+        self.database.with(|db| self.write(db, key, value))
+    }
+
+    fn read(&self, db: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        db.query_row(
+            "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+            params![self.label, key],
+            |row| row.get(0),
+        )
+        .optional()
+    }
+
+    fn write(&self, db: &Connection, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+        db.execute(
+            "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+            params![self.label, key, value],
+        )
+        .map(drop)
     }
 
     /// Removes `key` and its value; removing a missing key is not an error.
@@ -244,14 +248,7 @@ impl KeyValueStore {
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
         self.database.with(|db| {
             let transaction = db.unchecked_transaction()?;
-            let current: Option<Vec<u8>> = transaction
-                .query_row(
-                    "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                    params![self.label, key],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let current = match current {
+            let current = match self.read(&transaction, key)? {
                 None => 0,
                 Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
                     Ok(bytes) => i64::from_le_bytes(bytes),
@@ -265,11 +262,7 @@ impl KeyValueStore {
             let sum = current.checked_add(delta).ok_or_else(|| {
                 rusqlite::Error::InvalidParameterName(format!("`{key}` would overflow"))
             })?;
-            transaction.execute(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-                params![self.label, key, sum.to_le_bytes().to_vec()],
-            )?;
+            self.write(&transaction, key, &sum.to_le_bytes())?;
             transaction.commit()?;
             Ok(sum)
         })
@@ -280,21 +273,10 @@ impl KeyValueStore {
     pub fn swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, String> {
         self.database.with(|db| {
             let transaction = db.unchecked_transaction()?;
-            let current: Option<Vec<u8>> = transaction
-                .query_row(
-                    "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                    params![self.label, key],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if current.as_deref() != expected {
+            if self.read(&transaction, key)?.as_deref() != expected {
                 return Ok(false);
             }
-            transaction.execute(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-                params![self.label, key, value],
-            )?;
+            self.write(&transaction, key, value)?;
             transaction.commit()?;
             Ok(true)
         })

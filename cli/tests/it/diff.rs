@@ -35,12 +35,28 @@ fn db_app(token: &str) -> String {
 
 /// `spindle diff` of the repository between two revisions, offline.
 trait Diff {
-    fn diff(&self, base: &str, head: &str, format: &str) -> crate::support::Output;
+    fn diff(&self, base: &str, head: &str, format: &str) -> crate::support::Output {
+        self.diff_with(base, head, format, &[])
+    }
+    /// The same, with `extra` arguments.
+    fn diff_with(
+        &self,
+        base: &str,
+        head: &str,
+        format: &str,
+        extra: &[&str],
+    ) -> crate::support::Output;
 }
 
 impl Diff for GitRepo {
-    fn diff(&self, base: &str, head: &str, format: &str) -> crate::support::Output {
-        spindle(&[
+    fn diff_with(
+        &self,
+        base: &str,
+        head: &str,
+        format: &str,
+        extra: &[&str],
+    ) -> crate::support::Output {
+        let mut args = vec![
             "diff",
             self.0.path_str(),
             "--base",
@@ -50,7 +66,9 @@ impl Diff for GitRepo {
             "--offline",
             "--format",
             format,
-        ])
+        ];
+        args.extend_from_slice(extra);
+        spindle(&args)
     }
 }
 
@@ -423,19 +441,7 @@ fn a_head_whose_app_imports_what_its_runtime_lacks_is_refused_and_a_base_is_not(
         "the broker",
     );
     let diff = |base: &str, head: &str| {
-        spindle(&[
-            "diff",
-            repo.0.path_str(),
-            "--base",
-            base,
-            "--head",
-            head,
-            "--offline",
-            "--format",
-            "markdown",
-            "--insecure-registry",
-            &registry,
-        ])
+        repo.diff_with(base, head, "markdown", &["--insecure-registry", &registry])
     };
     let out = diff(&without, &with);
     assert_eq!(out.code, 2, "{}", out.stdout);

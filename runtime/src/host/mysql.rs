@@ -97,21 +97,13 @@ fn data_type(column: &Column) -> DbDataType {
         | ColumnType::MYSQL_TYPE_BLOB
         | ColumnType::MYSQL_TYPE_ENUM
         | ColumnType::MYSQL_TYPE_SET
-        | ColumnType::MYSQL_TYPE_JSON
-            if bytes =>
-        {
-            DbDataType::Binary
+        | ColumnType::MYSQL_TYPE_JSON => {
+            if bytes {
+                DbDataType::Binary
+            } else {
+                DbDataType::Str
+            }
         }
-        ColumnType::MYSQL_TYPE_VARCHAR
-        | ColumnType::MYSQL_TYPE_VAR_STRING
-        | ColumnType::MYSQL_TYPE_STRING
-        | ColumnType::MYSQL_TYPE_TINY_BLOB
-        | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
-        | ColumnType::MYSQL_TYPE_LONG_BLOB
-        | ColumnType::MYSQL_TYPE_BLOB
-        | ColumnType::MYSQL_TYPE_ENUM
-        | ColumnType::MYSQL_TYPE_SET
-        | ColumnType::MYSQL_TYPE_JSON => DbDataType::Str,
         _ => DbDataType::Other,
     }
 }

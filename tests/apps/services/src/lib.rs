@@ -119,23 +119,29 @@ fn mysql_steps(address: &str) -> Vec<String> {
         ),
     ];
     match db.query("SELECT * FROM pets WHERE id = ?", &[P::Int32(1)]) {
-        Ok(rows) => {
-            let columns: Vec<String> = rows
-                .columns
-                .iter()
-                .map(|c| format!("{}:{:?}", c.name, c.data_type))
-                .collect();
-            lines.push(format!("columns: {}", columns.join(" ")));
-            for row in &rows.rows {
-                lines.push(format!("row: {row:?}"));
-            }
-        }
+        Ok(rows) => lines.extend(row_set_lines(
+            rows.columns.iter().map(|c| (&c.name, &c.data_type)),
+            &rows.rows,
+        )),
         Err(err) => lines.push(format!("query: {err:?}")),
     }
     lines.push(format!(
         "bad-sql: {:?}",
         db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
     ));
+    lines
+}
+
+/// `columns: NAME:TYPE ...`, then a `row: [...]` line per row.
+fn row_set_lines<'a, T: std::fmt::Debug + 'a, R: std::fmt::Debug>(
+    columns: impl Iterator<Item = (&'a String, &'a T)>,
+    rows: &[R],
+) -> Vec<String> {
+    let columns: Vec<String> = columns
+        .map(|(name, data_type)| format!("{name}:{data_type:?}"))
+        .collect();
+    let mut lines = vec![format!("columns: {}", columns.join(" "))];
+    lines.extend(rows.iter().map(|row| format!("row: {row:?}")));
     lines
 }
 
@@ -205,17 +211,10 @@ fn pg4_steps(address: &str) -> Vec<String> {
         ),
     ];
     match db.query("SELECT * FROM pets4 WHERE id = $1", &[1i32.into()]) {
-        Ok(rows) => {
-            let columns: Vec<String> = rows
-                .columns
-                .iter()
-                .map(|c| format!("{}:{:?}", c.name, c.data_type))
-                .collect();
-            lines.push(format!("columns: {}", columns.join(" ")));
-            for row in &rows.rows {
-                lines.push(format!("row: {row:?}"));
-            }
-        }
+        Ok(rows) => lines.extend(row_set_lines(
+            rows.columns.iter().map(|c| (&c.name, &c.data_type)),
+            &rows.rows,
+        )),
         Err(err) => lines.push(format!("query: {err:?}")),
     }
     lines.push(format!(
