@@ -24,6 +24,8 @@ pub struct ApplyArgs {
     settings: SettingsArgs,
     #[command(flatten)]
     eval: EvalArgs,
+    #[command(flatten)]
+    imports: super::ImportArgs,
 }
 
 /// How a reconcile pass behaves; shared by `apply` and `reconcile`.
@@ -110,6 +112,23 @@ pub fn apply(args: &ApplyArgs) -> Result<i32> {
         .settings
         .settings(std::fs::canonicalize(&args.repo)?.display().to_string())?;
     let evaluator = args.eval.evaluator()?;
+    // Apps that would not run on their runtime stop the apply before anything reaches the
+    // cluster. The commit is applied, not the working tree: imports come from the images.
+    if let Ok(spec) =
+        spindle_config::spec::load(&evaluator, &snapshot, args.settings.env.as_deref())
+    {
+        let pulling = args.imports.pulling();
+        match spindle_reconciler::pipeline::check_imports(&spec, None, pulling.as_ref()) {
+            Ok(warnings) => warnings
+                .iter()
+                .for_each(|warning| eprintln!("warning: {warning}")),
+            Err(err) => {
+                eprintln!("{}", err.render(&snapshot));
+                eprintln!("\nnothing was applied");
+                return Ok(exit::INVALID);
+            }
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -17,12 +17,15 @@ pub fn check(args: &CheckArgs) -> Result<i32> {
     }
     let triggers = spindle_reconciler::pipeline::check_triggers(&spec, &snapshot)
         .map_err(|err| rejected(&snapshot, err))?;
-    spindle_reconciler::pipeline::check_imports(
+    let warnings = spindle_reconciler::pipeline::check_imports(
         &spec,
         Some(&args.repo.repo),
         args.imports.pulling().as_ref(),
     )
     .map_err(|err| rejected(&snapshot, err))?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", summary(&snapshot, &spec))?;
     for line in describe(&spec.platform, &triggers) {

@@ -231,7 +231,12 @@ fn load(
                 Some(imports) => {
                     let pulling = imports.args.pulling();
                     match pipeline::check_imports(&rendered.spec, imports.repo, pulling.as_ref()) {
-                        Ok(()) => Vec::new(),
+                        Ok(warnings) => {
+                            for warning in warnings {
+                                eprintln!("warning: {warning}");
+                            }
+                            Vec::new()
+                        }
                         Err(err) => {
                             eprintln!("{}", err.render(snapshot));
                             err.lines(snapshot)

@@ -14,6 +14,9 @@ use spindle_schema::{App, Platform, Problem, Runtime, pointer_segment};
 
 use crate::registry::{self, Access, Registry};
 
+/// How long reading one image's imports may take (its manifest and the blobs not yet kept).
+const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The interfaces one app's components import, and where they were read.
 #[derive(Debug, Clone)]
 pub struct Imports {
@@ -39,39 +42,20 @@ pub async fn read(
     repo: Option<&Path>,
     pulling: Option<&Pulling>,
 ) -> (BTreeMap<String, Imports>, Vec<String>) {
-    let mut read = BTreeMap::new();
+    let (mut read, unread) = read_built(platform, repo);
     let mut warnings = Vec::new();
-    for (name, app) in &platform.apps {
-        let built = match (repo, &app.source) {
-            (Some(repo), Some(source)) => match SpinApp::load(&repo.join(source)) {
-                Ok(spin_app) => component_imports(&spin_app).ok(),
-                Err(_) => None,
-            },
-            _ => None,
-        };
-        if let Some(components) = built {
-            read.insert(
-                name.clone(),
-                Imports {
-                    from_source: true,
-                    components,
-                },
-            );
-            continue;
-        }
-        let (Some(image), Some(pulling)) = (&app.image, pulling) else {
-            if app.source.is_some() || app.image.is_some() {
-                warnings.push(format!(
-                    "app `{name}`: its components' imports are not checked (not built, and no \
-                     image pulled)"
-                ));
-            }
+    for name in unread {
+        let image = platform.apps.get(&name).and_then(|app| app.image.as_ref());
+        let (Some(image), Some(pulling)) = (image, pulling) else {
+            warnings.push(not_read(&name));
             continue;
         };
-        match pulled_imports(image, pulling).await {
+        let pulled = tokio::time::timeout(PULL_TIMEOUT, pulled_imports(image, pulling)).await;
+        match pulled.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer from the registry in time")))
+        {
             Ok(components) => {
                 read.insert(
-                    name.clone(),
+                    name,
                     Imports {
                         from_source: false,
                         components,
@@ -84,6 +68,45 @@ pub async fn read(
         }
     }
     (read, warnings)
+}
+
+/// Reads the imports of the apps of `platform` whose `source` is built under `repo`; returns
+/// them and the names of the apps (with a `source` or an `image`) it could not read.
+pub fn read_built(
+    platform: &Platform,
+    repo: Option<&Path>,
+) -> (BTreeMap<String, Imports>, Vec<String>) {
+    let mut read = BTreeMap::new();
+    let mut unread = Vec::new();
+    for (name, app) in &platform.apps {
+        let built = match (repo, &app.source) {
+            (Some(repo), Some(source)) => SpinApp::load(&repo.join(source))
+                .ok()
+                .and_then(|spin_app| component_imports(&spin_app).ok()),
+            _ => None,
+        };
+        match built {
+            Some(components) => {
+                read.insert(
+                    name.clone(),
+                    Imports {
+                        from_source: true,
+                        components,
+                    },
+                );
+            }
+            None if app.source.is_some() || app.image.is_some() => unread.push(name.clone()),
+            None => {}
+        }
+    }
+    (read, unread)
+}
+
+/// The warning for an app whose imports were not read.
+pub fn not_read(name: &str) -> String {
+    format!(
+        "app `{name}`: its components' imports are not checked (not built, and no image pulled)"
+    )
 }
 
 /// Each component of `app` and what it imports; fails when a component's Wasm is missing.

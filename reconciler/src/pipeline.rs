@@ -63,23 +63,35 @@ pub fn check_triggers(
 /// Refuses the apps of `spec` whose components import an interface their runtime's shim does
 /// not provide, located in the repository; the imports are read as [`capabilities::read`]
 /// does (built sources under `repo`, images with `pulling`). Returns the warnings of the apps
-/// whose imports could not be read. Blocks on a runtime of its own: not for async callers.
+/// whose imports could not be read. Without `pulling` it reads files only; with it, it blocks on
+/// a runtime of its own, so it is not for async callers then.
 pub fn check_imports(
     spec: &Spec,
     repo: Option<&std::path::Path>,
     pulling: Option<&capabilities::Pulling>,
-) -> Result<(), SpecError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| SpecError::Usage(format!("cannot start a runtime to pull images: {err}")))?;
-    let (imports, warnings) = runtime.block_on(capabilities::read(&spec.platform, repo, pulling));
-    for warning in warnings {
-        eprintln!("warning: {warning}");
-    }
+) -> Result<Vec<String>, SpecError> {
+    let (imports, warnings) = match pulling {
+        None => {
+            let (read, unread) = capabilities::read_built(&spec.platform, repo);
+            (
+                read,
+                unread
+                    .iter()
+                    .map(|name| capabilities::not_read(name))
+                    .collect(),
+            )
+        }
+        Some(pulling) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| {
+                SpecError::Usage(format!("cannot start a runtime to pull images: {err}"))
+            })?
+            .block_on(capabilities::read(&spec.platform, repo, Some(pulling))),
+    };
     let problems = capabilities::check(&spec.platform, &imports);
     if problems.is_empty() {
-        Ok(())
+        Ok(warnings)
     } else {
         Err(SpecError::Invalid(spec.diagnostics(problems)))
     }

@@ -101,7 +101,12 @@ impl Up {
         if name == self.revision {
             return Ok(None);
         }
+        // An app that would not run on its runtime (built here, so its imports are read) keeps
+        // the revision from being served, as any other invalid revision.
         let loaded = spec::load(evaluator, &snapshot, Some(&self.environment))
+            .and_then(|spec| {
+                pipeline::check_imports(&spec, Some(self.source.path()), None).map(|_| spec)
+            })
             .map(
                 |spec| match pipeline::render(&spec, &snapshot, &Target::default()) {
                     Ok(objects) => Loaded {

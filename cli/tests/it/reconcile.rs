@@ -417,6 +417,25 @@ fn a_broken_commit_applies_nothing_and_status_says_why() {
 }
 
 #[test]
+fn an_app_that_would_not_run_on_its_runtime_applies_nothing() {
+    let registry = required_env("SPINDLE_TEST_REGISTRY");
+    let image = crate::check::push_broker_image();
+    let live = Live::new();
+    let namespace = live.namespace("rc-imports");
+    let ns: &str = &namespace;
+    let repo = GitRepo::new();
+    let broker = format!("    broker = {{ namespace = \"NS\", image = \"{image}\" }},");
+    repo.commit(&environment(ns, &[app("web", "hi"), broker]), "a broker");
+    let out = apply(&repo, ns, &["--insecure-registry", &registry]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_stderr_contains("environments/prod.ncl:4:");
+    out.assert_stderr_contains("app `broker`");
+    out.assert_stderr_contains("imports `fermyon:spin/llm@2.0.0`");
+    out.assert_stderr_contains("nothing was applied");
+    assert!(live.deployment(ns, "web").is_none(), "nothing was applied");
+}
+
+#[test]
 fn drift_is_put_back_and_reported() {
     let live = Live::new();
     let namespace = live.namespace("rc-drift");

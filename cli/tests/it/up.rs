@@ -238,3 +238,45 @@ fn a_changed_trigger_app_is_swapped_without_losing_the_message_it_was_handling()
     assert_eq!(recorded(&worker, "slow:3000"), 1);
     assert_eq!(recorded(&worker, "after"), 1);
 }
+
+#[test]
+fn a_commit_whose_app_would_not_run_here_is_not_served_and_says_why() {
+    let dir = example_repository();
+    let repo = dir.path();
+    let up = Up::start(repo);
+    let hello = up.address("hello");
+    up.wait_for("ready: 3 app(s)");
+
+    // `services` calls Spin's LLM, which spindle's runtime does not serve.
+    let broker = repo.join("broker");
+    std::fs::create_dir_all(&broker).unwrap();
+    std::fs::copy(
+        test_apps().join("target/wasm32-wasip2/release/services.wasm"),
+        broker.join("services.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        broker.join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"broker\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"services\"\n\
+         [component.services]\nsource = \"services.wasm\"\n",
+    )
+    .unwrap();
+    let production = repo.join("environments/production.ncl");
+    let text = std::fs::read_to_string(&production).unwrap().replace(
+        "    counter = { namespace = \"web\", replicas = 2 },",
+        "    counter = { namespace = \"web\", replicas = 2 },\n    \
+         broker = { namespace = \"web\", source = \"broker/spin.toml\" },",
+    );
+    std::fs::write(&production, text).unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", "a broker"]);
+    up.wait_for("imports `fermyon:spin/llm@2.0.0`");
+    assert!(!up.output().contains("started  broker"), "{}", up.output());
+    assert!(
+        up.output().contains("environments/production.ncl:"),
+        "{}",
+        up.output()
+    );
+    assert!(http(&hello, "GET", "/", "").body.starts_with("Hello"));
+}
