@@ -10,6 +10,14 @@ use wasmparser::{Parser, Payload};
 /// interface's own "not supported" error.
 const ANSWERED_UNSUPPORTED: &[&str] = &["fermyon:spin/llm@2.0.0"];
 
+/// The interfaces of types only that trigger handlers import, because their exports use the
+/// types: Spin's Redis trigger, the MQTT and cron trigger plugins. Served by being defined.
+const TRIGGER_TYPES: &[&str] = &[
+    "fermyon:spin/redis-types",
+    "spin:mqtt-trigger/spin-mqtt-types",
+    "fermyon:spin-cron/cron-types@2.0.0",
+];
+
 /// The instances a component (or a core module, once made one, see [`crate::componentize`])
 /// imports, by name: `wasi:http/types@0.2.0`, `fermyon:spin/key-value@2.0.0`.
 pub fn imports(wasm: &[u8]) -> Result<BTreeSet<String>> {
@@ -46,10 +54,13 @@ pub fn linked(import: &str) -> bool {
 }
 
 /// Whether spindle's runtime serves `import`: links it, and its calls do what the interface
-/// says. WASI is served in its 0.2 versions (wasmtime 48's) and Spin 3's `wasi:keyvalue` and
+/// says (or, for the types trigger handlers use, defines them). WASI is served in its 0.2 versions (wasmtime 48's) and Spin 3's `wasi:keyvalue` and
 /// `wasi:config` drafts, Spin's `fermyon:spin@2.0.0` interfaces but those in
 /// [`ANSWERED_UNSUPPORTED`], `spin:postgres@4.0.0` and `spin:sqlite@3.0.0`.
 pub fn served(import: &str) -> bool {
+    if TRIGGER_TYPES.contains(&import) {
+        return true;
+    }
     if !linked(import) || ANSWERED_UNSUPPORTED.contains(&import) {
         return false;
     }
@@ -84,6 +95,9 @@ mod tests {
             "wasi:keyvalue/store@0.2.0-draft2",
             "wasi:keyvalue/atomics@0.2.0-draft2",
             "wasi:config/store@0.2.0-draft-2024-09-27",
+            "fermyon:spin/redis-types",
+            "spin:mqtt-trigger/spin-mqtt-types",
+            "fermyon:spin-cron/cron-types@2.0.0",
         ] {
             assert!(served(served_import), "{served_import}");
         }

@@ -373,3 +373,42 @@ fn check_reads_the_imports_of_an_app_from_its_image_when_it_is_not_built() {
     out.assert_stderr_contains(&format!("prod.ncl:4:13: app `broker` (in image {image})"));
     out.assert_stderr_contains("imports `fermyon:spin/llm@2.0.0`");
 }
+
+#[test]
+fn check_accepts_built_trigger_handlers_whose_imports_are_their_triggers_types() {
+    // Redis, MQTT and cron handlers import the types their exports use (`fermyon:spin/redis-types`,
+    // the plugins' type interfaces): served by spindle, which defines them.
+    let repo = Repo::new();
+    let built = test_apps().join("target/wasm32-wasip2/release");
+    for (app, manifest) in [("triggers", "triggers.toml"), ("cron", "cron.toml")] {
+        let wasm = repo.path().join(app).join("target/wasm32-wasip2/release");
+        std::fs::create_dir_all(&wasm).unwrap();
+        for guest in [
+            "ledger_http",
+            "redis_handler",
+            "mqtt_handler",
+            "cron_handler",
+        ] {
+            std::fs::copy(
+                built.join(format!("{guest}.wasm")),
+                wasm.join(format!("{guest}.wasm")),
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            test_apps().join(manifest),
+            repo.path().join(app).join("spin.toml"),
+        )
+        .unwrap();
+    }
+    repo.write(
+        "environments/prod.ncl",
+        "{\n  apps.triggers = { namespace = \"web\", source = \"triggers/spin.toml\" },\n  \
+         apps.cron = { namespace = \"web\", source = \"cron/spin.toml\" },\n  \
+         runtimes.spindle.shim = { version = \"0.1.0\", url = \"https://example.com/shim\", \
+         sha256 = \"4444444444444444444444444444444444444444444444444444444444444444\" },\n}\n",
+    );
+    let out = spindle(&["check", repo.path_str(), "--no-pull"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("warning"), "all read: {}", out.stderr);
+}
