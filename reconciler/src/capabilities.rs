@@ -287,7 +287,7 @@ mod tests {
             Provision::Provided
         );
         assert_eq!(
-            provision(&spindle, "spin:postgres/postgres@3.0.0"),
+            provision(&spindle, "spin:key-value/key-value@3.0.0"),
             Provision::Missing { since: None }
         );
         let old_spin = runtime("io.containerd.spin.v2", "0.15.0");

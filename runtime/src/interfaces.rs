@@ -50,6 +50,7 @@ pub fn linked(import: &str) -> bool {
     import.starts_with("wasi:")
         || import.starts_with("fermyon:spin/")
         || import == "spin:postgres/postgres@4.0.0"
+        || import == "spin:postgres/postgres@3.0.0"
         || import == "spin:sqlite/sqlite@3.0.0"
 }
 
@@ -92,6 +93,7 @@ mod tests {
             "fermyon:spin/mysql@2.0.0",
             "spin:postgres/postgres@4.0.0",
             "spin:sqlite/sqlite@3.0.0",
+            "spin:postgres/postgres@3.0.0",
             "wasi:keyvalue/store@0.2.0-draft2",
             "wasi:keyvalue/atomics@0.2.0-draft2",
             "wasi:config/store@0.2.0-draft-2024-09-27",
@@ -106,7 +108,7 @@ mod tests {
             "wasi:keyvalue/store@0.2.0-draft",
             "wasi:http/types@0.3.0-rc-2025-09-16",
             "spin:key-value/key-value@3.0.0",
-            "spin:postgres/postgres@3.0.0",
+            "spin:postgres/postgres@2.0.0",
             "fermyon:spin/inbound-http",
             "example:app/thing@1.0.0",
         ] {

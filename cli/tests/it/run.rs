@@ -639,6 +639,28 @@ fn postgres_4_types_round_trip_as_parameters_and_columns() {
 }
 
 #[test]
+fn postgres_3_is_served_as_4_0_0s_subset() {
+    let (served, _state) = serve_with_services();
+    let answer = http(&served.address, "GET", "/services/pg3", "").body;
+    for line in [
+        "create: Ok(0)",
+        "insert: Ok(1)",
+        "columns: name:DbDataType::Str born:DbDataType::Date seen:DbDataType::Timestamp price:DbDataType::Other",
+        "row: [DbValue::Str(\"Rex\"), DbValue::Date((2020, 2, 29)), DbValue::Timestamp(1700000000), DbValue::Unsupported]",
+    ] {
+        assert!(
+            answer.lines().any(|l| l == line),
+            "missing `{line}` in:\n{answer}"
+        );
+    }
+    let bad = answer.lines().find(|l| l.starts_with("bad-sql: ")).unwrap();
+    assert!(
+        bad.starts_with("bad-sql: Err(Error::QueryFailed(") && bad.contains("no_such_table"),
+        "{bad}"
+    );
+}
+
+#[test]
 fn outbound_services_the_manifest_does_not_allow_are_refused() {
     let (served, _state) = serve_with_services();
     let denied = http(&served.address, "GET", "/services/denied", "").body;

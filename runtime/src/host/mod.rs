@@ -84,7 +84,8 @@ pub(crate) mod bindings {
             "fermyon:spin/redis.connection": super::redis::RedisConnection,
             "fermyon:spin/mqtt.connection": super::mqtt::MqttConnection,
             "fermyon:spin/postgres.connection": super::postgres::LegacyPgConnection,
-            "spin:postgres/postgres.connection": super::postgres::PgConnection,
+            "spin:postgres/postgres@4.0.0.connection": super::postgres::PgConnection,
+            "spin:postgres/postgres@3.0.0.connection": super::postgres::PgConnection,
             "fermyon:spin/mysql.connection": super::mysql::MysqlConnection,
         },
     });

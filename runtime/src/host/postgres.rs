@@ -1,5 +1,5 @@
-//! Outbound PostgreSQL: `spin:postgres/postgres@4.0.0` (what `spin_sdk::pg4` imports) and the
-//! older `fermyon:spin/postgres@2.0.0`, to servers the component's `allowed_outbound_hosts` names
+//! Outbound PostgreSQL: `spin:postgres/postgres@4.0.0` (what `spin_sdk::pg4` imports), its
+//! subset `spin:postgres@3.0.0` (`spin_sdk::pg3`) and the older `fermyon:spin/postgres@2.0.0`, to servers the component's `allowed_outbound_hosts` names
 //! (`postgres://host[:port]`, port 5432 by default). Plain TCP, without TLS.
 //!
 //! Values cross as Spin converts them (4.0.0's numeric, date and time, interval and range types
@@ -22,7 +22,7 @@ use crate::allow_list::redact;
 
 use super::{
     SpinView,
-    bindings::spin::postgres::postgres as v4,
+    bindings::spin::{postgres3_0_0::postgres as v3, postgres4_0_0::postgres as v4},
     bindings::{fermyon::spin::postgres as v2, fermyon::spin::rdbms_types as v2_types},
     io_deadline,
     pg_wire::{self, Numeric},
@@ -668,6 +668,137 @@ impl v2::HostConnection for SpinView<'_> {
 }
 
 impl v2::Host for SpinView<'_> {}
+
+// spin:postgres@3.0.0: 4.0.0's subset, on the same connections and conversions.
+
+fn v3_parameter(value: v3::ParameterValue) -> v4::ParameterValue {
+    use {v3::ParameterValue as P3, v4::ParameterValue as P4};
+    match value {
+        P3::Boolean(v) => P4::Boolean(v),
+        P3::Int8(v) => P4::Int8(v),
+        P3::Int16(v) => P4::Int16(v),
+        P3::Int32(v) => P4::Int32(v),
+        P3::Int64(v) => P4::Int64(v),
+        P3::Floating32(v) => P4::Floating32(v),
+        P3::Floating64(v) => P4::Floating64(v),
+        P3::Str(v) => P4::Str(v),
+        P3::Binary(v) => P4::Binary(v),
+        P3::Date(v) => P4::Date(v),
+        P3::Time(v) => P4::Time(v),
+        P3::Datetime(v) => P4::Datetime(v),
+        P3::Timestamp(v) => P4::Timestamp(v),
+        P3::DbNull => P4::DbNull,
+    }
+}
+
+fn v3_data_type(data_type: v4::DbDataType) -> v3::DbDataType {
+    use {v3::DbDataType as D3, v4::DbDataType as D4};
+    match data_type {
+        D4::Boolean => D3::Boolean,
+        D4::Int8 => D3::Int8,
+        D4::Int16 => D3::Int16,
+        D4::Int32 => D3::Int32,
+        D4::Int64 => D3::Int64,
+        D4::Floating32 => D3::Floating32,
+        D4::Floating64 => D3::Floating64,
+        D4::Str => D3::Str,
+        D4::Binary => D3::Binary,
+        D4::Date => D3::Date,
+        D4::Time => D3::Time,
+        D4::Datetime => D3::Datetime,
+        D4::Timestamp => D3::Timestamp,
+        _ => D3::Other,
+    }
+}
+
+fn v3_value(value: v4::DbValue) -> v3::DbValue {
+    use {v3::DbValue as V3, v4::DbValue as V4};
+    match value {
+        V4::Boolean(v) => V3::Boolean(v),
+        V4::Int8(v) => V3::Int8(v),
+        V4::Int16(v) => V3::Int16(v),
+        V4::Int32(v) => V3::Int32(v),
+        V4::Int64(v) => V3::Int64(v),
+        V4::Floating32(v) => V3::Floating32(v),
+        V4::Floating64(v) => V3::Floating64(v),
+        V4::Str(v) => V3::Str(v),
+        V4::Binary(v) => V3::Binary(v),
+        V4::Date(v) => V3::Date(v),
+        V4::Time(v) => V3::Time(v),
+        V4::Datetime(v) => V3::Datetime(v),
+        V4::Timestamp(v) => V3::Timestamp(v),
+        V4::DbNull => V3::DbNull,
+        _ => V3::Unsupported,
+    }
+}
+
+fn v3_error(error: v4::Error) -> v3::Error {
+    match error {
+        v4::Error::ConnectionFailed(text) => v3::Error::ConnectionFailed(text),
+        v4::Error::BadParameter(text) => v3::Error::BadParameter(text),
+        v4::Error::QueryFailed(v4::QueryError::Text(text)) => v3::Error::QueryFailed(text),
+        v4::Error::QueryFailed(v4::QueryError::DbError(db)) => v3::Error::QueryFailed(db.as_text),
+        v4::Error::ValueConversionFailed(text) => v3::Error::ValueConversionFailed(text),
+        v4::Error::Other(text) => v3::Error::Other(text),
+    }
+}
+
+impl v3::HostConnection for SpinView<'_> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<PgConnection>, v3::Error>> {
+        Ok(v4::HostConnection::open(self, address)
+            .await?
+            .map_err(v3_error))
+    }
+
+    async fn query(
+        &mut self,
+        c: Resource<PgConnection>,
+        statement: String,
+        params: Vec<v3::ParameterValue>,
+    ) -> wasmtime::Result<Result<v3::RowSet, v3::Error>> {
+        let params = params.into_iter().map(v3_parameter).collect();
+        let rows = v4::HostConnection::query(self, c, statement, params).await?;
+        Ok(rows
+            .map(|rows| v3::RowSet {
+                columns: rows
+                    .columns
+                    .into_iter()
+                    .map(|column| v3::Column {
+                        name: column.name,
+                        data_type: v3_data_type(column.data_type),
+                    })
+                    .collect(),
+                rows: rows
+                    .rows
+                    .into_iter()
+                    .map(|row| row.into_iter().map(v3_value).collect())
+                    .collect(),
+            })
+            .map_err(v3_error))
+    }
+
+    async fn execute(
+        &mut self,
+        c: Resource<PgConnection>,
+        statement: String,
+        params: Vec<v3::ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, v3::Error>> {
+        let params = params.into_iter().map(v3_parameter).collect();
+        Ok(v4::HostConnection::execute(self, c, statement, params)
+            .await?
+            .map_err(v3_error))
+    }
+
+    async fn drop(&mut self, c: Resource<PgConnection>) -> wasmtime::Result<()> {
+        self.table.delete(c)?;
+        Ok(())
+    }
+}
+
+impl v3::Host for SpinView<'_> {}
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 use spin_sdk::http::{IntoResponse, Request, Response};
-use spin_sdk::{http_component, llm, mqtt, mysql, pg, pg4, redis, variables};
+use spin_sdk::{http_component, llm, mqtt, mysql, pg, pg3, pg4, redis, variables};
 
 /// Talks to the Redis, PostgreSQL or MQTT server named by the `redis_address` /
 /// `postgres_address` / `mqtt_address` / `mysql_address` variables and answers what it saw, one
@@ -15,6 +15,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         "/services/pg4" => pg4_steps(&variables::get("postgres_address")?),
         "/services/pg2" => pg2_steps(&variables::get("postgres_address")?),
         "/services/pg4-types" => pg4_type_steps(&variables::get("postgres_address")?),
+        "/services/pg3" => pg3_steps(&variables::get("postgres_address")?),
         "/services/mqtt" => mqtt_steps(
             &variables::get("mqtt_address")?,
             &variables::get("mqtt_user")?,
@@ -286,6 +287,41 @@ fn pg4_type_steps(address: &str) -> Vec<String> {
         }
         Err(err) => lines.push(format!("query: {err:?}")),
     }
+    lines
+}
+
+/// Spin 3's `spin:postgres@3.0.0`: dates and timestamps in, a 4.0.0-only type out.
+fn pg3_steps(address: &str) -> Vec<String> {
+    use pg3::ParameterValue as P;
+    let db = match pg3::Connection::open(address) {
+        Ok(db) => db,
+        Err(err) => return vec![format!("open: {err:?}")],
+    };
+    let mut lines = vec![
+        format!("drop: {:?}", db.execute("DROP TABLE IF EXISTS pets3", &[])),
+        format!(
+            "create: {:?}",
+            db.execute("CREATE TABLE pets3 (name TEXT, born DATE, seen TIMESTAMPTZ, price NUMERIC)", &[])
+        ),
+        format!(
+            "insert: {:?}",
+            db.execute(
+                "INSERT INTO pets3 VALUES ($1, $2, $3, 9.5)",
+                &[P::Str("Rex".to_owned()), P::Date((2020, 2, 29)), P::Timestamp(1_700_000_000)]
+            )
+        ),
+    ];
+    match db.query("SELECT * FROM pets3", &[]) {
+        Ok(rows) => lines.extend(row_set_lines(
+            rows.columns.iter().map(|c| (&c.name, &c.data_type)),
+            &rows.rows,
+        )),
+        Err(err) => lines.push(format!("query: {err:?}")),
+    }
+    lines.push(format!(
+        "bad-sql: {:?}",
+        db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
+    ));
     lines
 }
 
