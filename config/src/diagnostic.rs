@@ -43,22 +43,28 @@ impl Diagnostic {
         self
     }
 
+    /// `file:line:col: message` (the message alone when it has no place): the first line of
+    /// [`Diagnostic::render`], for reports that show no source.
+    pub fn headline(&self, snapshot: &Snapshot) -> String {
+        match &self.location {
+            Some(at) => format!(
+                "{}:{}:{}: {}",
+                snapshot.display_path(&at.file),
+                at.line,
+                at.column,
+                self.message
+            ),
+            None => self.message.clone(),
+        }
+    }
+
     /// `file:line:col: message`, then the source line with a caret under the column, then notes.
     pub fn render(&self, snapshot: &Snapshot) -> String {
-        let mut out = String::new();
+        let mut out = self.headline(snapshot);
         let Some(at) = &self.location else {
-            out.push_str(&self.message);
             self.render_notes(&mut out, "");
             return out;
         };
-        let _ = write!(
-            out,
-            "{}:{}:{}: {}",
-            snapshot.display_path(&at.file),
-            at.line,
-            at.column,
-            self.message
-        );
         let line = snapshot
             .text(&at.file)
             .and_then(|text| text.lines().nth(at.line.saturating_sub(1) as usize));

@@ -78,16 +78,7 @@ impl SpecError {
             SpecError::Usage(message) => vec![message.clone()],
             SpecError::Invalid(diagnostics) => diagnostics
                 .iter()
-                .map(|diagnostic| match &diagnostic.location {
-                    Some(at) => format!(
-                        "{}:{}:{}: {}",
-                        snapshot.display_path(&at.file),
-                        at.line,
-                        at.column,
-                        diagnostic.message
-                    ),
-                    None => diagnostic.message.clone(),
-                })
+                .map(|diagnostic| diagnostic.headline(snapshot))
                 .collect(),
         }
     }
