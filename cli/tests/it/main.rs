@@ -15,6 +15,7 @@ mod oci;
 mod reconcile;
 mod render;
 mod run;
+mod sdk_apps;
 mod test_command;
 mod testenv_smoke;
 mod triggers;

@@ -179,18 +179,7 @@ fn sqlite_databases_keep_rows() {
 #[test]
 fn outbound_http_goes_only_where_the_manifest_allows() {
     // The manifest allows `http://{{ upstream_host }}:*`, with `127.0.0.1` as the default.
-    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = upstream.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in upstream.incoming().flatten() {
-            let mut stream = stream;
-            let mut buffer = [0u8; 4096];
-            let _ = stream.read(&mut buffer);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nupstream",
-            );
-        }
-    });
+    let port = http_upstream();
     let (served, _state) = serve(&[]);
     let allowed = http(
         &served.address,
@@ -366,34 +355,6 @@ fn private_components_have_no_route_and_bad_manifests_name_their_line() {
     let out = spindle(&["run", dir.path().to_str().unwrap()]);
     assert_eq!(out.code, 1);
     out.assert_stderr_contains("spin.toml:7:13: trigger refers to component `missing`");
-}
-
-#[test]
-fn a_python_sdk_app_serves() {
-    let app = crate::support::python_app().to_str().unwrap().to_owned();
-    let served = Served::start(&[app.as_str(), "--ephemeral"], &[]);
-    let answer = http(&served.address, "GET", "/hello/python?x=1", "");
-    assert_eq!(answer.status, 200, "{answer:?}\n{}", served.stderr());
-    assert!(
-        answer.body.starts_with("Hello from Python! GET"),
-        "{answer:?}"
-    );
-    assert!(answer.body.contains("via /..."), "{answer:?}");
-
-    // A relative URL goes through the app's own routes (the manifest allows http://self) ...
-    let itself = http(&served.address, "GET", "/outbound/self", "");
-    assert_eq!(
-        itself.body, "200: Hello from Python! POST /hello/self via /...\n",
-        "{itself:?}"
-    );
-    // ... and a host it does not allow is refused with Spin's error, though the SDK writes the
-    // request's body while it waits for the answer.
-    let denied = http(&served.address, "GET", "/outbound/denied", "");
-    assert!(
-        denied.body.contains("HttpRequestDenied"),
-        "{denied:?}\n{}",
-        served.stderr()
-    );
 }
 
 /// The test servers' Redis and PostgreSQL, allowed through the manifest's templated
@@ -698,6 +659,22 @@ fn outbound_services_the_manifest_does_not_allow_are_refused() {
         "{denied}"
     );
     assert!(!denied.contains("hunter2"), "{denied}");
+}
+
+/// An HTTP server on loopback that answers every request `200 upstream`; its port.
+pub(crate) fn http_upstream() -> u16 {
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in upstream.incoming().flatten() {
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nupstream",
+            );
+        }
+    });
+    port
 }
 
 /// A TCP server on loopback that answers each connection with what it read; its port.

@@ -11,7 +11,9 @@ pub mod up;
 mod workspace;
 
 #[allow(unused_imports)]
-pub use workspace::{binary, core_modules, example_apps, test_apps};
+pub use workspace::{
+    bare_modules, binary, core_modules, example_apps, js_app, python_app, test_apps,
+};
 
 /// The example repository, relative to the reconciler crate (the tests' working directory).
 pub const EXAMPLE: &str = "../examples/gitops-repo";
@@ -372,35 +374,22 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// Builds the Python SDK app of `tests/apps/python` (componentize-py and spin-sdk from PyPI, in a
-/// virtualenv under `target/`) and returns its folder.
-pub fn python_app() -> &'static Path {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let app = root.join("tests/apps/python");
-        let venv = root.join("target/py-venv");
-        let run = |command: &mut Command| {
-            let status = command.status().expect("the command runs");
-            assert!(status.success(), "{command:?} failed");
-        };
-        if !venv.join("bin/componentize-py").exists() {
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-            run(Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "-r"])
-                .arg(app.join("requirements.txt")));
-        }
-        // componentize-py finds spin-sdk's WIT through the Python on PATH.
-        let path = format!(
-            "{}:{}",
-            venv.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        run(Command::new(venv.join("bin/componentize-py"))
-            .args(["-w", "spin-http", "componentize", "app", "-o", "app.wasm"])
-            .env("PATH", path)
-            .env("VIRTUAL_ENV", &venv)
-            .current_dir(&app));
-        app
-    })
+/// Compares `actual` with the reviewed golden file `tests/golden/NAME`; with
+/// `SPINDLE_UPDATE_GOLDEN=1`, writes it instead, for review before it is committed.
+pub fn assert_golden(name: &str, actual: &str) {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/golden")
+        .join(name);
+    if std::env::var_os("SPINDLE_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, actual).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|err| panic!("{}: {err}", golden.display()));
+    assert!(
+        expected == actual,
+        "output differs from {} (rerun with SPINDLE_UPDATE_GOLDEN=1 and review):\n{}",
+        golden.display(),
+        similar::TextDiff::from_lines(&expected, actual).unified_diff()
+    );
 }

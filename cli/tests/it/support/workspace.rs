@@ -29,6 +29,79 @@ pub fn core_modules() -> &'static Path {
     })
 }
 
+/// Builds the Python SDK app of `tests/apps/python` (componentize-py and spin-sdk from PyPI, in a
+/// virtualenv under `target/`), once per test binary; returns its folder.
+pub fn python_app() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let app = root().join("tests/apps/python");
+        let venv = root().join("target/py-venv");
+        if !venv.join("bin/componentize-py").exists() {
+            succeed(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            succeed(
+                Command::new(venv.join("bin/pip"))
+                    .args(["install", "--quiet", "-r"])
+                    .arg(app.join("requirements.txt")),
+            );
+        }
+        // componentize-py finds spin-sdk's WIT through the Python on PATH.
+        let path = format!(
+            "{}:{}",
+            venv.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        succeed(
+            Command::new(venv.join("bin/componentize-py"))
+                .args(["-w", "spin-http", "componentize", "app", "-o", "app.wasm"])
+                .env("PATH", path)
+                .env("VIRTUAL_ENV", &venv)
+                .current_dir(&app),
+        );
+        app
+    })
+}
+
+/// Builds the JavaScript SDK app of `tests/apps/js` (`@spinframework/build-tools` and the rest
+/// from the npm registry, as its `package-lock.json` pins them), once per test binary; returns
+/// its folder.
+pub fn js_app() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let app = root().join("tests/apps/js");
+        if !app.join("node_modules/.bin/j2w").exists() {
+            succeed(
+                Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                    .current_dir(&app),
+            );
+        }
+        succeed(
+            Command::new("npm")
+                .args(["run", "--silent", "build"])
+                .current_dir(&app),
+        );
+        app
+    })
+}
+
+/// Runs `command`; fails the test unless it succeeds.
+fn succeed(command: &mut Command) {
+    let status = command
+        .status()
+        .unwrap_or_else(|err| panic!("{command:?}: {err}"));
+    assert!(status.success(), "{command:?} failed");
+}
+
+/// Builds `headers` of `tests/apps` for `wasm32-unknown-unknown` (a core module without WASI,
+/// carrying its component type), once per test binary; returns the folder of its `.wasm`.
+pub fn bare_modules() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        build_guests("tests/apps", "wasm32-unknown-unknown", &["-p", "headers"])
+            .join("target/wasm32-unknown-unknown/release")
+    })
+}
+
 /// Builds the example repository's apps (once per test binary); returns their Cargo folder.
 pub fn example_apps() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
