@@ -2,7 +2,9 @@
 //! wasm32-wasip1` (or `wasm32-unknown-unknown`) makes of a Spin SDK app is a core module that
 //! carries its component type in a custom section. It is encoded as a component, its WASI
 //! preview 1 imports served by wasmtime's preview 1 adapter (the command adapter for a module
-//! with a `_start`, the reactor adapter otherwise), as `wasm-tools component new` does.
+//! with a `_start`, the reactor adapter otherwise), as `wasm-tools component new` does; the
+//! imports wasm-bindgen leaves in a `wasm32-unknown-unknown` build trap when called, as on Spin
+//! ([`bindgen_stubs`]).
 
 use std::borrow::Cow;
 
@@ -13,12 +15,17 @@ use wasi_preview1_component_adapter_provider::{
 };
 use wasmparser::{Parser, Payload};
 
+mod bindgen_stubs;
+
 /// `wasm` as a component: itself when it is one (or not Wasm at all, which compiling it then
 /// reports), a core module adapted to one otherwise.
 pub fn component(wasm: &[u8]) -> Result<Cow<'_, [u8]>> {
     if !Parser::is_core_wasm(wasm) {
         return Ok(Cow::Borrowed(wasm));
     }
+    let stubbed =
+        bindgen_stubs::stubbed(wasm).context("this core Wasm module cannot be made a component")?;
+    let wasm = stubbed.as_deref().unwrap_or(wasm);
     let adapter = if exports_start(wasm)? {
         WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER
     } else {

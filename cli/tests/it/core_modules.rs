@@ -1,10 +1,10 @@
-//! Apps whose `source` is a core Wasm module (spin-sdk guests built for `wasm32-wasip1`, as many
-//! published Spin apps are) are made components at load, as Spin does: served with their host
-//! interfaces, and run as commands.
+//! Apps whose `source` is a core Wasm module (spin-sdk guests built for `wasm32-wasip1` or
+//! `wasm32-unknown-unknown`, as many published Spin apps are) are made components at load, as
+//! Spin does: served with their host interfaces, and run as commands.
 
 use std::path::Path;
 
-use crate::support::{Served, core_modules, http, spindle};
+use crate::support::{Served, bare_modules, core_modules, http, spindle, test_apps};
 
 /// An app folder holding `modules` (file names under [`core_modules`]) and `manifest`.
 fn app(modules: &[&str], manifest: &str) -> tempfile::TempDir {
@@ -64,6 +64,63 @@ key_value_stores = ["default"]
         http(&served.address, "GET", "/kv/count", "").body,
         "count: 2"
     );
+}
+
+#[test]
+fn the_same_app_built_for_each_target_serves_the_same_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let builds = [
+        ("wasip2", test_apps().join("target/wasm32-wasip2/release")),
+        ("wasip1", core_modules().to_path_buf()),
+        ("unknown", bare_modules().to_path_buf()),
+    ];
+    let mut manifest =
+        String::from("spin_manifest_version = 2\n[application]\nname = \"targets\"\n");
+    for (name, folder) in &builds {
+        let wasm = std::fs::read(folder.join("headers.wasm")).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.wasm")), wasm).unwrap();
+        manifest.push_str(&format!(
+            "[[trigger.http]]\nroute = \"/{name}/...\"\ncomponent = \"{name}\"\n\
+             [component.{name}]\nsource = \"{name}.wasm\"\n"
+        ));
+    }
+    for name in ["wasip1", "unknown"] {
+        let wasm = std::fs::read(dir.path().join(format!("{name}.wasm"))).unwrap();
+        assert!(
+            wasm.starts_with(b"\0asm\x01\0\0\0"),
+            "{name} is not a core module"
+        );
+    }
+    std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+
+    let served = Served::start(&[path(dir.path()), "--ephemeral"], &[]);
+    let answer = |name: &str| {
+        let answer = http(
+            &served.address,
+            "POST",
+            &format!("/{name}/a/b?c=d"),
+            "a body",
+        );
+        assert_eq!(
+            answer.status,
+            200,
+            "{name}: {answer:?}\n{}",
+            served.stderr()
+        );
+        // The routes, the component and the URL name the build, and each connection has a
+        // port of its own; the rest must not differ.
+        answer
+            .body
+            .lines()
+            .filter(|line| !line.starts_with("spin-client-addr: "))
+            .map(|line| line.replace(name, "BUILD") + "\n")
+            .collect::<String>()
+    };
+    let component = answer("wasip2");
+    assert!(component.contains("body-bytes: 6"), "{component}");
+    assert!(component.contains("spin-path-info: /a/b"), "{component}");
+    assert_eq!(answer("wasip1"), component);
+    assert_eq!(answer("unknown"), component);
 }
 
 #[test]
