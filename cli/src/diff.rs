@@ -239,7 +239,7 @@ fn load(
                         }
                         Err(err) => {
                             eprintln!("{}", err.render(snapshot));
-                            err.lines(snapshot)
+                            err.lines()
                         }
                     }
                 }

@@ -44,12 +44,22 @@ impl Diagnostic {
     }
 
     /// `file:line:col: message` (the message alone when it has no place): the first line of
-    /// [`Diagnostic::render`], for reports that show no source.
+    /// [`Diagnostic::render`].
     pub fn headline(&self, snapshot: &Snapshot) -> String {
+        self.headline_at(|file| snapshot.display_path(file))
+    }
+
+    /// The same with the file named from the repository's root, wherever spindle was run: for
+    /// reports read beside the repository, such as a pull request's comment.
+    pub fn headline_in_repository(&self) -> String {
+        self.headline_at(str::to_owned)
+    }
+
+    fn headline_at(&self, path: impl Fn(&str) -> String) -> String {
         match &self.location {
             Some(at) => format!(
                 "{}:{}:{}: {}",
-                snapshot.display_path(&at.file),
+                path(&at.file),
                 at.line,
                 at.column,
                 self.message

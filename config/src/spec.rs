@@ -72,13 +72,14 @@ impl SpecError {
         }
     }
 
-    /// One `file:line:col: message` line per problem, for reports that show no source.
-    pub fn lines(&self, snapshot: &Snapshot) -> Vec<String> {
+    /// One `file:line:col: message` line per problem, the file named from the repository's
+    /// root, for reports read beside the repository (a pull request's comment).
+    pub fn lines(&self) -> Vec<String> {
         match self {
             SpecError::Usage(message) => vec![message.clone()],
             SpecError::Invalid(diagnostics) => diagnostics
                 .iter()
-                .map(|diagnostic| diagnostic.headline(snapshot))
+                .map(Diagnostic::headline_in_repository)
                 .collect(),
         }
     }

@@ -1,7 +1,7 @@
 //! `spindle check` on the example repository and on a table of broken inputs: each broken input
 //! must exit 1 with an error that names the file, line and column and says what is wrong.
 
-use crate::support::{Repo, spindle, test_apps};
+use crate::support::{GitRepo, Repo, assert_golden, spindle, test_apps};
 
 #[test]
 fn the_example_repository_is_valid_in_every_environment() {
@@ -261,10 +261,17 @@ fn check_knows_each_apps_triggers_and_refuses_one_its_runtime_does_not_run() {
     );
 }
 
-/// A repository holding `apps` (name, guest, the line of its Nickel record that names where it
-/// comes from), each built beside its `spin.toml`, on spindle's runtime.
+/// A repository holding `apps` (name, guest), each built beside its `spin.toml`, on spindle's
+/// runtime.
 fn repo_of_built_apps(apps: &[(&str, &str)]) -> Repo {
     let repo = Repo::new();
+    write_built_apps(&repo, apps);
+    repo
+}
+
+/// Writes `apps` (name, guest), each built beside its `spin.toml`, into `repo`, and an
+/// environment that holds them on spindle's runtime.
+fn write_built_apps(repo: &Repo, apps: &[(&str, &str)]) {
     let mut environment = String::from("{\n");
     for (name, guest) in apps {
         let wasm = std::fs::read(
@@ -285,7 +292,8 @@ fn repo_of_built_apps(apps: &[(&str, &str)]) -> Repo {
             ),
         );
         environment.push_str(&format!(
-            "  apps.{name} = {{\n    namespace = \"web\",\n    source = \"{name}/spin.toml\",\n  }},\n"
+            "  apps.{name} = {{\n    namespace = \"web\",\n    source = \"{name}/spin.toml\",\n    \
+             image = \"registry.example/web/{name}:1\",\n  }},\n"
         ));
     }
     environment.push_str(
@@ -294,7 +302,41 @@ fn repo_of_built_apps(apps: &[(&str, &str)]) -> Repo {
          sha256 = \"4444444444444444444444444444444444444444444444444444444444444444\",\n  },\n}\n",
     );
     repo.write("environments/prod.ncl", &environment);
-    repo
+}
+
+#[test]
+fn a_refused_app_matches_the_reviewed_golden_check_and_pull_request_comment() {
+    // The base has `good` alone; the working tree adds `broker`, whose `services` component
+    // calls Spin's LLM, which spindle's runtime does not serve.
+    let repo = GitRepo::new();
+    write_built_apps(&repo.0, &[("good", "kv")]);
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-qm", "good"]);
+    write_built_apps(&repo.0, &[("good", "kv"), ("broker", "services")]);
+    let root = repo.0.path_str();
+
+    let check = spindle(&["check", root, "--no-pull"]);
+    assert_eq!(check.code, 1, "{}", check.stdout);
+    assert_golden(
+        "capabilities/check.stderr.txt",
+        &check.stderr.replace(root, "<repo>"),
+    );
+
+    let diff = spindle(&[
+        "diff",
+        root,
+        "--base",
+        "HEAD",
+        "--offline",
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(diff.code, 2, "{}", diff.stderr);
+    let base = &repo.head()[..12];
+    assert_golden(
+        "capabilities/diff.md",
+        &diff.stdout.replace(root, "<repo>").replace(base, "<base>"),
+    );
 }
 
 #[test]
@@ -304,7 +346,7 @@ fn check_refuses_an_app_whose_components_import_what_its_runtime_does_not_provid
     let repo = repo_of_built_apps(&[("good", "kv"), ("broker", "services")]);
     let out = spindle(&["check", repo.path_str(), "--no-pull"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
-    out.assert_stderr_contains("prod.ncl:8:14: app `broker` (built from broker/spin.toml)");
+    out.assert_stderr_contains("prod.ncl:9:14: app `broker` (built from broker/spin.toml)");
     out.assert_stderr_contains(
         "component `services` imports `fermyon:spin/llm@2.0.0`, which runtime `spindle` \
          (spindle's shim 0.1.0) does not provide; containerd-shim-spin has it from 0.12.0 on",

@@ -1,8 +1,6 @@
 //! `spindle diff` between real Git revisions, and against the real test apiserver (`--live`).
 
-use std::path::Path;
-
-use crate::support::{GitRepo, Repo, kube_client, required_env, spindle};
+use crate::support::{GitRepo, Repo, assert_golden, kube_client, required_env, spindle};
 use serde_json::Value;
 use spindle_reconciler::cluster::Cluster;
 use spindle_render::Object;
@@ -299,18 +297,7 @@ fn the_markdown_comment_matches_its_reviewed_golden_file() {
     let repo = history();
     let out = repo.diff("HEAD~6", "HEAD", "markdown");
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/diff/history.md");
-    if std::env::var_os("SPINDLE_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::write(&golden, &out.stdout).expect("write golden");
-    }
-    let expected = std::fs::read_to_string(&golden).expect("golden file exists");
-    assert!(
-        expected == out.stdout,
-        "markdown differs from {} (rerun with SPINDLE_UPDATE_GOLDEN=1 and review):\n{}",
-        golden.display(),
-        similar::TextDiff::from_lines(&expected, &out.stdout).unified_diff()
-    );
+    assert_golden("diff/history.md", &out.stdout);
 }
 
 #[test]
