@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result};
 use sha2::{Digest as _, Sha256};
 use spindle_runtime::{
     App, Options, Runtime, ServingEngine,
+    cpu_share::{self, CpuShare},
     server::{self, Slot},
     stores::{RuntimeConfig, StateDir, StoreConfig},
 };
@@ -214,6 +215,11 @@ impl Up {
 
     async fn prepare(&self, name: &str, spec: &AppSpec, app: App) -> Result<Runtime> {
         let state = self.source.path().join(".spindle").join(name);
+        // The apps share the process's cores; an app keeps its share across its versions.
+        let cpu_share = self.apps.get(name).map_or_else(
+            || CpuShare::limited(cpu_share::slots_among_apps()),
+            |served| served.slot.current().cpu_share().clone(),
+        );
         let options = Options {
             state: StateDir::Folder(state),
             variables: spec
@@ -226,6 +232,7 @@ impl Up {
                 .collect(),
             retain: spec.components.clone(),
             cache_dir: self.cache_dir.clone(),
+            cpu_share,
             ..Options::default()
         };
         let engine = self.engine.clone();

@@ -23,6 +23,7 @@ pub mod artifact;
 pub mod atomic_file;
 pub mod compile_cache;
 pub mod componentize;
+pub mod cpu_share;
 pub mod epoch;
 mod files;
 mod guest_log;

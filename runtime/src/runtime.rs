@@ -22,6 +22,7 @@ use crate::{
     allow_list::AllowList,
     app::App,
     compile_cache,
+    cpu_share::CpuShare,
     epoch::Ticker,
     guest_log::GuestLog,
     handler::Handler,
@@ -63,6 +64,10 @@ pub struct Options {
     /// shared by every app of a process (1,000 instances): this keeps one app's flood from
     /// taking all of it.
     pub max_in_flight: usize,
+    /// The app's share of the process's cores ([`CpuShare`]): unlimited by default. `spindle
+    /// up`, which serves many apps in one process, gives each app one, kept by each new version
+    /// of the app (a clone shares its slots).
+    pub cpu_share: CpuShare,
 }
 
 impl Default for Options {
@@ -79,6 +84,7 @@ impl Default for Options {
             cache_dir: None,
             tracer: None,
             max_in_flight: 250,
+            cpu_share: CpuShare::default(),
         }
     }
 }
@@ -110,6 +116,8 @@ pub struct Runtime {
     pub(crate) components: BTreeMap<String, Prepared>,
     /// Room for the requests answered at once ([`Options::max_in_flight`]).
     pub(crate) in_flight: tokio::sync::Semaphore,
+    /// The app's share of the process's cores ([`Options::cpu_share`]).
+    pub(crate) cpu: CpuShare,
     /// The app's triggers other than HTTP, with their templates rendered.
     pub(crate) triggers: Vec<Trigger>,
     /// Whether those triggers are receiving, and what they handled.
@@ -341,6 +349,7 @@ impl Runtime {
             crate::trigger::render(&app.triggers, &resolved.values).map_err(anyhow::Error::msg)?;
         Ok(Runtime {
             in_flight: tokio::sync::Semaphore::new(options.max_in_flight.max(1)),
+            cpu: options.cpu_share.clone(),
             triggers,
             health: Health::default(),
             app,
@@ -405,6 +414,11 @@ impl Runtime {
     /// The component by its id.
     pub(crate) fn component(&self, id: &str) -> Option<&Prepared> {
         self.components.get(id)
+    }
+
+    /// The app's share of the process's cores.
+    pub fn cpu_share(&self) -> &CpuShare {
+        &self.cpu
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {

@@ -104,13 +104,16 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let client = accepted.client;
+        let share = slot.current().cpu_share().clone();
         let slot = slot.clone();
         let service = hyper::service::service_fn(move |request| {
             let runtime = slot.current();
             async move { Ok::<_, Infallible>(handle(&runtime, request, client).await) }
         });
         let connection = acceptor.http1().serve_connection(accepted.io, service);
-        let connection = graceful.watch(connection);
+        // Reading requests and writing responses count against the app's share of the cores,
+        // as its guests do.
+        let connection = share.run(graceful.watch(connection));
         let permit = accepted.permit;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -405,15 +408,16 @@ where
     // may keep running after it sent the response head (streaming the body); the deadline cuts
     // that too, and the connection then closes.
     let timeout = runtime.request_timeout();
+    // The deadline runs outside the app's CPU share: waiting for a turn counts.
+    let handled = runtime.cpu.run(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, incoming, outparam)
+            .await
+    });
     let task = tokio::spawn(async move {
-        let handled = tokio::time::timeout(timeout, async {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await
-        });
-        handled
+        tokio::time::timeout(timeout, handled)
             .await
             .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineExceeded(timeout))))
     });
