@@ -459,6 +459,14 @@ fn outbound_mqtt_publishes_at_each_qos_to_a_real_subscriber() {
             answer.body
         );
     }
+    assert!(
+        answer.body.contains(
+            "publish oversized: Err(Error::Other(\"the payload is 1048577 bytes, more than the \
+             1048576 spindle sends\"))"
+        ),
+        "{}",
+        answer.body
+    );
     let received = subscriber.wait_with_output().unwrap();
     let received = String::from_utf8_lossy(&received.stdout);
     assert_eq!(
@@ -552,6 +560,14 @@ fn outbound_mysql_round_trips_rows_with_a_real_mariadb() {
         bad.starts_with("bad-sql: Err(Error::QueryFailed(") && bad.contains("no_such_table"),
         "{bad}"
     );
+    // A result over the cap fails its query, and the connection goes on.
+    assert!(
+        answer.lines().any(|l| l
+            == "oversized: Err(Error::Other(\"the result is larger than the 16777216 bytes \
+                spindle hands to a guest\"))"),
+        "{answer}"
+    );
+    assert!(answer.lines().any(|l| l == "after: Ok(1)"), "{answer}");
     assert!(!served.stderr().contains("s3cret"), "{}", served.stderr());
 }
 

@@ -82,6 +82,11 @@ fn mqtt_steps(address: &str, user: &str, password: &str, topic: &str) -> Vec<Str
         let payload = format!("message {n} at {qos:?}").into_bytes();
         format!("publish {n}: {:?}", conn.publish(topic, &payload, qos))
     })
+    // One byte over the payload spindle sends: refused before it reaches the broker.
+    .chain([format!(
+        "publish oversized: {:?}",
+        conn.publish(topic, &vec![b'x'; (1 << 20) + 1], mqtt::Qos::AtMostOnce)
+    )])
     .collect()
 }
 
@@ -129,6 +134,16 @@ fn mysql_steps(address: &str) -> Vec<String> {
     lines.push(format!(
         "bad-sql: {:?}",
         db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
+    ));
+    // 20 rows of 1 MiB (MariaDB's sequence engine), over the 16 MiB spindle hands to a guest.
+    lines.push(format!(
+        "oversized: {:?}",
+        db.query("SELECT REPEAT('x', 1048576) FROM seq_1_to_20", &[])
+            .map(|rows| rows.rows.len())
+    ));
+    lines.push(format!(
+        "after: {:?}",
+        db.query("SELECT 1", &[]).map(|rows| rows.rows.len())
     ));
     lines
 }
@@ -221,6 +236,16 @@ fn pg4_steps(address: &str) -> Vec<String> {
     lines.push(format!(
         "bad-sql: {:?}",
         db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
+    ));
+    // 20 rows of 1 MiB (MariaDB's sequence engine), over the 16 MiB spindle hands to a guest.
+    lines.push(format!(
+        "oversized: {:?}",
+        db.query("SELECT REPEAT('x', 1048576) FROM seq_1_to_20", &[])
+            .map(|rows| rows.rows.len())
+    ));
+    lines.push(format!(
+        "after: {:?}",
+        db.query("SELECT 1", &[]).map(|rows| rows.rows.len())
     ));
     lines
 }
@@ -321,6 +346,16 @@ fn pg3_steps(address: &str) -> Vec<String> {
     lines.push(format!(
         "bad-sql: {:?}",
         db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
+    ));
+    // 20 rows of 1 MiB (MariaDB's sequence engine), over the 16 MiB spindle hands to a guest.
+    lines.push(format!(
+        "oversized: {:?}",
+        db.query("SELECT REPEAT('x', 1048576) FROM seq_1_to_20", &[])
+            .map(|rows| rows.rows.len())
+    ));
+    lines.push(format!(
+        "after: {:?}",
+        db.query("SELECT 1", &[]).map(|rows| rows.rows.len())
     ));
     lines
 }
