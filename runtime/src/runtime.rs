@@ -196,6 +196,14 @@ fn spin_view(state: &mut State) -> SpinView<'_> {
 /// components stay usable whatever `SPIN_MAX_INSTANCE_MEMORY` says).
 const MEMORY_RESERVATION: u64 = 4 << 30;
 
+/// How much of a pooled linear memory or table is reset with `memset` when its instance ends,
+/// rather than returned to the kernel with `madvise`. Every `madvise` of a multi-threaded process
+/// makes the kernel interrupt the other cores running it to flush their TLBs; on a VM those
+/// interrupts took 40% of the CPU under load, and a flood on one app slowed every other app of
+/// the process. Resetting a small guest's memory by hand costs a little at concurrency 1 and
+/// doubles throughput at 32 (BENCHMARKS.md).
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// An engine for compiling components ahead of time: compiled code it makes is accepted by every
 /// serving engine of this build.
 pub fn compiling_engine() -> Result<Engine> {
@@ -215,7 +223,9 @@ fn engine(instance_memory: u64) -> Result<Engine> {
         .max_memories_per_component(20)
         .max_tables_per_component(50)
         .max_component_instance_size(1 << 20)
-        .max_core_instance_size(8 << 20);
+        .max_core_instance_size(8 << 20)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
     let mut config = Config::new();
     config
         .wasm_component_model(true)
