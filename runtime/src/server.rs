@@ -245,8 +245,9 @@ async fn route(
             None,
         );
     }
-    // Probes above answer whatever the load; requests beyond the app's share of the instance
-    // pool wait for nothing: they are told to come back.
+    // Probes above answer whatever the load (under `spindle up`, after waiting for the app's
+    // next turn of its CPU share, one guest poll at most); requests beyond the app's share of
+    // the instance pool wait for nothing: they are told to come back.
     let Ok(_permit) = runtime.in_flight.try_acquire() else {
         let mut busy = text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
         busy.headers_mut()

@@ -41,8 +41,8 @@ fn is_bindgen(module: &str, ty: &TypeRef) -> Option<u32> {
 /// Re-encodes a module with its wasm-bindgen imports removed and defined after its own
 /// functions, every function index moved to match.
 struct Stubber {
-    /// The new index of each function, by its old index.
-    remap: Vec<u32>,
+    /// The new index of each imported function, by its old index.
+    imported: Vec<u32>,
     /// The type of each stub, in the order they are defined.
     stubs: Vec<u32>,
     /// Whether the stubs were added to the function and code sections.
@@ -50,7 +50,9 @@ struct Stubber {
 }
 
 impl Stubber {
-    /// The plan for `wasm`: `None` when it imports nothing from wasm-bindgen.
+    /// The plan for `wasm`: `None` when it imports nothing from wasm-bindgen. Nothing is sized by
+    /// the counts a section claims (the module is validated only once it is encoded): only by
+    /// the imports actually read.
     fn plan(wasm: &[u8]) -> Result<Option<Stubber>> {
         // Each imported function: the type of its stub when it is one of wasm-bindgen's.
         let mut imported: Vec<Option<u32>> = Vec::new();
@@ -86,7 +88,10 @@ impl Stubber {
                             }
                             Imports::Compact2 { ty, names, .. } => {
                                 if matches!(ty, TypeRef::Func(_) | TypeRef::FuncExact(_)) {
-                                    imported.extend(names.into_iter().map(|_| None));
+                                    for name in names {
+                                        name?;
+                                        imported.push(None);
+                                    }
                                 }
                             }
                         }
@@ -101,20 +106,26 @@ impl Stubber {
             return Ok(None);
         }
         let kept = u32::try_from(imported.len() - stubs.len())?;
-        let (mut next_kept, mut next_stub) = (0u32, kept + defined);
-        let mut remap = Vec::with_capacity(imported.len() + defined as usize);
-        for stub in &imported {
-            let counter = if stub.is_some() {
-                &mut next_stub
-            } else {
-                &mut next_kept
-            };
-            remap.push(*counter);
-            *counter += 1;
-        }
-        remap.extend(kept..kept + defined);
+        let too_many = || anyhow::anyhow!("it declares more functions than a module can hold");
+        let first_stub = kept.checked_add(defined).ok_or_else(too_many)?;
+        first_stub
+            .checked_add(u32::try_from(stubs.len())?)
+            .ok_or_else(too_many)?;
+        let (mut next_kept, mut next_stub) = (0u32, first_stub);
+        let imported = imported
+            .iter()
+            .map(|stub| {
+                let counter = if stub.is_some() {
+                    &mut next_stub
+                } else {
+                    &mut next_kept
+                };
+                *counter += 1;
+                *counter - 1
+            })
+            .collect();
         Ok(Some(Stubber {
-            remap,
+            imported,
             stubs,
             placed: false,
         }))
@@ -125,8 +136,11 @@ impl Reencode for Stubber {
     type Error = std::convert::Infallible;
 
     fn function_index(&mut self, func: u32) -> Result<u32, Error<Self::Error>> {
-        // An index out of range is left for validation to refuse.
-        Ok(self.remap.get(func as usize).copied().unwrap_or(func))
+        // The module's own functions move down past the imports that became stubs.
+        Ok(match self.imported.get(func as usize) {
+            Some(moved) => *moved,
+            None => func - self.stubs.len() as u32,
+        })
     }
 
     fn parse_imports(
@@ -260,6 +274,23 @@ mod tests {
         // `run` (now 2) calls log (0), the stub (3, after `run`) and answer (1).
         assert_eq!(calls, [0, 3, 1]);
         assert_eq!(exports, [("run".to_owned(), 2), ("describe".to_owned(), 3)]);
+    }
+
+    /// A function section that claims four billion functions, after one wasm-bindgen import:
+    /// refused without sizing anything by the claim.
+    #[test]
+    fn a_module_claiming_more_functions_than_it_has_is_refused_cheaply() {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        wasm.extend_from_slice(b"\x01\x04\x01\x60\x00\x00"); // one type: [] -> []
+        let module = b"__wbindgen_placeholder__";
+        let mut imports = vec![1u8, module.len() as u8];
+        imports.extend_from_slice(module);
+        imports.extend_from_slice(b"\x01f\x00\x00"); // `f`, a function of type 0
+        wasm.push(2);
+        wasm.push(imports.len() as u8);
+        wasm.extend_from_slice(&imports);
+        wasm.extend_from_slice(b"\x03\x05\xff\xff\xff\xff\x0f"); // 0xffffffff functions
+        assert!(stubbed(&wasm).is_err());
     }
 
     #[test]
