@@ -116,8 +116,6 @@ pub struct Runtime {
     pub(crate) components: BTreeMap<String, Prepared>,
     /// Room for the requests answered at once ([`Options::max_in_flight`]).
     pub(crate) in_flight: tokio::sync::Semaphore,
-    /// The app's share of the process's cores ([`Options::cpu_share`]).
-    pub(crate) cpu: CpuShare,
     /// The app's triggers other than HTTP, with their templates rendered.
     pub(crate) triggers: Vec<Trigger>,
     /// Whether those triggers are receiving, and what they handled.
@@ -359,7 +357,6 @@ impl Runtime {
             crate::trigger::render(&app.triggers, &resolved.values).map_err(anyhow::Error::msg)?;
         Ok(Runtime {
             in_flight: tokio::sync::Semaphore::new(options.max_in_flight.max(1)),
-            cpu: options.cpu_share.clone(),
             triggers,
             health: Health::default(),
             app,
@@ -428,7 +425,7 @@ impl Runtime {
 
     /// The app's share of the process's cores.
     pub fn cpu_share(&self) -> &CpuShare {
-        &self.cpu
+        &self.options.cpu_share
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {

@@ -410,7 +410,7 @@ where
     // that too, and the connection then closes.
     let timeout = runtime.request_timeout();
     // The deadline runs outside the app's CPU share: waiting for a turn counts.
-    let handled = runtime.cpu.run(async move {
+    let handled = runtime.cpu_share().run(async move {
         let proxy = pre.instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()

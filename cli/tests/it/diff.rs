@@ -31,22 +31,13 @@ fn db_app(token: &str) -> String {
     )
 }
 
-/// `spindle diff` of the repository between two revisions, offline.
-trait Diff {
+impl GitRepo {
+    /// `spindle diff` of the repository between two revisions, offline.
     fn diff(&self, base: &str, head: &str, format: &str) -> crate::support::Output {
         self.diff_with(base, head, format, &[])
     }
-    /// The same, with `extra` arguments.
-    fn diff_with(
-        &self,
-        base: &str,
-        head: &str,
-        format: &str,
-        extra: &[&str],
-    ) -> crate::support::Output;
-}
 
-impl Diff for GitRepo {
+    /// The same, with `extra` arguments.
     fn diff_with(
         &self,
         base: &str,

@@ -129,7 +129,9 @@ async fn invoke(runtime: &Arc<Runtime>, trigger: &Trigger, call: Call) -> Result
     let mut store = runtime
         .store(component, 0)
         .map_err(|err| format!("cannot make an instance: {err:#}"))?;
-    let called = runtime.cpu.run(call(&mut store, &component.handler));
+    let called = runtime
+        .cpu_share()
+        .run(call(&mut store, &component.handler));
     match tokio::time::timeout(timeout, called).await {
         Err(_) => Err(DeadlineExceeded(timeout).to_string()),
         Ok(Err(trap)) => Err(match trap.downcast_ref::<DeadlineExceeded>() {
