@@ -68,13 +68,13 @@ pub fn js_app() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
         let app = root().join("tests/apps/js");
-        if !app.join("node_modules/.bin/j2w").exists() {
-            succeed(
-                Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                    .current_dir(&app),
-            );
-        }
+        // Always from the lockfile, so a package present here but missing from it fails here
+        // as it would on a fresh clone.
+        succeed(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&app),
+        );
         succeed(
             Command::new("npm")
                 .args(["run", "--silent", "build"])
