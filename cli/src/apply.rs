@@ -113,12 +113,12 @@ pub fn apply(args: &ApplyArgs) -> Result<i32> {
         .settings(std::fs::canonicalize(&args.repo)?.display().to_string())?;
     let evaluator = args.eval.evaluator()?;
     // Apps that would not run on their runtime stop the apply before anything reaches the
-    // cluster. The commit is applied, not the working tree: imports come from the images.
-    if let Ok(spec) =
-        spindle_config::spec::load(&evaluator, &snapshot, args.settings.env.as_deref())
-    {
+    // cluster. The commit is applied, not the working tree: imports come from the images. A
+    // spec that does not evaluate is left to the pass, which reports it in the status.
+    let spec = spindle_config::spec::load(&evaluator, &snapshot, args.settings.env.as_deref());
+    if let Ok(spec) = &spec {
         let pulling = args.imports.pulling();
-        match spindle_reconciler::pipeline::check_imports(&spec, None, pulling.as_ref()) {
+        match spindle_reconciler::pipeline::check_imports(spec, None, pulling.as_ref()) {
             Ok(warnings) => warnings
                 .iter()
                 .for_each(|warning| eprintln!("warning: {warning}")),
@@ -135,6 +135,9 @@ pub fn apply(args: &ApplyArgs) -> Result<i32> {
     runtime.block_on(async {
         let client = cluster::client().await?;
         let mut reconciler = Reconciler::new(client, evaluator, settings).await?;
+        if let Ok(spec) = spec {
+            reconciler.remember_evaluation(&commit, spec);
+        }
         let outcome = reconciler.pass(&commit, &snapshot).await?;
         print_outcome(&outcome, args.settings.dry_run);
         Ok(exit_code(&outcome, &args.settings))

@@ -126,6 +126,13 @@ impl<B: Backend> Reconciler<B> {
         self.status.leader = identity;
     }
 
+    /// Takes `spec` as the evaluation of `commit`, so that the next pass over `commit` does not
+    /// evaluate it again: for callers that looked at the spec first, as `spindle apply` checks
+    /// its apps' imports.
+    pub fn remember_evaluation(&mut self, commit: &str, spec: spec::Spec) {
+        self.evaluated = Some((commit.to_owned(), spec));
+    }
+
     /// Applies `snapshot`, the files of `commit`.
     pub async fn pass(&mut self, commit: &str, snapshot: &Snapshot) -> Result<Outcome> {
         let instance = self.instance(snapshot).await?;
@@ -998,6 +1005,26 @@ mod tests {
         fake.foreign.lock().unwrap().clear();
         let adopted = reconciler.pass("c1", &revision(&["a", "b"])).await.unwrap();
         assert!(adopted.applied && adopted.ready, "{adopted:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_remembered_evaluation_is_not_evaluated_again() {
+        let fake = Fake::default();
+        let mut reconciler = reconciler(&fake);
+        let evaluated = spec::load(&reconciler.evaluator, &revision(&["a", "b"]), None).unwrap();
+        reconciler.remember_evaluation("c1", evaluated);
+        // The files no longer evaluate: the pass applies the remembered spec all the same.
+        let broken = Snapshot::from_files(
+            "repo",
+            [("environments/prod.ncl".to_owned(), "{ apps = ".to_owned())],
+        );
+        let outcome = reconciler.pass("c1", &broken).await.unwrap();
+        assert!(outcome.applied, "{outcome:?}");
+        assert!(outcome.sent.iter().any(|id| id.name == "b"), "{outcome:?}");
+        // Another commit is evaluated from its files.
+        let outcome = reconciler.pass("c2", &broken).await.unwrap();
+        assert!(!outcome.applied, "{outcome:?}");
+        assert!(outcome.message.contains("prod.ncl"), "{}", outcome.message);
     }
 
     #[test]
