@@ -201,6 +201,10 @@ struct ImportArgs {
     /// A registry (HOST[:PORT]) to pull from over plain HTTP, such as a local one. Repeatable.
     #[arg(long = "insecure-registry", value_name = "REGISTRY")]
     insecure_registries: Vec<String>,
+    /// Seconds one image's pull may take before its app is left unchecked, with a warning.
+    /// Images are pulled side by side, so this also bounds the whole check.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = seconds)]
+    pull_timeout: f64,
 }
 
 impl ImportArgs {
@@ -212,6 +216,7 @@ impl ImportArgs {
         Some(spindle_reconciler::capabilities::Pulling {
             cache: cache_dir()?.join("oci"),
             insecure: self.insecure_registries.clone(),
+            timeout: Duration::from_secs_f64(self.pull_timeout),
         })
     }
 }

@@ -14,9 +14,6 @@ use spindle_schema::{App, Platform, Problem, Runtime, pointer_segment};
 
 use crate::registry::{self, Access, Registry};
 
-/// How long reading one image's imports may take (its manifest and the blobs not yet kept).
-const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// The interfaces one app's components import, and where they were read.
 #[derive(Debug, Clone)]
 pub struct Imports {
@@ -33,40 +30,72 @@ pub struct Pulling {
     pub cache: PathBuf,
     /// Registries reached over plain HTTP.
     pub insecure: Vec<String>,
+    /// How long reading one image's imports may take (its manifest and the blobs not yet
+    /// kept). Images are pulled side by side, so this bounds the whole check too.
+    pub timeout: std::time::Duration,
 }
 
+/// How many images are pulled at once.
+const PARALLEL_PULLS: usize = 4;
+
 /// Reads the imports of every app of `platform`: from its built `source` under `repo`, else
-/// from its `image` when `pulling` allows. What cannot be read is left out, with a warning.
+/// from its `image` when `pulling` allows (each image once, a few at a time). What cannot be
+/// read is left out, with a warning.
 pub async fn read(
     platform: &Platform,
     repo: Option<&Path>,
     pulling: Option<&Pulling>,
 ) -> (BTreeMap<String, Imports>, Vec<String>) {
+    use futures::StreamExt as _;
+
     let (mut read, unread) = read_built(platform, repo);
     let mut warnings = Vec::new();
+    let mut apps_of_image: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for name in unread {
-        let image = platform.apps.get(&name).and_then(|app| app.image.as_ref());
-        let (Some(image), Some(pulling)) = (image, pulling) else {
-            warnings.push(not_read(&name));
-            continue;
-        };
-        let pulled = tokio::time::timeout(PULL_TIMEOUT, pulled_imports(image, pulling)).await;
-        match pulled.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer from the registry in time")))
-        {
-            Ok(components) => {
-                read.insert(
-                    name,
-                    Imports {
-                        from_source: false,
-                        components,
-                    },
-                );
-            }
-            Err(err) => warnings.push(format!(
-                "app `{name}`: its components' imports are not checked: {err:#}"
-            )),
+        let image = platform
+            .apps
+            .get(&name)
+            .and_then(|app| app.image.as_deref());
+        match (image, pulling) {
+            (Some(image), Some(_)) => apps_of_image.entry(image).or_default().push(name),
+            _ => warnings.push(not_read(&name)),
         }
     }
+    let Some(pulling) = pulling else {
+        return (read, warnings);
+    };
+    let mut pulls = futures::stream::iter(apps_of_image)
+        .map(|(image, names)| async move {
+            let pulled = tokio::time::timeout(pulling.timeout, pulled_imports(image, pulling))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "no answer from the registry within {}s",
+                        pulling.timeout.as_secs_f64()
+                    ))
+                });
+            (names, pulled)
+        })
+        .buffer_unordered(PARALLEL_PULLS);
+    while let Some((names, pulled)) = pulls.next().await {
+        for name in names {
+            match &pulled {
+                Ok(components) => {
+                    read.insert(
+                        name,
+                        Imports {
+                            from_source: false,
+                            components: components.clone(),
+                        },
+                    );
+                }
+                Err(err) => warnings.push(format!(
+                    "app `{name}`: its components' imports are not checked: {err:#}"
+                )),
+            }
+        }
+    }
+    warnings.sort();
     (read, warnings)
 }
 

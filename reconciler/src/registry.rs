@@ -19,6 +19,14 @@ use spindle_runtime::{
 /// Docker's manifest type, which some registries answer with.
 const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
+/// The most an artifact's layers may declare together: a pull holds them in memory to unpack
+/// them, and the registry is whatever a repository names.
+const MAX_PULL_BYTES: u64 = 1 << 30;
+
+/// How long connecting to a registry, and then each read from it, may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How to reach a registry.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
@@ -52,6 +60,8 @@ impl Registry {
         Ok(Registry {
             client: Client::new(ClientConfig {
                 protocol,
+                connect_timeout: Some(CONNECT_TIMEOUT),
+                read_timeout: Some(READ_TIMEOUT),
                 ..ClientConfig::default()
             }),
             auth,
@@ -101,17 +111,31 @@ impl Registry {
         let Some(layers) = manifest["layers"].as_array() else {
             bail!("{reference} is not a single artifact manifest (an image index?)");
         };
-        let mut fetched = Vec::new();
+        let mut wanted = Vec::new();
+        let mut total: u64 = 0;
         for layer in layers {
-            let (Some(media_type), Some(digest)) =
-                (layer["mediaType"].as_str(), layer["digest"].as_str())
-            else {
-                bail!("the manifest of {reference} has a layer without mediaType or digest");
+            let (Some(media_type), Some(digest), Some(size)) = (
+                layer["mediaType"].as_str(),
+                layer["digest"].as_str(),
+                layer["size"].as_u64(),
+            ) else {
+                bail!("the manifest of {reference} has a layer without mediaType, digest or size");
             };
             if LAYER_MEDIA_TYPES.contains(&media_type) {
-                let bytes = self.blob(reference, digest, cache).await?;
-                fetched.push((media_type.to_owned(), digest.to_owned(), bytes));
+                total = total.saturating_add(size);
+                wanted.push((media_type, digest, size));
             }
+        }
+        if total > MAX_PULL_BYTES {
+            bail!(
+                "{reference}'s layers declare {total} bytes, more than the {MAX_PULL_BYTES} a pull \
+                 accepts"
+            );
+        }
+        let mut fetched = Vec::new();
+        for (media_type, digest, size) in wanted {
+            let bytes = self.blob(reference, digest, size, cache).await?;
+            fetched.push((media_type.to_owned(), digest.to_owned(), bytes));
         }
         let layers: Vec<artifact::Layer> = fetched
             .iter()
@@ -128,21 +152,72 @@ impl Registry {
         artifact::unpack(&layers, &dir).with_context(|| format!("{reference} ({digest})"))
     }
 
-    async fn blob(&self, reference: &Reference, digest: &str, cache: &Path) -> Result<Vec<u8>> {
+    /// The blob `digest` of `size` bytes, from `cache` or else from the registry, which may send
+    /// no more than `size`.
+    async fn blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        size: u64,
+        cache: &Path,
+    ) -> Result<Vec<u8>> {
         let path = blob_path(cache, digest);
         if let Ok(bytes) = std::fs::read(&path)
             && artifact::digest(&bytes) == digest
         {
             return Ok(bytes);
         }
-        let mut bytes = Vec::new();
+        let mut capped = Capped {
+            bytes: Vec::new(),
+            limit: size,
+        };
         self.client
-            .pull_blob(reference, digest, &mut bytes)
+            .pull_blob(reference, digest, &mut capped)
             .await
             .with_context(|| format!("cannot fetch blob {digest} of {reference}"))?;
+        let bytes = capped.bytes;
         spindle_runtime::atomic_file::write(&path, &bytes)
             .with_context(|| format!("cannot keep blob {digest} in {}", path.display()))?;
         Ok(bytes)
+    }
+}
+
+/// A blob as it arrives, refused once the registry sends more than the manifest declared.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: u64,
+}
+
+impl tokio::io::AsyncWrite for Capped {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let written = this.bytes.len() as u64 + buf.len() as u64;
+        if written > this.limit {
+            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "the registry sent more than the {} bytes the manifest declares",
+                this.limit
+            ))));
+        }
+        this.bytes.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

@@ -1,7 +1,11 @@
 //! `spindle check` on the example repository and on a table of broken inputs: each broken input
 //! must exit 1 with an error that names the file, line and column and says what is wrong.
 
-use crate::support::{GitRepo, Repo, assert_golden, spindle, test_apps};
+use crate::support::{
+    GitRepo, Repo, assert_golden,
+    hostile_registry::{HostileRegistry, Misbehaviour},
+    spindle, test_apps,
+};
 
 #[test]
 fn the_example_repository_is_valid_in_every_environment() {
@@ -414,6 +418,90 @@ fn check_reads_the_imports_of_an_app_from_its_image_when_it_is_not_built() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     out.assert_stderr_contains(&format!("prod.ncl:4:13: app `broker` (in image {image})"));
     out.assert_stderr_contains("imports `fermyon:spin/llm@2.0.0`");
+}
+
+/// An environment of spindle's runtime whose apps, by name, run `image`s.
+fn environment_with_images(apps: &[(&str, &str)]) -> String {
+    let apps: String = apps
+        .iter()
+        .map(|(name, image)| {
+            format!("  apps.{name} = {{ namespace = \"web\", image = \"{image}\" }},\n")
+        })
+        .collect();
+    format!(
+        "{{\n{apps}  runtimes.spindle.shim = {{\n    version = \"0.1.0\",\n    \
+         url = \"https://example.com/containerd-shim-spindle-v1\",\n    \
+         sha256 = \"4444444444444444444444444444444444444444444444444444444444444444\",\n  }},\n}}\n"
+    )
+}
+
+#[test]
+fn a_registry_that_never_answers_leaves_its_apps_unchecked_after_the_pull_timeout() {
+    let registry = HostileRegistry::start(Misbehaviour::Stall);
+    let at = &registry.address;
+    let repo = Repo::new();
+    repo.write(
+        "environments/prod.ncl",
+        &environment_with_images(&[
+            ("one", &format!("{at}/one:1")),
+            ("two", &format!("{at}/two:1")),
+        ]),
+    );
+    let started = std::time::Instant::now();
+    let out = spindle(&[
+        "check",
+        repo.path_str(),
+        "--insecure-registry",
+        at,
+        "--pull-timeout",
+        "2",
+    ]);
+    // Unchecked is a warning, not a refusal; each app says why.
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for app in ["one", "two"] {
+        out.assert_stderr_contains(&format!(
+            "warning: app `{app}`: its components' imports are not checked: no answer from the \
+             registry within 2s"
+        ));
+    }
+    // Far below one default timeout (60 s): the flag bounds the check.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let out = spindle(&["check", repo.path_str(), "--pull-timeout", "soon"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.assert_stderr_contains("--pull-timeout");
+}
+
+#[test]
+fn a_registry_may_not_send_more_than_its_manifest_declares_nor_declare_more_than_a_pull_holds() {
+    for (declared, error) in [
+        (
+            100,
+            "the registry sent more than the 100 bytes the manifest declares",
+        ),
+        (
+            2 << 30,
+            "layers declare 2147483648 bytes, more than the 1073741824 a pull accepts",
+        ),
+    ] {
+        let registry = HostileRegistry::start(Misbehaviour::EndlessBlob { declared });
+        let at = &registry.address;
+        let repo = Repo::new();
+        repo.write(
+            "environments/prod.ncl",
+            &environment_with_images(&[("endless", &format!("{at}/endless:1"))]),
+        );
+        let out = spindle(&["check", repo.path_str(), "--insecure-registry", at]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.assert_stderr_contains(
+            "warning: app `endless`: its components' imports are not checked",
+        );
+        out.assert_stderr_contains(error);
+    }
 }
 
 #[test]

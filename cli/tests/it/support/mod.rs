@@ -6,6 +6,7 @@ use std::{
     process::Command,
 };
 
+pub mod hostile_registry;
 pub mod otlp;
 pub mod up;
 mod workspace;
