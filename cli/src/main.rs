@@ -201,8 +201,8 @@ struct ImportArgs {
     /// A registry (HOST[:PORT]) to pull from over plain HTTP, such as a local one. Repeatable.
     #[arg(long = "insecure-registry", value_name = "REGISTRY")]
     insecure_registries: Vec<String>,
-    /// Seconds one image's pull may take before its app is left unchecked, with a warning.
-    /// Images are pulled side by side, so this also bounds the whole check.
+    /// Seconds the check may spend pulling images (four at a time); the apps of an image not
+    /// read by then are left unchecked, with a warning.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = seconds)]
     pull_timeout: f64,
 }

@@ -30,8 +30,8 @@ pub struct Pulling {
     pub cache: PathBuf,
     /// Registries reached over plain HTTP.
     pub insecure: Vec<String>,
-    /// How long reading one image's imports may take (its manifest and the blobs not yet
-    /// kept). Images are pulled side by side, so this bounds the whole check too.
+    /// How long reading the images' imports may take, all of them (their manifests and the
+    /// blobs not yet kept): an image not read by then leaves its apps unchecked.
     pub timeout: std::time::Duration,
 }
 
@@ -64,9 +64,10 @@ pub async fn read(
     let Some(pulling) = pulling else {
         return (read, warnings);
     };
+    let deadline = tokio::time::Instant::now() + pulling.timeout;
     let mut pulls = futures::stream::iter(apps_of_image)
         .map(|(image, names)| async move {
-            let pulled = tokio::time::timeout(pulling.timeout, pulled_imports(image, pulling))
+            let pulled = tokio::time::timeout_at(deadline, pulled_imports(image, pulling))
                 .await
                 .unwrap_or_else(|_| {
                     Err(anyhow::anyhow!(

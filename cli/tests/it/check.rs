@@ -477,30 +477,71 @@ fn a_registry_that_never_answers_leaves_its_apps_unchecked_after_the_pull_timeou
 }
 
 #[test]
-fn a_registry_may_not_send_more_than_its_manifest_declares_nor_declare_more_than_a_pull_holds() {
-    for (declared, error) in [
+fn a_hostile_registry_gets_no_more_than_a_warning_and_is_not_quoted() {
+    let blob = format!("blob sha256:{}", "b".repeat(64));
+    let cases = [
         (
-            100,
-            "the registry sent more than the 100 bytes the manifest declares",
+            Misbehaviour::EndlessBlob { declared: 100 },
+            format!("the registry sent more than 100 bytes for {blob}"),
         ),
         (
-            2 << 30,
-            "layers declare 2147483648 bytes, more than the 1073741824 a pull accepts",
+            Misbehaviour::EndlessBlob { declared: 2 << 30 },
+            "layers declare 2147483648 bytes, more than the 1073741824 a pull accepts".to_owned(),
         ),
-    ] {
-        let registry = HostileRegistry::start(Misbehaviour::EndlessBlob { declared });
+        (
+            Misbehaviour::EndlessManifest,
+            "the registry sent more than 4194304 bytes for a manifest".to_owned(),
+        ),
+        // Read as a file, /dev/zero would fill the memory before any request.
+        (
+            Misbehaviour::LayerDigest("sha256:/dev/zero"),
+            "layer digest `sha256:/dev/zero` is not sha256: and 64 lowercase hex digits".to_owned(),
+        ),
+        // Its own token service is asked, and the token taken: the pull goes on to the blob.
+        (
+            Misbehaviour::TokenRealm("self"),
+            format!("the registry sent more than 100 bytes for {blob}"),
+        ),
+        // Where a cloud keeps its machines' credentials: not asked.
+        (
+            Misbehaviour::TokenRealm("http://169.254.169.254/latest/meta-data/"),
+            "the token service http://169.254.169.254/latest/meta-data/ is neither HTTPS nor the \
+             registry itself"
+                .to_owned(),
+        ),
+        (
+            Misbehaviour::Refuse {
+                message: "words the registry chose",
+            },
+            "answered 404 Not Found (MANIFEST_UNKNOWN)".to_owned(),
+        ),
+    ];
+    for (misbehaviour, error) in cases {
+        let registry = HostileRegistry::start(misbehaviour);
         let at = &registry.address;
         let repo = Repo::new();
         repo.write(
             "environments/prod.ncl",
-            &environment_with_images(&[("endless", &format!("{at}/endless:1"))]),
+            &environment_with_images(&[("hostile", &format!("{at}/hostile:1"))]),
         );
-        let out = spindle(&["check", repo.path_str(), "--insecure-registry", at]);
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = spindle(&[
+            "check",
+            repo.path_str(),
+            "--insecure-registry",
+            at,
+            "--pull-timeout",
+            "20",
+        ]);
+        assert_eq!(out.code, 0, "{misbehaviour:?}: {}", out.stderr);
         out.assert_stderr_contains(
-            "warning: app `endless`: its components' imports are not checked",
+            "warning: app `hostile`: its components' imports are not checked",
         );
-        out.assert_stderr_contains(error);
+        out.assert_stderr_contains(&error);
+        assert!(
+            !out.stderr.contains("words the registry chose"),
+            "{}",
+            out.stderr
+        );
     }
 }
 

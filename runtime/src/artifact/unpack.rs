@@ -131,9 +131,10 @@ struct Content<'a> {
 impl<'a> Content<'a> {
     fn index(layers: &[Layer<'a>]) -> Result<Content<'a>, ArtifactError> {
         let mut by_digest = HashMap::new();
+        let mut archive_budget = MAX_ARCHIVE_BYTES;
         for layer in layers {
             if layer.media_type == ARCHIVE_MEDIA_TYPE {
-                for bytes in archive_files(layer)? {
+                for bytes in archive_files(layer, &mut archive_budget)? {
                     by_digest.insert(digest(&bytes), (bytes.into(), false));
                 }
             } else if is_wasm_layer(layer.media_type) || layer.media_type == DATA_MEDIA_TYPE {
@@ -184,37 +185,34 @@ impl<'a> Content<'a> {
     }
 }
 
-/// The most an archive layer may hold once decompressed: a small gzip can expand a
-/// thousandfold (a gzip bomb), and unpacking holds the files in memory.
+/// The most an artifact's archive layers may hold together once decompressed: a small gzip can
+/// expand a thousandfold (a gzip bomb), and unpacking holds the files in memory.
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
 
-fn archive_files(layer: &Layer) -> Result<Vec<Vec<u8>>, ArtifactError> {
-    archive_files_within(layer, MAX_ARCHIVE_BYTES)
-}
-
-/// The regular files of an archive layer, refusing it once more than `limit` bytes come out.
-fn archive_files_within(layer: &Layer, limit: u64) -> Result<Vec<Vec<u8>>, ArtifactError> {
+/// The regular files of an archive layer, taken from the `budget` of decompressed bytes that
+/// the artifact's archives share; refused once the budget is spent.
+fn archive_files(layer: &Layer, budget: &mut u64) -> Result<Vec<Vec<u8>>, ArtifactError> {
     let fail = |err: std::io::Error| ArtifactError::Archive {
         digest: layer.digest.to_owned(),
         message: err.to_string(),
     };
-    // One byte past the limit tells a layer at the limit from one beyond it.
-    let decompressed = flate2::read::GzDecoder::new(layer.bytes).take(limit + 1);
+    let over = || {
+        fail(std::io::Error::other(format!(
+            "the artifact's archives unpack to more than {} MiB",
+            MAX_ARCHIVE_BYTES >> 20
+        )))
+    };
+    // One byte past the budget tells an archive that spends it exactly from one beyond it.
+    let decompressed = flate2::read::GzDecoder::new(layer.bytes).take(*budget + 1);
     let mut archive = tar::Archive::new(decompressed);
     let mut files = Vec::new();
-    let mut total = 0;
     for entry in archive.entries().map_err(fail)? {
         let mut entry = entry.map_err(fail)?;
         if entry.header().entry_type().is_file() {
             let size = entry.header().size().map_err(fail)?;
-            total += size;
-            if total > limit {
-                return Err(fail(std::io::Error::other(format!(
-                    "it unpacks to more than {} MiB",
-                    limit >> 20
-                ))));
-            }
-            let mut bytes = Vec::with_capacity(size.min(limit) as usize);
+            *budget = budget.checked_sub(size).ok_or_else(over)?;
+            // The header's size is the archive's word: grow as the bytes really come.
+            let mut bytes = Vec::with_capacity(size.min(1 << 20) as usize);
             entry.read_to_end(&mut bytes).map_err(fail)?;
             files.push(bytes);
         }
@@ -380,7 +378,7 @@ mod bounds {
     use super::*;
 
     #[test]
-    fn an_archive_that_unpacks_past_the_limit_is_refused() {
+    fn archives_that_unpack_past_their_shared_budget_are_refused() {
         let mut tar = tar::Builder::new(Vec::new());
         let big = vec![0u8; 4 << 20];
         let mut header = tar::Header::new_gnu();
@@ -404,13 +402,14 @@ mod bounds {
             bytes: &gz,
             precompiled: false,
         };
-        let err = archive_files_within(&layer, 1 << 20)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("more than 1 MiB"), "{err}");
+        // Layers share one budget: the second bomb finds what the first left.
+        let mut budget = 6 << 20;
         assert_eq!(
-            archive_files_within(&layer, 8 << 20).unwrap()[0].len(),
+            archive_files(&layer, &mut budget).unwrap()[0].len(),
             4 << 20
         );
+        assert_eq!(budget, 2 << 20);
+        let err = archive_files(&layer, &mut budget).unwrap_err().to_string();
+        assert!(err.contains("unpack to more than 1024 MiB"), "{err}");
     }
 }

@@ -1,10 +1,12 @@
 //! Spin artifacts in OCI registries, over the distribution API: `spindle push` sends one,
-//! `spindle run oci://` fetches one. Credentials come from `--username`/`--password-stdin`, or
+//! `spindle run oci://` and the capability check fetch one. Credentials come from `--username`/`--password-stdin`, or
 //! from the docker config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+
+mod pull;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use base64::Engine as _;
 use oci_client::{
     Client, Reference, RegistryOperation,
@@ -13,15 +15,11 @@ use oci_client::{
 };
 use spindle_runtime::{
     App,
-    artifact::{self, Artifact, LAYER_MEDIA_TYPES, MANIFEST_MEDIA_TYPE},
+    artifact::{Artifact, MANIFEST_MEDIA_TYPE},
 };
 
 /// Docker's manifest type, which some registries answer with.
 const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-
-/// The most an artifact's layers may declare together: a pull holds them in memory to unpack
-/// them, and the registry is whatever a repository names.
-const MAX_PULL_BYTES: u64 = 1 << 30;
 
 /// How long connecting to a registry, and then each read from it, may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -40,6 +38,7 @@ pub struct Access {
 pub struct Registry {
     client: Client,
     auth: RegistryAuth,
+    insecure: bool,
 }
 
 impl Registry {
@@ -65,6 +64,7 @@ impl Registry {
                 ..ClientConfig::default()
             }),
             auth,
+            insecure: access.insecure,
         })
     }
 
@@ -95,135 +95,16 @@ impl Registry {
     }
 
     /// Fetches the app `reference` names into `cache` (blobs by digest, reused across pulls) and
-    /// unpacks it there.
+    /// unpacks it there. The registry may be anyone's: every answer is bounded (see `pull`).
     pub async fn pull(&self, reference: &Reference, cache: &Path) -> Result<App> {
-        let (manifest, digest) = self
-            .client
-            .pull_manifest_raw(
-                reference,
-                &self.auth,
-                &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
-            )
-            .await
-            .with_context(|| format!("cannot fetch the manifest of {reference}"))?;
-        let manifest: serde_json::Value = serde_json::from_slice(&manifest)
-            .with_context(|| format!("the manifest of {reference} is not JSON"))?;
-        let Some(layers) = manifest["layers"].as_array() else {
-            bail!("{reference} is not a single artifact manifest (an image index?)");
+        let login = match &self.auth {
+            RegistryAuth::Basic(user, password) => Some((user.clone(), password.clone())),
+            _ => None,
         };
-        let mut wanted = Vec::new();
-        let mut total: u64 = 0;
-        for layer in layers {
-            let (Some(media_type), Some(digest), Some(size)) = (
-                layer["mediaType"].as_str(),
-                layer["digest"].as_str(),
-                layer["size"].as_u64(),
-            ) else {
-                bail!("the manifest of {reference} has a layer without mediaType, digest or size");
-            };
-            if LAYER_MEDIA_TYPES.contains(&media_type) {
-                total = total.saturating_add(size);
-                wanted.push((media_type, digest, size));
-            }
-        }
-        if total > MAX_PULL_BYTES {
-            bail!(
-                "{reference}'s layers declare {total} bytes, more than the {MAX_PULL_BYTES} a pull \
-                 accepts"
-            );
-        }
-        let mut fetched = Vec::new();
-        for (media_type, digest, size) in wanted {
-            let bytes = self.blob(reference, digest, size, cache).await?;
-            fetched.push((media_type.to_owned(), digest.to_owned(), bytes));
-        }
-        let layers: Vec<artifact::Layer> = fetched
-            .iter()
-            .map(|(media_type, digest, bytes)| artifact::Layer {
-                media_type,
-                digest,
-                bytes,
-                precompiled: false,
-            })
-            .collect();
-        let dir = cache
-            .join("apps")
-            .join(digest.trim_start_matches("sha256:"));
-        artifact::unpack(&layers, &dir).with_context(|| format!("{reference} ({digest})"))
-    }
-
-    /// The blob `digest` of `size` bytes, from `cache` or else from the registry, which may send
-    /// no more than `size`.
-    async fn blob(
-        &self,
-        reference: &Reference,
-        digest: &str,
-        size: u64,
-        cache: &Path,
-    ) -> Result<Vec<u8>> {
-        let path = blob_path(cache, digest);
-        if let Ok(bytes) = std::fs::read(&path)
-            && artifact::digest(&bytes) == digest
-        {
-            return Ok(bytes);
-        }
-        let mut capped = Capped {
-            bytes: Vec::new(),
-            limit: size,
-        };
-        self.client
-            .pull_blob(reference, digest, &mut capped)
+        pull::Puller::new(reference, self.insecure, login)?
+            .pull(reference, cache)
             .await
-            .with_context(|| format!("cannot fetch blob {digest} of {reference}"))?;
-        let bytes = capped.bytes;
-        spindle_runtime::atomic_file::write(&path, &bytes)
-            .with_context(|| format!("cannot keep blob {digest} in {}", path.display()))?;
-        Ok(bytes)
     }
-}
-
-/// A blob as it arrives, refused once the registry sends more than the manifest declared.
-struct Capped {
-    bytes: Vec<u8>,
-    limit: u64,
-}
-
-impl tokio::io::AsyncWrite for Capped {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let written = this.bytes.len() as u64 + buf.len() as u64;
-        if written > this.limit {
-            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
-                "the registry sent more than the {} bytes the manifest declares",
-                this.limit
-            ))));
-        }
-        this.bytes.extend_from_slice(buf);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
-fn blob_path(cache: &Path, digest: &str) -> PathBuf {
-    let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
-    cache.join("blobs").join(algorithm).join(hex)
 }
 
 /// Parses `REGISTRY/REPOSITORY[:TAG][@DIGEST]`, with `oci://` accepted in front.
