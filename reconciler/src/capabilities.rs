@@ -71,7 +71,7 @@ pub async fn read(
                 .await
                 .unwrap_or_else(|_| {
                     Err(anyhow::anyhow!(
-                        "no answer from the registry within {}s",
+                        "its image was not read within {}s",
                         pulling.timeout.as_secs_f64()
                     ))
                 });

@@ -4,7 +4,9 @@
 //! and the OCI error code are shown, never the registry's own words), and each layer within the
 //! size its manifest declares; the layers of the pulls in progress in the process declare 1 GiB
 //! at most. Digests are checked as the bytes arrive and before a cached blob is trusted. A token
-//! service must be HTTPS or the registry itself, and redirects lead only to HTTPS.
+//! service must be HTTPS or the registry itself, redirects lead only to HTTPS, and only the
+//! registry itself is answered a request for credentials. Errors name no URL the registry chose
+//! (of a token service, only its host).
 
 use std::{
     io::Read as _,
@@ -32,6 +34,9 @@ const MAX_ERROR_BYTES: u64 = 4 << 10;
 /// The most layer bytes the pulls in progress hold at once, and so the most one artifact's
 /// layers may declare.
 const MAX_PULL_BYTES: u64 = 1 << 30;
+/// An image index, and Docker's manifest list.
+const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// How many redirects one request follows (registries send blobs from a CDN).
 const MAX_REDIRECTS: usize = 5;
 
@@ -144,7 +149,11 @@ impl Puller {
             .or(reference.tag())
             .unwrap_or("latest")
             .to_owned();
-        let accept = format!("{MANIFEST_MEDIA_TYPE}, {DOCKER_MANIFEST_MEDIA_TYPE}");
+        // Indexes too, so that one is named as such rather than answered 404.
+        let accept = format!(
+            "{MANIFEST_MEDIA_TYPE}, {DOCKER_MANIFEST_MEDIA_TYPE}, {OCI_INDEX_MEDIA_TYPE}, \
+             {DOCKER_LIST_MEDIA_TYPE}"
+        );
         let response = self
             .get(&format!("manifests/{name}"), Some(&accept))
             .await?;
@@ -187,14 +196,18 @@ impl Puller {
             let response = request
                 .send()
                 .await
-                .with_context(|| format!("no answer from {url}"))?;
-            if response.status() == StatusCode::UNAUTHORIZED && !authorized {
+                .map_err(|err| anyhow!("no answer from {url}: {}", failed(&err)))?;
+            // Only the registry itself may ask for its credentials, not where it redirects.
+            if response.status() == StatusCode::UNAUTHORIZED
+                && !authorized
+                && response.url().origin() == self.base.origin()
+            {
                 authorized = true;
                 self.authorization = Some(self.authorize(&response).await?);
                 continue;
             }
             if !response.status().is_success() {
-                return Err(refusal(&url, response).await);
+                return Err(refusal(url.as_str(), response).await);
             }
             return Ok(response);
         }
@@ -236,10 +249,14 @@ impl Puller {
 
     /// A pull token for the repository from `realm`, the registry's token service.
     async fn token(&self, realm: &str, service: Option<&str>) -> Result<String> {
-        let realm = Url::parse(realm)
-            .with_context(|| format!("the token service `{realm}` is not a URL"))?;
+        let realm = Url::parse(realm).map_err(|_| anyhow!("the token service is not a URL"))?;
+        // The registry chose the realm: only its host is ever shown.
+        let service_host = format!(
+            "the token service at {}",
+            realm.host_str().unwrap_or("no host")
+        );
         if realm.scheme() != "https" && realm.origin() != self.base.origin() {
-            bail!("the token service {realm} is neither HTTPS nor the registry itself");
+            bail!("{service_host} is neither HTTPS nor the registry itself");
         }
         let scope = format!("repository:{}:pull", self.repository);
         let mut query = vec![("scope", scope.as_str())];
@@ -251,9 +268,9 @@ impl Puller {
         let response = request
             .send()
             .await
-            .with_context(|| format!("no answer from the token service {realm}"))?;
+            .map_err(|err| anyhow!("no answer from {service_host}: {}", failed(&err)))?;
         if !response.status().is_success() {
-            return Err(refusal(&realm, response).await);
+            return Err(refusal(&service_host, response).await);
         }
         let answer = read_within(response, MAX_TOKEN_BYTES, "a token answer").await?;
         #[derive(Deserialize)]
@@ -262,12 +279,12 @@ impl Puller {
             access_token: Option<String>,
         }
         let answer: Answer = serde_json::from_slice(&answer)
-            .map_err(|_| anyhow!("the token service {realm} did not answer with a token"))?;
+            .map_err(|_| anyhow!("{service_host} did not answer with a token"))?;
         let token = answer
             .token
             .or(answer.access_token)
             .filter(|token| !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()))
-            .ok_or_else(|| anyhow!("the token service {realm} did not answer with a token"))?;
+            .ok_or_else(|| anyhow!("{service_host} did not answer with a token"))?;
         Ok(format!("Bearer {token}"))
     }
 }
@@ -341,14 +358,17 @@ fn cached(path: &Path, layer: &Wanted) -> Option<Vec<u8>> {
 /// The body of `response`, refused once it holds more than `limit` bytes.
 async fn read_within(mut response: reqwest::Response, limit: u64, what: &str) -> Result<Vec<u8>> {
     let over = || anyhow!("the registry sent more than {limit} bytes for {what}");
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit)
-    {
-        return Err(over());
-    }
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.context("the answer broke off")? {
+    match response.content_length() {
+        Some(length) if length > limit => return Err(over()),
+        Some(length) => bytes.reserve_exact(length as usize),
+        None => {}
+    }
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| anyhow!("the answer for {what} broke off: {}", failed(&err)))?
+    {
         if bytes.len() as u64 + chunk.len() as u64 > limit {
             return Err(over());
         }
@@ -357,9 +377,23 @@ async fn read_within(mut response: reqwest::Response, limit: u64, what: &str) ->
     Ok(bytes)
 }
 
+/// What went wrong with a request, in spindle's words: reqwest's errors name the URLs a redirect
+/// led to, which the registry chose.
+fn failed(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "it timed out"
+    } else if err.is_redirect() {
+        "a redirect was refused (more than 5, or away from HTTPS)"
+    } else if err.is_connect() {
+        "cannot connect"
+    } else {
+        "the connection failed"
+    }
+}
+
 /// Why `url` was refused, in words the registry does not choose: the status and, when the
 /// answer is an OCI error, its code.
-async fn refusal(url: &Url, response: reqwest::Response) -> anyhow::Error {
+async fn refusal(url: &str, response: reqwest::Response) -> anyhow::Error {
     let status = response.status();
     let body = read_within(response, MAX_ERROR_BYTES, "an error")
         .await

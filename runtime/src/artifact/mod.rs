@@ -40,6 +40,11 @@ pub const PLAIN_WASM_MEDIA_TYPE: &str = "application/wasm";
 /// The config of a `wkg` package.
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 
+/// Registries such as ECR take 500 layers; one of them is the locked app.
+const MAX_LAYERS: usize = 499;
+/// The most a locked app may hold: Spin's hold names, settings and files of 128 bytes at most.
+const MAX_LOCKED_APP_BYTES: usize = 8 << 20;
+
 /// Every layer type an app is made of.
 pub const LAYER_MEDIA_TYPES: &[&str] = &[
     WASM_MEDIA_TYPE,

@@ -8,15 +8,13 @@ use serde_json::json;
 
 use super::{
     ARCHIVE_MEDIA_TYPE, Blob, CONFIG_MEDIA_TYPE, DATA_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE,
-    MANIFEST_MEDIA_TYPE, WASM_MEDIA_TYPE, digest,
+    MANIFEST_MEDIA_TYPE, MAX_LAYERS, WASM_MEDIA_TYPE, digest,
     locked::{self, LockedApp},
 };
 use crate::App;
 
 /// Files up to this size go into the locked app instead of a layer of their own (as Spin does).
 const INLINE_LIMIT: usize = 128;
-/// Registries such as ECR take 500 layers; one of them is the locked app.
-const MAX_LAYERS: usize = 499;
 /// The label on the config that makes every app's image id its own.
 pub const LOCKED_APP_DIGEST_LABEL: &str = "com.fermyon.spin.lockedAppDigest";
 

@@ -11,8 +11,8 @@ use std::{
 use base64::Engine as _;
 
 use super::{
-    ARCHIVE_MEDIA_TYPE, ArtifactError, DATA_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE,
-    PLAIN_WASM_MEDIA_TYPE, digest, is_wasm_layer,
+    ARCHIVE_MEDIA_TYPE, ArtifactError, DATA_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE, MAX_LAYERS,
+    MAX_LOCKED_APP_BYTES, PLAIN_WASM_MEDIA_TYPE, digest, is_wasm_layer,
     locked::{self, LOCK_VERSION, LockedApp},
 };
 use crate::{App, app::ComponentSpec, manifest, routes::RoutePattern};
@@ -32,6 +32,13 @@ pub struct Layer<'a> {
 
 /// Writes the app in `layers` under `dir` and returns it, ready for [`crate::Runtime`].
 pub fn unpack(layers: &[Layer], dir: &Path) -> Result<App, ArtifactError> {
+    if layers.len() > MAX_LAYERS + 1 {
+        return Err(ArtifactError::NotAnApp(format!(
+            "{} layers, more than the {} an artifact has",
+            layers.len(),
+            MAX_LAYERS + 1
+        )));
+    }
     for layer in layers.iter().filter(|layer| !layer.precompiled) {
         let actual = digest(layer.bytes);
         if actual != layer.digest {
@@ -46,6 +53,13 @@ pub fn unpack(layers: &[Layer], dir: &Path) -> Result<App, ArtifactError> {
         .rev()
         .find(|layer| layer.media_type == LOCKED_APP_MEDIA_TYPE)
     {
+        Some(layer) if layer.bytes.len() > MAX_LOCKED_APP_BYTES => {
+            return Err(ArtifactError::LockedApp(format!(
+                "it is {} bytes, more than the {} MiB a locked app may be",
+                layer.bytes.len(),
+                MAX_LOCKED_APP_BYTES >> 20
+            )));
+        }
         Some(layer) => serde_json::from_slice::<LockedApp>(layer.bytes)
             .map_err(|err| ArtifactError::LockedApp(err.to_string()))?,
         None => match layers {
@@ -66,7 +80,7 @@ pub fn unpack(layers: &[Layer], dir: &Path) -> Result<App, ArtifactError> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("locked-app.json"),
-        serde_json::to_vec_pretty(&locked).expect("the locked app serializes"),
+        serde_json::to_vec(&locked).expect("the locked app serializes"),
     )?;
     resolve(locked, &content, dir)
 }
@@ -189,35 +203,57 @@ impl<'a> Content<'a> {
 /// expand a thousandfold (a gzip bomb), and unpacking holds the files in memory.
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
 
-/// The regular files of an archive layer, taken from the `budget` of decompressed bytes that
-/// the artifact's archives share; refused once the budget is spent.
+/// The regular files of an archive layer. Every byte decompressed (headers, padding and the
+/// entries it skips too) is taken from the `budget` that the artifact's archives share, and the
+/// layer is refused once the budget is spent.
 fn archive_files(layer: &Layer, budget: &mut u64) -> Result<Vec<Vec<u8>>, ArtifactError> {
     let fail = |err: std::io::Error| ArtifactError::Archive {
         digest: layer.digest.to_owned(),
         message: err.to_string(),
     };
-    let over = || {
-        fail(std::io::Error::other(format!(
-            "the artifact's archives unpack to more than {} MiB",
-            MAX_ARCHIVE_BYTES >> 20
-        )))
+    let decompressed = Budgeted {
+        inner: flate2::read::GzDecoder::new(layer.bytes),
+        budget,
     };
-    // One byte past the budget tells an archive that spends it exactly from one beyond it.
-    let decompressed = flate2::read::GzDecoder::new(layer.bytes).take(*budget + 1);
     let mut archive = tar::Archive::new(decompressed);
     let mut files = Vec::new();
     for entry in archive.entries().map_err(fail)? {
         let mut entry = entry.map_err(fail)?;
         if entry.header().entry_type().is_file() {
-            let size = entry.header().size().map_err(fail)?;
-            *budget = budget.checked_sub(size).ok_or_else(over)?;
             // The header's size is the archive's word: grow as the bytes really come.
+            let size = entry.header().size().map_err(fail)?;
             let mut bytes = Vec::with_capacity(size.min(1 << 20) as usize);
             entry.read_to_end(&mut bytes).map_err(fail)?;
             files.push(bytes);
         }
     }
     Ok(files)
+}
+
+/// A reader that takes each byte it reads from a budget, and fails once the budget is spent
+/// and more bytes come.
+struct Budgeted<'b, R> {
+    inner: R,
+    budget: &'b mut u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Budgeted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = (*self.budget).min(buf.len() as u64) as usize;
+        if room == 0 && !buf.is_empty() {
+            // A budget spent exactly is fine when nothing more comes.
+            return match self.inner.read(&mut [0u8; 1])? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(format!(
+                    "the artifact's archives unpack to more than {} MiB",
+                    MAX_ARCHIVE_BYTES >> 20
+                ))),
+            };
+        }
+        let read = self.inner.read(&mut buf[..room])?;
+        *self.budget -= read as u64;
+        Ok(read)
+    }
 }
 
 fn resolve(locked: LockedApp, content: &Content, dir: &Path) -> Result<App, ArtifactError> {
@@ -408,8 +444,57 @@ mod bounds {
             archive_files(&layer, &mut budget).unwrap()[0].len(),
             4 << 20
         );
-        assert_eq!(budget, 2 << 20);
+        // The file's bytes, and the tar headers around them.
+        assert!(
+            budget < 2 << 20 && budget > (2 << 20) - (16 << 10),
+            "{budget}"
+        );
         let err = archive_files(&layer, &mut budget).unwrap_err().to_string();
         assert!(err.contains("unpack to more than 1024 MiB"), "{err}");
+    }
+
+    #[test]
+    fn entries_that_are_not_files_spend_the_budget_too() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let skipped = vec![0u8; 4 << 20];
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Fifo);
+        header.set_size(skipped.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "fifo", skipped.as_slice())
+            .unwrap();
+        let tar = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let layer = Layer {
+            media_type: "application/vnd.wasm.content.bundle.v1.tar+gzip",
+            digest: "sha256:skipped",
+            bytes: &gz,
+            precompiled: false,
+        };
+        let mut budget = 1 << 20;
+        let err = archive_files(&layer, &mut budget).unwrap_err().to_string();
+        assert!(err.contains("unpack to more than 1024 MiB"), "{err}");
+        let mut budget = 8 << 20;
+        assert!(archive_files(&layer, &mut budget).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_locked_app_past_its_bound_is_refused_before_it_is_parsed() {
+        let huge = vec![b' '; MAX_LOCKED_APP_BYTES + 1];
+        let layer = Layer {
+            media_type: LOCKED_APP_MEDIA_TYPE,
+            digest: &digest(&huge),
+            bytes: &huge,
+            precompiled: false,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack(&[layer], dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("more than the 8 MiB a locked app may be"),
+            "{err}"
+        );
     }
 }

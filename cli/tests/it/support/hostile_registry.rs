@@ -24,6 +24,8 @@ pub enum Misbehaviour {
     TokenRealm(&'static str),
     /// Answers 404 with an OCI error whose message is `message`.
     Refuse { message: &'static str },
+    /// Redirects a manifest's request to `location`.
+    RedirectTo(&'static str),
 }
 
 /// The token the registry's own token service hands out.
@@ -106,6 +108,11 @@ fn serve(stream: TcpStream, misbehaviour: Misbehaviour, at: &str) {
                 .to_string();
                 answer(&mut stream, "404 Not Found", "application/json", &body)
             }
+            Misbehaviour::RedirectTo(location) if path.contains("/manifests/") => write!(
+                stream,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\n\
+                 Content-Length: 0\r\n\r\n"
+            ),
             Misbehaviour::EndlessManifest if path.contains("/manifests/") => {
                 endless(&mut stream, "application/vnd.oci.image.manifest.v1+json");
                 return;
