@@ -384,16 +384,17 @@ pub(crate) fn push_broker_image() -> String {
     image
 }
 
+/// The runtime `spindle` (spindle's shim 0.1.0), as a line of an environment.
+const SPINDLE_RUNTIME: &str = "  runtimes.spindle.shim = {\n    version = \"0.1.0\",\n    \
+     url = \"https://example.com/containerd-shim-spindle-v1\",\n    \
+     sha256 = \"4444444444444444444444444444444444444444444444444444444444444444\",\n  },\n";
+
 /// An environment of spindle's runtime and, with `image`, the app `broker` from it.
 pub(crate) fn environment_with_image(image: Option<&str>) -> String {
     let app = image.map_or(String::new(), |image| {
         format!("  apps.broker = {{\n    namespace = \"web\",\n    image = \"{image}\",\n  }},\n")
     });
-    format!(
-        "{{\n{app}  runtimes.spindle.shim = {{\n    version = \"0.1.0\",\n    \
-         url = \"https://example.com/containerd-shim-spindle-v1\",\n    \
-         sha256 = \"4444444444444444444444444444444444444444444444444444444444444444\",\n  }},\n}}\n"
-    )
+    format!("{{\n{app}{SPINDLE_RUNTIME}}}\n")
 }
 
 #[test]
@@ -428,11 +429,19 @@ fn environment_with_images(apps: &[(&str, &str)]) -> String {
             format!("  apps.{name} = {{ namespace = \"web\", image = \"{image}\" }},\n")
         })
         .collect();
-    format!(
-        "{{\n{apps}  runtimes.spindle.shim = {{\n    version = \"0.1.0\",\n    \
-         url = \"https://example.com/containerd-shim-spindle-v1\",\n    \
-         sha256 = \"4444444444444444444444444444444444444444444444444444444444444444\",\n  }},\n}}\n"
-    )
+    format!("{{\n{apps}{SPINDLE_RUNTIME}}}\n")
+}
+
+/// `spindle check` of `repo`, pulling from `registry` over plain HTTP for `seconds` at most.
+fn check_pulling(repo: &Repo, registry: &str, seconds: &str) -> crate::support::Output {
+    spindle(&[
+        "check",
+        repo.path_str(),
+        "--insecure-registry",
+        registry,
+        "--pull-timeout",
+        seconds,
+    ])
 }
 
 #[test]
@@ -450,14 +459,7 @@ fn a_registry_that_never_answers_leaves_its_apps_unchecked_after_the_pull_timeou
     let repo = Repo::new();
     repo.write("environments/prod.ncl", &environment_with_images(&apps));
     let started = std::time::Instant::now();
-    let out = spindle(&[
-        "check",
-        repo.path_str(),
-        "--insecure-registry",
-        at,
-        "--pull-timeout",
-        "3",
-    ]);
+    let out = check_pulling(&repo, at, "3");
     let took = started.elapsed();
     // Unchecked is a warning, not a refusal; each app says why.
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -526,14 +528,7 @@ fn a_hostile_registry_gets_no_more_than_a_warning_and_is_not_quoted() {
             "environments/prod.ncl",
             &environment_with_images(&[("hostile", &format!("{at}/hostile:1"))]),
         );
-        let out = spindle(&[
-            "check",
-            repo.path_str(),
-            "--insecure-registry",
-            at,
-            "--pull-timeout",
-            "20",
-        ]);
+        let out = check_pulling(&repo, at, "20");
         assert_eq!(out.code, 0, "{misbehaviour:?}: {}", out.stderr);
         out.assert_stderr_contains(
             "warning: app `hostile`: its components' imports are not checked",
