@@ -76,6 +76,7 @@ fn registry_problems_are_named() {
     let out = spindle(&["run", &format!("oci://{missing}"), "--insecure"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     out.assert_stderr_contains(&format!("cannot fetch the manifest of {missing}"));
+    out.assert_stderr_contains("answered 404 Not Found (MANIFEST_UNKNOWN); is the image's name");
 
     // The test registry speaks plain HTTP: without --insecure, TLS fails and says so.
     let out = spindle(&["push", test_apps().to_str().unwrap(), &reference("tls")]);

@@ -404,10 +404,15 @@ async fn refusal(url: &str, response: reqwest::Response) -> anyhow::Error {
         .filter(|code| {
             code.len() <= 40 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
         });
-    match code {
-        Some(code) => anyhow!("{url} answered {status} ({code})"),
-        None => anyhow!("{url} answered {status}"),
-    }
+    let code = code.map(|code| format!(" ({code})")).unwrap_or_default();
+    let hint = match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            "; for a private image, log in to the registry (`docker login`)"
+        }
+        StatusCode::NOT_FOUND => "; is the image's name and tag right?",
+        _ => "",
+    };
+    anyhow!("{url} answered {status}{code}{hint}")
 }
 
 /// `Basic` credentials, as an `Authorization` header value.
