@@ -1,6 +1,7 @@
 //! Spin artifacts in OCI registries, over the distribution API: `spindle push` sends one,
-//! `spindle run oci://` and the capability check fetch one. Credentials come from `--username`/`--password-stdin`, or
-//! from the docker config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+//! `spindle run oci://` and the capability check fetch one. Credentials come from
+//! `--username`/`--password-stdin`, or from the docker config file (`$DOCKER_CONFIG/config.json`,
+//! else `~/.docker/config.json`).
 
 mod pull;
 
@@ -59,8 +60,9 @@ impl Registry {
         Ok(Registry {
             client: Client::new(ClientConfig {
                 protocol,
+                // No read timeout: reqwest's runs until the answer's head, which a slow uplink
+                // pushing a large blob reaches late.
                 connect_timeout: Some(CONNECT_TIMEOUT),
-                read_timeout: Some(READ_TIMEOUT),
                 ..ClientConfig::default()
             }),
             auth,

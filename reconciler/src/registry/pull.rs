@@ -3,9 +3,10 @@
 //! allows), a token answer within 64 KiB, an error answer within 4 KiB (of which only the status
 //! and the OCI error code are shown, never the registry's own words), and each layer within the
 //! size its manifest declares; the layers of the pulls in progress in the process declare 1 GiB
-//! at most. Digests are checked as the bytes arrive and before a cached blob is trusted. A token
-//! service must be HTTPS or the registry itself, redirects lead only to HTTPS, and only the
-//! registry itself is answered a request for credentials. Errors name no URL the registry chose
+//! at most. A blob's digest is checked once it has arrived, before it is kept, and before a kept
+//! one is used. A token service must be HTTPS or the registry itself, redirects lead only to
+//! HTTPS, and only the registry itself is answered a request for credentials (the login goes to
+//! it or to the token service it names, as Docker sends it). Errors name no URL the registry chose
 //! (of a token service, only its host).
 
 use std::{
@@ -19,7 +20,7 @@ use reqwest::{StatusCode, Url, header};
 use serde::Deserialize;
 use spindle_runtime::{
     App,
-    artifact::{self, LAYER_MEDIA_TYPES, MANIFEST_MEDIA_TYPE},
+    artifact::{self, LAYER_MEDIA_TYPES, MANIFEST_MEDIA_TYPE, MAX_ARTIFACT_LAYERS},
 };
 use tokio::sync::Semaphore;
 
@@ -99,16 +100,17 @@ impl Puller {
             .with_context(|| format!("cannot fetch the manifest of {reference}"))?;
         let layers =
             wanted_layers(&manifest).with_context(|| format!("the manifest of {reference}"))?;
-        let declared: u64 = layers.iter().map(|layer| layer.size).sum();
-        let kib = u32::try_from(declared.div_ceil(1024))
-            .ok()
-            .filter(|&kib| u64::from(kib) <= MAX_PULL_BYTES >> 10)
+        let declared = layers
+            .iter()
+            .try_fold(0u64, |total, layer| total.checked_add(layer.size))
+            .filter(|&total| total <= MAX_PULL_BYTES)
             .ok_or_else(|| {
                 anyhow!(
-                    "{reference}'s layers declare {declared} bytes, more than the \
-                     {MAX_PULL_BYTES} a pull accepts"
+                    "{reference}'s layers declare more than the {MAX_PULL_BYTES} bytes a pull \
+                     accepts"
                 )
             })?;
+        let kib = u32::try_from(declared.div_ceil(1024)).expect("at most 1 GiB in KiB");
         let _held = HELD.acquire_many(kib).await?;
         let mut fetched = Vec::new();
         for layer in &layers {
@@ -303,6 +305,12 @@ fn wanted_layers(manifest: &[u8]) -> Result<Vec<Wanted>> {
     let Some(layers) = manifest["layers"].as_array() else {
         bail!("it is not a single artifact manifest (an image index?)");
     };
+    if layers.len() > MAX_ARTIFACT_LAYERS {
+        bail!(
+            "it has {} layers, more than the {MAX_ARTIFACT_LAYERS} an artifact has",
+            layers.len()
+        );
+    }
     let mut wanted = Vec::new();
     for layer in layers {
         let (Some(media_type), Some(digest), Some(size)) = (

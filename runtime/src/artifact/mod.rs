@@ -42,8 +42,10 @@ pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 
 /// Registries such as ECR take 500 layers; one of them is the locked app.
 const MAX_LAYERS: usize = 499;
-/// The most a locked app may hold: Spin's hold names, settings and files of 128 bytes at most.
-const MAX_LOCKED_APP_BYTES: usize = 8 << 20;
+/// The most layers an artifact may have, the locked app among them.
+pub const MAX_ARTIFACT_LAYERS: usize = MAX_LAYERS + 1;
+/// The most a locked app may hold: Spin's list every file, and hold those of 128 bytes at most.
+const MAX_LOCKED_APP_BYTES: usize = 32 << 20;
 
 /// Every layer type an app is made of.
 pub const LAYER_MEDIA_TYPES: &[&str] = &[

@@ -11,7 +11,7 @@ use std::{
 use base64::Engine as _;
 
 use super::{
-    ARCHIVE_MEDIA_TYPE, ArtifactError, DATA_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE, MAX_LAYERS,
+    ARCHIVE_MEDIA_TYPE, ArtifactError, DATA_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE, MAX_ARTIFACT_LAYERS,
     MAX_LOCKED_APP_BYTES, PLAIN_WASM_MEDIA_TYPE, digest, is_wasm_layer,
     locked::{self, LOCK_VERSION, LockedApp},
 };
@@ -32,11 +32,10 @@ pub struct Layer<'a> {
 
 /// Writes the app in `layers` under `dir` and returns it, ready for [`crate::Runtime`].
 pub fn unpack(layers: &[Layer], dir: &Path) -> Result<App, ArtifactError> {
-    if layers.len() > MAX_LAYERS + 1 {
+    if layers.len() > MAX_ARTIFACT_LAYERS {
         return Err(ArtifactError::NotAnApp(format!(
-            "{} layers, more than the {} an artifact has",
+            "{} layers, more than the {MAX_ARTIFACT_LAYERS} an artifact has",
             layers.len(),
-            MAX_LAYERS + 1
         )));
     }
     for layer in layers.iter().filter(|layer| !layer.precompiled) {
@@ -487,7 +486,7 @@ mod bounds {
         let dir = tempfile::tempdir().unwrap();
         let err = unpack(&[layer], dir.path()).unwrap_err().to_string();
         assert!(
-            err.contains("more than the 8 MiB a locked app may be"),
+            err.contains("more than the 32 MiB a locked app may be"),
             "{err}"
         );
     }

@@ -15,6 +15,8 @@ pub enum Misbehaviour {
     /// Serves a manifest whose one Wasm layer declares `declared` bytes, then sends bytes for
     /// that layer without end.
     EndlessBlob { declared: u64 },
+    /// Serves a manifest of `count` Wasm layers of `size` bytes each.
+    ManyLayers { count: usize, size: u64 },
     /// Sends a manifest without end.
     EndlessManifest,
     /// Serves a manifest whose layer's digest is `digest` (a path, say).
@@ -121,19 +123,25 @@ fn serve(stream: TcpStream, misbehaviour: Misbehaviour, at: &str) {
                 &mut stream,
                 "200 OK",
                 "application/vnd.oci.image.manifest.v1+json",
-                &manifest(digest, 1),
+                &manifest(digest, 1, 1),
+            ),
+            Misbehaviour::ManyLayers { count, size } if path.contains("/manifests/") => answer(
+                &mut stream,
+                "200 OK",
+                "application/vnd.oci.image.manifest.v1+json",
+                &manifest(&wasm, size, count),
             ),
             Misbehaviour::EndlessBlob { declared } if path.contains("/manifests/") => answer(
                 &mut stream,
                 "200 OK",
                 "application/vnd.oci.image.manifest.v1+json",
-                &manifest(&wasm, declared),
+                &manifest(&wasm, declared, 1),
             ),
             Misbehaviour::TokenRealm(_) if path.contains("/manifests/") => answer(
                 &mut stream,
                 "200 OK",
                 "application/vnd.oci.image.manifest.v1+json",
-                &manifest(&wasm, 100),
+                &manifest(&wasm, 100, 1),
             ),
             _ if path.contains("/blobs/") => {
                 endless(&mut stream, "application/octet-stream");
@@ -169,8 +177,13 @@ fn endless(stream: &mut TcpStream, content_type: &str) {
     while stream.write_all(&chunk).is_ok() {}
 }
 
-/// A Spin artifact's manifest with one Wasm layer, `digest`, of `size` bytes.
-fn manifest(digest: &str, size: u64) -> String {
+/// A Spin artifact's manifest with `count` Wasm layers, `digest`, of `size` bytes.
+fn manifest(digest: &str, size: u64, count: usize) -> String {
+    let layer = serde_json::json!({
+        "mediaType": "application/vnd.wasm.content.layer.v1+wasm",
+        "digest": digest,
+        "size": size,
+    });
     serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -179,11 +192,7 @@ fn manifest(digest: &str, size: u64) -> String {
             "digest": format!("sha256:{}", "a".repeat(64)),
             "size": 2,
         },
-        "layers": [{
-            "mediaType": "application/vnd.wasm.content.layer.v1+wasm",
-            "digest": digest,
-            "size": size,
-        }],
+        "layers": vec![layer; count],
     })
     .to_string()
 }
