@@ -404,6 +404,14 @@ fn outbound_redis_talks_to_a_real_server() {
     assert_has_lines(&answer.body, &expected);
 }
 
+/// A result over the cap on what a database query hands a guest fails its query, and the
+/// connection answers the next one.
+const CAPPED_RESULT: [&str; 2] = [
+    "oversized: Err(Error::Other(\"the result is larger than the 16777216 bytes spindle hands \
+     to a guest\"))",
+    "after: Ok(1)",
+];
+
 #[test]
 fn outbound_postgres_talks_to_a_real_server_through_both_interfaces() {
     let (served, _state) = serve_with_services();
@@ -422,6 +430,7 @@ fn outbound_postgres_talks_to_a_real_server_through_both_interfaces() {
             && bad.contains("relation \\\"no_such_table\\\" does not exist"),
         "{bad}"
     );
+    assert_has_lines(&pg4, &CAPPED_RESULT);
 
     let pg2 = http(&served.address, "GET", "/services/pg2", "").body;
     assert!(
@@ -565,15 +574,7 @@ fn outbound_mysql_round_trips_rows_with_a_real_mariadb() {
         bad.starts_with("bad-sql: Err(Error::QueryFailed(") && bad.contains("no_such_table"),
         "{bad}"
     );
-    // A result over the cap fails its query, and the connection goes on.
-    assert_has_lines(
-        &answer,
-        &[
-            "oversized: Err(Error::Other(\"the result is larger than the 16777216 bytes \
-             spindle hands to a guest\"))",
-            "after: Ok(1)",
-        ],
-    );
+    assert_has_lines(&answer, &CAPPED_RESULT);
     assert!(!served.stderr().contains("s3cret"), "{}", served.stderr());
 }
 
@@ -637,6 +638,7 @@ fn postgres_3_is_served_as_4_0_0s_subset() {
         bad.starts_with("bad-sql: Err(Error::QueryFailed(") && bad.contains("no_such_table"),
         "{bad}"
     );
+    assert_has_lines(&answer, &CAPPED_RESULT);
 }
 
 #[test]

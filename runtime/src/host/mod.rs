@@ -65,6 +65,15 @@ pub(super) fn refused(view: &SpinView<'_>, address: &str) -> Option<String> {
     None
 }
 
+/// The most result bytes (values, as the database sends them) one MySQL or PostgreSQL query
+/// hands back to a guest: the host holds them before the guest's memory cap can refuse them.
+const MAX_RESULT_BYTES: usize = 16 << 20;
+
+/// Why a query over [`MAX_RESULT_BYTES`] failed.
+fn result_too_large() -> String {
+    format!("the result is larger than the {MAX_RESULT_BYTES} bytes spindle hands to a guest")
+}
+
 /// `work`, unless it takes longer than [`IO_TIMEOUT`].
 async fn io_deadline<T>(work: impl Future<Output = T>) -> Result<T, tokio::time::error::Elapsed> {
     tokio::time::timeout(IO_TIMEOUT, work).await

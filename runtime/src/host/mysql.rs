@@ -15,17 +15,14 @@ use tokio::sync::Mutex;
 use wasmtime::component::Resource;
 
 use super::{
-    SpinView,
+    MAX_RESULT_BYTES, SpinView,
     bindings::fermyon::spin::{
         mysql::{Host, HostConnection},
         rdbms_types::{Column as DbColumn, DbDataType, DbValue, Error, ParameterValue, RowSet},
     },
-    io_deadline,
+    io_deadline, result_too_large,
 };
 use crate::allow_list::redact;
-
-/// The most result bytes (values, roughly) one query hands back to a guest.
-const MAX_RESULT_BYTES: usize = 16 << 20;
 
 /// MySQL's number for the `binary` character set: such text columns hold bytes.
 const BINARY_CHARSET: u16 = 63;
@@ -182,9 +179,7 @@ async fn query(conn: &mut Conn, statement: String, values: Params) -> Result<Row
         let values = row.unwrap();
         size += values.iter().map(value_size).sum::<usize>();
         if size > MAX_RESULT_BYTES {
-            return Err(Error::Other(format!(
-                "the result is larger than the {MAX_RESULT_BYTES} bytes spindle hands to a guest"
-            )));
+            return Err(Error::Other(result_too_large()));
         }
         rows.push(
             values

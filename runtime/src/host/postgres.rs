@@ -21,11 +21,12 @@ use wasmtime::component::Resource;
 use crate::allow_list::redact;
 
 use super::{
-    SpinView,
+    MAX_RESULT_BYTES, SpinView,
     bindings::spin::{postgres3_0_0::postgres as v3, postgres4_0_0::postgres as v4},
     bindings::{fermyon::spin::postgres as v2, fermyon::spin::rdbms_types as v2_types},
     io_deadline,
     pg_wire::{self, Numeric},
+    result_too_large,
 };
 
 /// A connection opened through `spin:postgres@4.0.0`.
@@ -91,6 +92,8 @@ impl SpinView<'_> {
 enum Failure {
     Database(tokio_postgres::Error),
     TimedOut(tokio::time::error::Elapsed),
+    /// Its rows came to more than [`MAX_RESULT_BYTES`].
+    TooLarge,
 }
 
 fn refs(parameters: &[Parameter]) -> Vec<&(dyn ToSql + Sync)> {
@@ -100,21 +103,52 @@ fn refs(parameters: &[Parameter]) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-/// Prepares `statement` (which gives the columns' types) and runs it with `parameters`.
+/// Prepares `statement` (which gives the columns' types) and runs it with `parameters`,
+/// reading rows as they come until they pass [`MAX_RESULT_BYTES`].
 async fn query(
     client: &Client,
     statement: &str,
     parameters: &[Parameter],
 ) -> Result<(tokio_postgres::Statement, Vec<Row>), Failure> {
+    use futures::TryStreamExt as _;
+
     let work = async {
-        let prepared = client.prepare(statement).await?;
-        let rows = client.query(&prepared, &refs(parameters)).await?;
+        let prepared = client.prepare(statement).await.map_err(Failure::Database)?;
+        let stream = client
+            .query_raw(&prepared, refs(parameters))
+            .await
+            .map_err(Failure::Database)?;
+        let mut stream = std::pin::pin!(stream);
+        let mut rows = Vec::new();
+        let mut size = 0;
+        while let Some(row) = stream.try_next().await.map_err(Failure::Database)? {
+            size += (0..row.len())
+                .map(|i| row.try_get::<_, Length>(i).map_or(0, |length| length.0))
+                .sum::<usize>();
+            if size > MAX_RESULT_BYTES {
+                // The rows still coming are dropped by the connection, which stays usable.
+                return Err(Failure::TooLarge);
+            }
+            rows.push(row);
+        }
         Ok((prepared, rows))
     };
-    io_deadline(work)
-        .await
-        .map_err(Failure::TimedOut)?
-        .map_err(Failure::Database)
+    io_deadline(work).await.map_err(Failure::TimedOut)?
+}
+
+/// How many bytes a value of any type took on the wire (NULL: none).
+struct Length(usize);
+
+impl<'a> FromSql<'a> for Length {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(Length(raw.len()))
+    }
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(Length(0))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
 }
 
 /// Runs `statement` with `parameters` as a command: the number of rows it affected.
@@ -447,6 +481,7 @@ fn v4_failure(failure: Failure) -> v4::Error {
     let err = match failure {
         Failure::Database(err) => err,
         Failure::TimedOut(elapsed) => return v4::Error::Other(elapsed.to_string()),
+        Failure::TooLarge => return v4::Error::Other(result_too_large()),
     };
     let Some(db) = err.as_db_error() else {
         // A parameter the client could not send says why in its source.
@@ -592,6 +627,7 @@ fn v2_failure(failure: Failure) -> v2_types::Error {
     v2_types::Error::QueryFailed(match failure {
         Failure::Database(err) => err.to_string(),
         Failure::TimedOut(elapsed) => elapsed.to_string(),
+        Failure::TooLarge => result_too_large(),
     })
 }
 

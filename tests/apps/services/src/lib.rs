@@ -131,24 +131,28 @@ fn mysql_steps(address: &str) -> Vec<String> {
         )),
         Err(err) => lines.push(format!("query: {err:?}")),
     }
-    lines.push(format!(
-        "bad-sql: {:?}",
-        db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
-    ));
-    // 20 rows of 1 MiB (MariaDB's sequence engine), over the 16 MiB spindle hands to a guest.
-    lines.push(format!(
-        "oversized: {:?}",
-        db.query("SELECT REPEAT('x', 1048576) FROM seq_1_to_20", &[])
-            .map(|rows| rows.rows.len())
-    ));
-    lines.push(format!(
-        "after: {:?}",
-        db.query("SELECT 1", &[]).map(|rows| rows.rows.len())
+    // MariaDB's sequence engine gives the rows.
+    lines.extend(bound_steps(
+        |sql| db.query(sql, &[]).map(|rows| rows.rows.len()),
+        "SELECT REPEAT('x', 1048576) FROM seq_1_to_20",
     ));
     lines
 }
 
 /// `columns: NAME:TYPE ...`, then a `row: [...]` line per row.
+/// A statement that fails, `oversized` (20 rows of 1 MiB, past the 16 MiB spindle hands to a
+/// guest), and a statement after them on the same connection, through `query` (row counts).
+fn bound_steps<E: std::fmt::Debug>(
+    query: impl Fn(&str) -> Result<usize, E>,
+    oversized: &str,
+) -> Vec<String> {
+    vec![
+        format!("bad-sql: {:?}", query("SELECT * FROM no_such_table").map(|_| ())),
+        format!("oversized: {:?}", query(oversized)),
+        format!("after: {:?}", query("SELECT 1")),
+    ]
+}
+
 fn row_set_lines<'a, T: std::fmt::Debug + 'a, R: std::fmt::Debug>(
     columns: impl Iterator<Item = (&'a String, &'a T)>,
     rows: &[R],
@@ -233,19 +237,9 @@ fn pg4_steps(address: &str) -> Vec<String> {
         )),
         Err(err) => lines.push(format!("query: {err:?}")),
     }
-    lines.push(format!(
-        "bad-sql: {:?}",
-        db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
-    ));
-    // 20 rows of 1 MiB (MariaDB's sequence engine), over the 16 MiB spindle hands to a guest.
-    lines.push(format!(
-        "oversized: {:?}",
-        db.query("SELECT REPEAT('x', 1048576) FROM seq_1_to_20", &[])
-            .map(|rows| rows.rows.len())
-    ));
-    lines.push(format!(
-        "after: {:?}",
-        db.query("SELECT 1", &[]).map(|rows| rows.rows.len())
+    lines.extend(bound_steps(
+        |sql| db.query(sql, &[]).map(|rows| rows.rows.len()),
+        "SELECT repeat('x', 1048576) FROM generate_series(1, 20)",
     ));
     lines
 }
@@ -343,19 +337,9 @@ fn pg3_steps(address: &str) -> Vec<String> {
         )),
         Err(err) => lines.push(format!("query: {err:?}")),
     }
-    lines.push(format!(
-        "bad-sql: {:?}",
-        db.query("SELECT * FROM no_such_table", &[]).map(|_| ())
-    ));
-    // 20 rows of 1 MiB (MariaDB's sequence engine), over the 16 MiB spindle hands to a guest.
-    lines.push(format!(
-        "oversized: {:?}",
-        db.query("SELECT REPEAT('x', 1048576) FROM seq_1_to_20", &[])
-            .map(|rows| rows.rows.len())
-    ));
-    lines.push(format!(
-        "after: {:?}",
-        db.query("SELECT 1", &[]).map(|rows| rows.rows.len())
+    lines.extend(bound_steps(
+        |sql| db.query(sql, &[]).map(|rows| rows.rows.len()),
+        "SELECT repeat('x', 1048576) FROM generate_series(1, 20)",
     ));
     lines
 }
