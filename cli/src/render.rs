@@ -33,8 +33,8 @@ pub struct RenderArgs {
 /// What the objects are rendered for: the cluster's version and nodes, the flavor.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Kubernetes version to render for (1.20 to 1.34); picks API versions such as
-    /// autoscaling/v2 or v2beta2. Default: the cluster's, or 1.34 without one.
+    /// Kubernetes version to render for (1.20 to 1.37); picks API versions such as
+    /// autoscaling/v2 or v2beta2. Default: the cluster's, or 1.37 without one.
     #[arg(long, value_name = "X.Y", value_parser = parse_kube_version)]
     kube_version: Option<KubeVersion>,
     /// `native`: Deployments, Services, RuntimeClasses, installer Jobs. `spinkube`: SpinApp,

@@ -13,7 +13,7 @@ impl KubeVersion {
     /// The oldest release spindle renders for: RuntimeClass `node.k8s.io/v1` arrived in 1.20.
     pub const OLDEST: KubeVersion = KubeVersion { minor: 20 };
     /// The newest release spindle knows; the default when there is no cluster to ask.
-    pub const NEWEST: KubeVersion = KubeVersion { minor: 34 };
+    pub const NEWEST: KubeVersion = KubeVersion { minor: 37 };
 
     /// `autoscaling/v2` is served from 1.23; `v2beta2` (same shape for CPU targets) until 1.25.
     pub fn horizontal_pod_autoscaler(self) -> &'static str {
@@ -99,7 +99,7 @@ mod tests {
             "1.19"
                 .parse::<KubeVersion>()
                 .unwrap_err()
-                .contains("1.20 to 1.34")
+                .contains("1.20 to 1.37")
         );
         assert!("2.0".parse::<KubeVersion>().is_err());
         assert!("latest".parse::<KubeVersion>().is_err());

@@ -1187,32 +1187,28 @@ fn install_rbac(live: &Live) {
 }
 
 /// A kubeconfig at `path` for the test apiserver that authenticates as ServiceAccount
-/// `spindle-system/ACCOUNT`, with the token Kubernetes 1.20's token controller gives it.
+/// `spindle-system/ACCOUNT`, with a token minted by the TokenRequest API (ServiceAccounts have
+/// had no token Secrets since Kubernetes 1.24).
 fn token_kubeconfig(live: &Live, account: &str, path: &std::path::Path) {
-    let secrets = live.api("v1", "Secret", "spindle-system");
-    let token = (0..60)
-        .find_map(|_| {
-            let list = live
-                .runtime
-                .block_on(secrets.list(&Default::default()))
-                .unwrap();
-            let token = list.items.into_iter().find_map(|secret| {
-                let secret = serde_json::to_value(secret).unwrap();
-                let ours = secret["metadata"]["annotations"]["kubernetes.io/service-account.name"]
-                    == account;
-                let token = secret["data"]["token"].as_str()?;
-                ours.then(|| {
-                    use base64::Engine as _;
-                    let token = base64::engine::general_purpose::STANDARD.decode(token);
-                    String::from_utf8(token.unwrap()).unwrap()
-                })
-            });
-            if token.is_none() {
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            token
-        })
-        .expect("the token controller gives the ServiceAccount a token");
+    let accounts = live.api("v1", "ServiceAccount", "spindle-system");
+    let request = json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 7200},
+    });
+    let minted: serde_json::Value = live
+        .runtime
+        .block_on(accounts.create_subresource(
+            "token",
+            account,
+            &Default::default(),
+            serde_json::to_vec(&request).unwrap(),
+        ))
+        .unwrap_or_else(|err| panic!("a token for ServiceAccount {account}: {err}"));
+    let token = minted["status"]["token"]
+        .as_str()
+        .expect("a TokenRequest answers with a token")
+        .to_owned();
     let admin = std::fs::read_to_string(required_env("KUBECONFIG")).unwrap();
     let (start, end) = (
         admin.find("users:").unwrap(),

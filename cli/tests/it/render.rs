@@ -1,5 +1,6 @@
 //! `spindle render` beyond the golden files: determinism, the YAML and JSON forms agreeing, and
-//! the rendered example applying cleanly to the real test apiserver (Kubernetes 1.20).
+//! the rendered example applying cleanly to the real test apiserver (the Kubernetes of
+//! scripts/tools/kube).
 
 use crate::support::{EXAMPLE, kube_client, required_env, spindle};
 use spindle_reconciler::cluster::Cluster;
@@ -67,13 +68,14 @@ fn kube_version_is_checked() {
         "1.12",
     ]);
     assert_eq!(out.code, 2);
-    out.assert_stderr_contains("not supported: spindle renders for 1.20 to 1.34");
+    out.assert_stderr_contains("not supported: spindle renders for 1.20 to 1.37");
 }
 
 #[tokio::test]
 async fn the_example_applies_cleanly_to_the_test_apiserver() {
     required_env("KUBECONFIG");
-    // No --kube-version: it is discovered from the cluster (1.20), which picks v2beta2/v1beta1.
+    // No --kube-version: it is discovered from the cluster (1.23 or later), which picks
+    // autoscaling/v2 and policy/v1.
     let out = spindle(&[
         "render",
         EXAMPLE,
@@ -99,11 +101,8 @@ async fn the_example_applies_cleanly_to_the_test_apiserver() {
         .map(Object::new)
         .collect();
     let api_versions: Vec<&str> = objects.iter().map(Object::api_version).collect();
-    assert!(
-        api_versions.contains(&"autoscaling/v2beta2"),
-        "{api_versions:?}"
-    );
-    assert!(api_versions.contains(&"policy/v1beta1"), "{api_versions:?}");
+    assert!(api_versions.contains(&"autoscaling/v2"), "{api_versions:?}");
+    assert!(api_versions.contains(&"policy/v1"), "{api_versions:?}");
     assert!(
         objects.iter().any(|o| o.kind() == "Job"),
         "the first wave installs on node-b"
