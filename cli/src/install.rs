@@ -37,6 +37,48 @@ pub struct InstallArgs {
     /// node runtime (see docs/node-installer.md).
     #[arg(long = "node-policy", value_name = "FILE")]
     node_policy: Option<std::path::PathBuf>,
+    /// Have the reconciler apply as this ServiceAccount (NAMESPACE/NAME; `spindle reconcile
+    /// --service-account`), and grant it `impersonate` on that account and the groups its token
+    /// carries, and nothing else. Without it the reconciler impersonates no one.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    service_account: Option<String>,
+}
+
+/// A ServiceAccount given as `NAMESPACE/NAME`.
+struct Account<'a> {
+    namespace: &'a str,
+    name: &'a str,
+}
+
+impl<'a> Account<'a> {
+    fn parse(text: &'a str) -> Result<Self> {
+        match text.split_once('/') {
+            Some((namespace, name))
+                if is_dns_label(namespace) && !name.is_empty() && !name.contains('/') =>
+            {
+                Ok(Account { namespace, name })
+            }
+            _ => bail!("--service-account `{text}`: give the ServiceAccount as NAMESPACE/NAME"),
+        }
+    }
+
+    /// The groups Kubernetes gives this account's token, which the reconciler impersonates
+    /// beside it (`spindle_reconciler::cluster::client_as`).
+    fn groups(&self) -> [String; 3] {
+        [
+            "system:serviceaccounts".to_owned(),
+            format!("system:serviceaccounts:{}", self.namespace),
+            "system:authenticated".to_owned(),
+        ]
+    }
+}
+
+fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
 }
 
 /// The Secret the Deployment reads git credentials and the webhook secret from (its keys are the
@@ -45,6 +87,8 @@ const CREDENTIALS: &str = "spindle-git";
 /// The ConfigMap that holds the node policy, under [`POLICY_KEY`].
 const NODE_POLICY: &str = "spindle-node-policy";
 const POLICY_KEY: &str = "node-policy.yaml";
+/// The roles that let the reconciler impersonate `--service-account`, and only it.
+const IMPERSONATE: &str = "spindle-impersonate";
 
 pub fn install(args: &InstallArgs) -> Result<i32> {
     if !args.print {
@@ -61,8 +105,9 @@ pub fn install(args: &InstallArgs) -> Result<i32> {
         }
         None => None,
     };
+    let account = args.service_account.as_deref().map(Account::parse).transpose()?;
     let mut out = String::new();
-    for object in manifests(args, policy.as_deref()) {
+    for object in manifests(args, policy.as_deref(), account.as_ref()) {
         out.push_str("---\n");
         out.push_str(&spindle_render::yaml::to_string(&object));
     }
@@ -70,7 +115,7 @@ pub fn install(args: &InstallArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn manifests(args: &InstallArgs, policy: Option<&str>) -> Vec<Value> {
+fn manifests(args: &InstallArgs, policy: Option<&str>, account: Option<&Account>) -> Vec<Value> {
     let namespace = &args.namespace;
     let labels =
         json!({"app.kubernetes.io/name": "spindle", "app.kubernetes.io/component": "reconciler"});
@@ -98,11 +143,45 @@ fn manifests(args: &InstallArgs, policy: Option<&str>) -> Vec<Value> {
     rules.push(
         json!({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]}),
     );
-    // `--service-account`: act as an environment's ServiceAccount (and the groups its token
-    // would carry), so that its RBAC bounds the applies. Narrow it with `resourceNames`.
-    rules.push(json!({
-        "apiGroups": [""], "resources": ["serviceaccounts", "groups"], "verbs": ["impersonate"],
-    }));
+    // `--service-account`: act as that ServiceAccount and the groups its token carries, so that
+    // its RBAC bounds the applies; no other user, account or group (a leaked token must not
+    // become system:masters). Kept out of spindle-reconciler, in roles of their own.
+    let impersonation = account.into_iter().flat_map(|account| {
+        let binding = |kind: &str, namespace: Option<&str>| {
+            let mut metadata = json!({"name": IMPERSONATE, "labels": labels});
+            if let Some(namespace) = namespace {
+                metadata["namespace"] = json!(namespace);
+            }
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": format!("{kind}Binding"),
+                "metadata": metadata,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": IMPERSONATE},
+                "subjects": [{"kind": "ServiceAccount", "name": "spindle", "namespace": namespace}],
+            })
+        };
+        [
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": IMPERSONATE, "labels": labels},
+                "rules": [{
+                    "apiGroups": [""], "resources": ["groups"], "verbs": ["impersonate"],
+                    "resourceNames": account.groups(),
+                }],
+            }),
+            binding("ClusterRole", None),
+            // A ServiceAccount's impersonation is checked in its namespace: a Role there names it.
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": IMPERSONATE, "namespace": account.namespace, "labels": labels},
+                "rules": [{
+                    "apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"],
+                    "resourceNames": [account.name],
+                }],
+            }),
+            binding("Role", Some(account.namespace)),
+        ]
+    });
+    let impersonation: Vec<Value> = impersonation.collect();
     vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
         json!({
@@ -147,6 +226,7 @@ fn manifests(args: &InstallArgs, policy: Option<&str>) -> Vec<Value> {
         }),
     ]
     .into_iter()
+    .chain(impersonation)
     .chain(policy.map(|policy| {
         json!({
             "apiVersion": "v1", "kind": "ConfigMap",
@@ -215,6 +295,11 @@ fn deployment(args: &InstallArgs, labels: &Value, image: &str, policy: bool) -> 
             },
         },
     });
+    if let Some(account) = &args.service_account {
+        let container = &mut deployment["spec"]["template"]["spec"]["containers"][0];
+        let container_args = container["args"].as_array_mut().expect("args");
+        container_args.extend([json!("--service-account"), json!(account)]);
+    }
     if policy {
         let pod = &mut deployment["spec"]["template"]["spec"];
         let container = &mut pod["containers"][0];
@@ -257,5 +342,15 @@ mod tests {
             "horizontalpodautoscalers"
         );
         assert_eq!(plural("SpinAppExecutor"), "spinappexecutors");
+    }
+
+    #[test]
+    fn service_accounts_are_namespace_and_name() {
+        let account = Account::parse("team-a/deployer").unwrap();
+        assert_eq!((account.namespace, account.name), ("team-a", "deployer"));
+        assert_eq!(account.groups()[1], "system:serviceaccounts:team-a");
+        for bad in ["deployer", "/deployer", "team-a/", "Team/x", "a/b/c", "-a/x"] {
+            assert!(Account::parse(bad).is_err(), "{bad}");
+        }
     }
 }

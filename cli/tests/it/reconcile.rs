@@ -1186,6 +1186,72 @@ fn install_rbac(live: &Live) {
     }
 }
 
+/// The roles `spindle install --print --service-account ACCOUNT` adds so that the reconciler may
+/// act as ACCOUNT (the shipped ones let it impersonate no one).
+fn install_impersonation(live: &Live, account: &str) {
+    let manifests = spindle(&["install", "--print", "--service-account", account]);
+    assert_ok(&manifests);
+    for document in manifests.stdout.split("---\n").filter(|d| !d.trim().is_empty()) {
+        let object = Object::new(serde_yaml::from_str(document).unwrap());
+        if object.name() == "spindle-impersonate" {
+            live.runtime
+                .block_on(live.cluster.apply(&object, false))
+                .unwrap_or_else(|err| panic!("{}: {err:#}", object.display_name()));
+        }
+    }
+}
+
+/// Whether the apiserver lets the reconciler's ServiceAccount impersonate `name` (a `users`,
+/// `groups` or `serviceaccounts` resource; the last in `namespace`), asked with a
+/// SubjectAccessReview.
+fn reconciler_may_impersonate(live: &Live, resource: &str, namespace: &str, name: &str) -> bool {
+    let review = Object::new(json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "metadata": {"name": "-"},
+        "spec": {
+            "user": "system:serviceaccount:spindle-system:spindle",
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:spindle-system", "system:authenticated"],
+            "resourceAttributes": {"verb": "impersonate", "resource": resource, "namespace": namespace, "name": name},
+        },
+    }));
+    let api = live.cluster.api(&review).unwrap();
+    let value: kube::api::DynamicObject = serde_json::from_value(review.into_value()).unwrap();
+    let answer = live.runtime.block_on(api.create(&Default::default(), &value)).unwrap();
+    answer.data["status"]["allowed"] == true
+}
+
+#[test]
+fn the_shipped_reconciler_impersonates_no_one_and_service_account_only_its_account() {
+    let live = Live::new();
+    install_rbac(&live);
+    let tenant = live.namespace("imp");
+    live.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": *tenant}}));
+    let may = |resource: &str, namespace: &str, name: &str| {
+        reconciler_may_impersonate(&live, resource, namespace, name)
+    };
+    let never = [
+        ("users", "", "admin"),
+        ("users", "", "system:admin"),
+        ("groups", "", "system:masters"),
+        ("serviceaccounts", "kube-system", "default"),
+        ("serviceaccounts", "kube-system", "clusterrole-aggregation-controller"),
+        ("serviceaccounts", &*tenant, "other"),
+    ];
+    for (resource, namespace, name) in never {
+        assert!(!may(resource, namespace, name), "shipped RBAC: impersonate {resource} {namespace}/{name}");
+    }
+    assert!(!may("serviceaccounts", &tenant, "deployer"), "before --service-account");
+
+    install_impersonation(&live, &format!("{}/deployer", &*tenant));
+    assert!(may("serviceaccounts", &tenant, "deployer"));
+    assert!(may("groups", "", &format!("system:serviceaccounts:{}", &*tenant)));
+    for (resource, namespace, name) in never {
+        assert!(!may(resource, namespace, name), "with --service-account: impersonate {resource} {namespace}/{name}");
+    }
+    assert!(!may("serviceaccounts", "default", "deployer"), "the same name elsewhere");
+}
+
 /// A kubeconfig at `path` for the test apiserver that authenticates as ServiceAccount
 /// `spindle-system/ACCOUNT`, with a token minted by the TokenRequest API (ServiceAccounts have
 /// had no token Secrets since Kubernetes 1.24).
@@ -1589,6 +1655,7 @@ fn an_environments_service_account_bounds_what_its_repository_can_do() {
         "two namespaces",
     );
     let account = format!("{}/deployer", &*own);
+    install_impersonation(&live, &account);
     let out = apply(&repo, &unique("tenant"), &["--service-account", &account]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     out.assert_stderr_contains(&format!(

@@ -18,10 +18,10 @@ pub fn show(diffs: &[Diff]) -> String {
     for diff in diffs {
         let _ = writeln!(
             out,
-            "### spindle: environment `{}`\n\n`{}` → `{}`: {}\n",
-            diff.environment,
-            diff.before,
-            diff.after,
+            "### spindle: environment <code>{}</code>\n\n<code>{}</code> → <code>{}</code>: {}\n",
+            escape(&diff.environment),
+            escape(&diff.before),
+            escape(&diff.after),
             summary(diff)
         );
         if diff.is_empty() {
@@ -48,7 +48,7 @@ pub fn show(diffs: &[Diff]) -> String {
         if !diff.runtimes.is_empty() {
             let _ = writeln!(out, "**Node runtimes**\n");
             for rollout in &diff.runtimes {
-                let _ = writeln!(out, "- {}", rollout.sentence());
+                let _ = writeln!(out, "- {}", escape(&rollout.sentence()));
             }
             out.push('\n');
         }
@@ -127,9 +127,76 @@ fn table(out: &mut String, diff: &Diff) {
     out.push('\n');
 }
 
+/// Text a repository controls (names, versions, selectors, messages), made inert: it opens no
+/// HTML element or comment (which could hide the rest of the comment from a reviewer), no code
+/// span, no table cell, and stays on its line (a line break could start a heading or a fence).
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '`' => out.push_str("&#96;"),
+            '|' => out.push_str("\\|"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{ObjectChange, RuntimeRollout};
+
+    const HOSTILE: &str = "1\n\n<!-- `x` </details> | ```\r\n# heading";
+
+    #[test]
+    fn repository_text_hides_nothing_from_a_reviewer() {
+        let change = |name: &str| ObjectChange {
+            action: Action::Added,
+            api_version: "v1".to_owned(),
+            kind: "ConfigMap".to_owned(),
+            namespace: Some(HOSTILE.to_owned()),
+            name: name.to_owned(),
+            previous_name: None,
+            owner: Owner::App(HOSTILE.to_owned()),
+            diff: format!("+name: {HOSTILE}\n+```\n+</details>"),
+            lines_added: 3,
+            lines_removed: 0,
+        };
+        let diff = Diff {
+            environment: HOSTILE.to_owned(),
+            before: HOSTILE.to_owned(),
+            after: HOSTILE.to_owned(),
+            changes: vec![change("first"), change("second")],
+            unchanged: 0,
+            runtimes: vec![RuntimeRollout {
+                runtime: HOSTILE.to_owned(),
+                from_version: Some(HOSTILE.to_owned()),
+                to_version: Some(format!("{HOSTILE}2")),
+                from_sha256: None,
+                to_sha256: None,
+                nodes: None,
+                node_selector: [(HOSTILE.to_owned(), HOSTILE.to_owned())].into(),
+                max_unavailable: 1,
+            }],
+            refused: vec![HOSTILE.to_owned()],
+            conflicts: vec![HOSTILE.to_owned()],
+        };
+        let comment = show(&[diff]);
+        assert!(!comment.contains("<!--"), "{comment}");
+        assert!(!comment.contains("\n# heading"), "{comment}");
+        assert!(!comment.contains('\r'), "{comment}");
+        // Every block spindle opens is its own, and closed: two objects, two <details>.
+        assert_eq!(comment.matches("<details>").count(), 2, "{comment}");
+        assert_eq!(comment.matches("</details>").count(), 2, "{comment}");
+        assert_eq!(comment.matches("```diff").count(), 2, "{comment}");
+        assert_eq!(comment.matches("\n```\n").count(), 2, "{comment}");
+        for object in ["first", "second"] {
+            assert!(comment.contains(&format!("/{object}</code>")), "{object}: {comment}");
+        }
+    }
 }

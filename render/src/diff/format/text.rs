@@ -28,21 +28,21 @@ pub fn show(diff: &Diff, color: bool) -> String {
             BOLD,
             &format!(
                 "environment {}: {} -> {}: {}",
-                diff.environment,
-                diff.before,
-                diff.after,
+                inert(&diff.environment),
+                inert(&diff.before),
+                inert(&diff.after),
                 summary(diff)
             )
         )
     );
     for rollout in &diff.runtimes {
-        let _ = writeln!(out, "! {}", rollout.sentence());
+        let _ = writeln!(out, "! {}", inert(&rollout.sentence()));
     }
     for refusal in &diff.refused {
-        let _ = writeln!(out, "! would not run: {refusal}");
+        let _ = writeln!(out, "! would not run: {}", inert(refusal));
     }
     for conflict in &diff.conflicts {
-        let _ = writeln!(out, "! conflict: {conflict}");
+        let _ = writeln!(out, "! conflict: {}", inert(conflict));
     }
     for change in &diff.changes {
         let _ = writeln!(
@@ -53,20 +53,39 @@ pub fn show(diff: &Diff, color: bool) -> String {
                 &format!(
                     "{} {} ({})",
                     change.action.sign(),
-                    change.title(),
-                    change.owner
+                    inert(&change.title()),
+                    inert(&change.owner.to_string())
                 )
             )
         );
         for line in change.diff.lines() {
             let styled = match line.chars().next() {
-                Some('+') if !line.starts_with("+++") => paint(GREEN, line),
-                Some('-') if !line.starts_with("---") => paint(RED, line),
-                Some('@') => paint(CYAN, line),
-                _ => line.to_owned(),
+                Some('+') if !line.starts_with("+++") => paint(GREEN, &inert(line)),
+                Some('-') if !line.starts_with("---") => paint(RED, &inert(line)),
+                Some('@') => paint(CYAN, &inert(line)),
+                _ => inert(line),
             };
             let _ = writeln!(out, "{styled}");
         }
     }
     out
+}
+
+/// Text a repository controls, shown on one line with no terminal control sequences: an escape
+/// character could recolour, move the cursor or erase what a reviewer reads.
+fn inert(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_sequences_from_a_repository_are_not_sent_to_the_terminal() {
+        assert_eq!(inert("a\x1b[2Kb\nc\td"), "a\u{fffd}[2Kb\u{fffd}c\u{fffd}d");
+        assert_eq!(inert("plain -> text"), "plain -> text");
+    }
 }
