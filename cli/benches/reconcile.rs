@@ -41,6 +41,11 @@ fn main() {
         let client = kube::Client::try_default()
             .await
             .expect("KUBECONFIG names the test apiserver");
+        let kube_version = client
+            .apiserver_version()
+            .await
+            .expect("the apiserver's /version")
+            .git_version;
         let cache = std::env::temp_dir().join("spindle-bench-cache");
         let evaluator = Evaluator::new(Some(cache), Limits::default()).expect("evaluator");
         let settings = Settings {
@@ -82,8 +87,8 @@ fn main() {
             "Reconcile",
             "cargo bench --bench reconcile",
             &format!(
-                "Against the test kube-apiserver 1.20 + etcd + controller-manager on the same \
-                 cores. The generated 1,000-app repository renders to {sent} objects \
+                "Against the test kube-apiserver {kube_version} + etcd + controller-manager on \
+                 the same cores. The generated 1,000-app repository renders to {sent} objects \
                  (Deployments, Services, Ingresses, PodDisruptionBudgets, a Namespace, a \
                  RuntimeClass). Each pass includes evaluation (unless the commit was already \
                  evaluated), rendering, reading the inventory, one list per kind for drift, the \

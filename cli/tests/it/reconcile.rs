@@ -1252,6 +1252,82 @@ fn the_shipped_reconciler_impersonates_no_one_and_service_account_only_its_accou
     assert!(!may("serviceaccounts", "default", "deployer"), "the same name elsewhere");
 }
 
+/// The permission table of docs/reconciler.md: (resource, verb) pairs granted cluster-wide and
+/// those granted in the reconciler's own namespace only.
+fn documented_permissions() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+    let docs = std::fs::read_to_string("../docs/reconciler.md").unwrap();
+    let table = docs
+        .split("| resource | verbs | scope | why |")
+        .nth(1)
+        .expect("docs/reconciler.md has the permission table");
+    let (mut cluster, mut own) = (BTreeSet::new(), BTreeSet::new());
+    for row in table.lines().skip(2).take_while(|line| line.trim_start().starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (resources, verbs, scope) = (cells[1], cells[2], cells[3]);
+        let into = match scope {
+            "cluster" => &mut cluster,
+            "its namespace" => &mut own,
+            other => panic!("docs/reconciler.md: unknown scope `{other}` in {row}"),
+        };
+        for resource in resources.split(", ") {
+            for verb in verbs.split(", ") {
+                into.insert((resource.to_owned(), verb.to_owned()));
+            }
+        }
+    }
+    (cluster, own)
+}
+
+/// What the apiserver says the reconciler's account may do in `namespace`
+/// (SelfSubjectRulesReview), as (resource, verb) pairs; the self-review rules every
+/// authenticated user has are left out, and so is `impersonate`, which tests of
+/// `--service-account` grant beside (and which
+/// `the_shipped_reconciler_impersonates_no_one_and_service_account_only_its_account` covers).
+fn reviewed_permissions(namespace: &str) -> BTreeSet<(String, String)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+        let kubeconfig = Kubeconfig::read_from(reconciler_kubeconfig()).unwrap();
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let reviews: kube::Api<k8s_openapi::api::authorization::v1::SelfSubjectRulesReview> =
+            kube::Api::all(client);
+        let review = serde_json::from_value(json!({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+            "metadata": {}, "spec": {"namespace": namespace},
+        }))
+        .unwrap();
+        let answer = reviews.create(&Default::default(), &review).await.unwrap();
+        let status = answer.status.expect("a rules review has a status");
+        assert!(!status.incomplete, "the rules review is incomplete: {status:?}");
+        let mut granted = BTreeSet::new();
+        for rule in status.resource_rules {
+            let groups = rule.api_groups.unwrap_or_default();
+            if groups.iter().any(|g| g.ends_with("authorization.k8s.io") || g == "authentication.k8s.io") {
+                continue;
+            }
+            for resource in rule.resources.unwrap_or_default() {
+                for verb in rule.verbs.iter().filter(|verb| *verb != "impersonate") {
+                    granted.insert((resource.clone(), verb.clone()));
+                }
+            }
+        }
+        granted
+    })
+}
+
+#[test]
+fn the_shipped_permissions_are_the_documented_ones() {
+    reconciler_kubeconfig();
+    let (cluster, own) = documented_permissions();
+    assert!(cluster.contains(&("deployments".to_owned(), "patch".to_owned())));
+    assert_eq!(reviewed_permissions("some-apps-namespace"), cluster, "in an app's namespace");
+    let everything: BTreeSet<_> = cluster.union(&own).cloned().collect();
+    assert_eq!(reviewed_permissions("spindle-system"), everything, "in spindle-system");
+}
+
 /// A kubeconfig at `path` for the test apiserver that authenticates as ServiceAccount
 /// `spindle-system/ACCOUNT`, with a token minted by the TokenRequest API (ServiceAccounts have
 /// had no token Secrets since Kubernetes 1.24).
@@ -1506,6 +1582,33 @@ fn the_shipped_permissions_are_enough_and_a_missing_verb_is_named() {
         Some("hi"),
         "nothing of the pass is sent"
     );
+}
+
+#[test]
+fn a_leader_elected_reconciler_makes_its_missing_system_namespace() {
+    let live = Live::new();
+    let namespace = live.namespace("lease-ns");
+    let system = live.namespace("lease-system");
+    let ns: &str = &namespace;
+    let (_origin, bare) = followed(&environment(ns, &[app("web", "one")]));
+    let address = format!("127.0.0.1:{}", free_port());
+    // As the test's admin: the shipped RBAC gives the reconciler its state in its own
+    // namespace, which the install manifests make.
+    let _reconcile = Reconcile(
+        spindle_command()
+            .args(["reconcile", "--repo", bare.path().to_str().unwrap()])
+            .args(["--instance", ns, "--leader-elect", "--system-namespace", &system])
+            .args(["--interval", "1", "--health-timeout", "0", "--listen", &address])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the leader's first apply", Duration::from_secs(60), || {
+        live.deployment(ns, "web").is_some()
+    });
+    let lease = live.get("coordination.k8s.io/v1", "Lease", &system, &format!("spindle-{ns}"));
+    assert!(lease.is_some(), "the Lease is in the namespace it made");
 }
 
 #[test]

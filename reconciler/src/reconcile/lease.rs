@@ -55,6 +55,10 @@ pub fn decide(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decis
 /// One candidate for a Lease.
 pub struct Election {
     api: Api<KubeLease>,
+    /// Where the Lease lives, made by the first round when missing (no pass, which would make
+    /// it, runs before a leader is elected).
+    namespaces: Api<k8s_openapi::api::core::v1::Namespace>,
+    namespace: String,
     name: String,
     identity: String,
     duration: Duration,
@@ -80,11 +84,27 @@ impl Election {
         duration: Duration,
     ) -> Self {
         Election {
-            api: Api::namespaced(client, namespace),
+            api: Api::namespaced(client.clone(), namespace),
+            namespaces: Api::all(client),
+            namespace: namespace.to_owned(),
             name: name.to_owned(),
             identity: identity.to_owned(),
             duration,
         }
+    }
+
+    async fn make_namespace(&self) -> Result<()> {
+        let namespace = serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace},
+        });
+        let params = kube::api::PatchParams::apply(spindle_render::MANAGER);
+        self.namespaces
+            .patch(&self.namespace, &params, &kube::api::Patch::Apply(&namespace))
+            .await
+            .map_err(|err| {
+                crate::cluster::readable(err, &format!("Namespace {}", self.namespace), "create")
+            })?;
+        Ok(())
     }
 
     /// This candidate's identity.
@@ -141,7 +161,13 @@ impl Election {
                     },
                     spec: Some(spec(None, true)),
                 };
-                self.api.create(&PostParams::default(), &lease).await
+                match self.api.create(&PostParams::default(), &lease).await {
+                    Err(kube::Error::Api(status)) if status.code == 404 => {
+                        self.make_namespace().await?;
+                        self.api.create(&PostParams::default(), &lease).await
+                    }
+                    written => written,
+                }
             }
             (decision, Some(mut lease)) => {
                 // The resourceVersion read stays on the object: a concurrent write fails.

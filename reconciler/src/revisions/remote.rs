@@ -122,9 +122,12 @@ impl Remote {
             Follow::Commit(_) => vec!["+refs/heads/*:refs/heads/*".to_owned()],
         };
         let mut options = FetchOptions::new();
+        // Pruned: a tag (or branch) deleted upstream goes from the cache too, so a `v999` pushed
+        // once and deleted does not pin a `tag:` follower forever.
         options
             .remote_callbacks(self.callbacks()?)
-            .download_tags(AutotagOption::None);
+            .download_tags(AutotagOption::None)
+            .prune(git2::FetchPrune::On);
         // The local transport cannot fetch shallow; a pinned commit may be anywhere in history.
         if self.local_path().is_none() && !matches!(self.follow, Follow::Commit(_)) {
             options.depth(1);
@@ -288,7 +291,8 @@ pub fn parse_follow(text: &str) -> Result<Follow, String> {
     match text.split_once(':') {
         Some(("branch", name)) if !name.is_empty() => Ok(Follow::Branch(name.to_owned())),
         Some(("tag", pattern)) if !pattern.is_empty() => Ok(Follow::Tag(pattern.to_owned())),
-        Some(("commit", sha)) if sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit()) => {
+        // The whole object name: an abbreviation could come to name another commit pushed later.
+        Some(("commit", sha)) if sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()) => {
             Ok(Follow::Commit(sha.to_owned()))
         }
         None if !text.is_empty() => Ok(Follow::Branch(text.to_owned())),
@@ -325,12 +329,49 @@ mod tests {
     fn follow_values_parse() {
         assert_eq!(parse_follow("main"), Ok(Follow::Branch("main".into())));
         assert_eq!(parse_follow("tag:v*"), Ok(Follow::Tag("v*".into())));
+        let sha = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(
-            parse_follow("commit:abcdef1"),
-            Ok(Follow::Commit("abcdef1".into()))
+            parse_follow(&format!("commit:{sha}")),
+            Ok(Follow::Commit(sha.into()))
         );
+        assert!(parse_follow("commit:abcdef1").is_err(), "abbreviated");
         assert!(parse_follow("commit:xyz").is_err());
         assert!(parse_follow("tag:").is_err());
+    }
+
+    #[test]
+    fn a_tag_deleted_upstream_no_longer_pins_a_tag_follower() {
+        let origin_dir = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let origin = Repository::init(origin_dir.path()).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let mut commit = |message: &str| {
+            let tree = origin.find_tree(origin.index().unwrap().write_tree().unwrap()).unwrap();
+            let parents: Vec<git2::Commit> = origin
+                .head()
+                .ok()
+                .and_then(|head| head.peel_to_commit().ok())
+                .into_iter()
+                .collect();
+            let parents: Vec<&git2::Commit> = parents.iter().collect();
+            origin
+                .commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
+                .unwrap()
+        };
+        let (one, rogue) = (commit("one"), commit("rogue"));
+        origin.tag_lightweight("v1.0.0", &origin.find_object(one, None).unwrap(), false).unwrap();
+        origin.tag_lightweight("v999", &origin.find_object(rogue, None).unwrap(), false).unwrap();
+        let source = Remote {
+            url: origin_dir.path().to_string_lossy().into_owned(),
+            follow: Follow::Tag("v*".into()),
+            path: String::new(),
+            credentials: Credentials::default(),
+            cache: cache.path().to_owned(),
+            trusted: None,
+        };
+        assert_eq!(source.fetch().unwrap().commit, rogue.to_string());
+        origin.tag_delete("v999").unwrap();
+        assert_eq!(source.fetch().unwrap().commit, one.to_string(), "v999 is gone upstream");
     }
 
     #[test]
