@@ -93,6 +93,7 @@ fn table(statuses: &[Status]) -> String {
             "REASON",
             "APPLIED",
             "ATTEMPTED",
+            "LEADER",
         ]
         .map(str::to_owned),
     ];
@@ -113,6 +114,7 @@ fn table(statuses: &[Status]) -> String {
                 .as_deref()
                 .map_or("-", short)
                 .to_owned(),
+            status.leader.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
     let mut out = align(&rows);
@@ -171,6 +173,7 @@ mod tests {
             environment: "production".into(),
             last_applied_revision: Some("0123456789abcdef".into()),
             last_attempted_revision: Some("fedcba9876543210".into()),
+            leader: Some("spindle-7c9f-x2".into()),
             ..Status::default()
         };
         status.set(
@@ -180,7 +183,7 @@ mod tests {
             "environments/prod.ncl:3:5: bad",
         );
         let text = table(&[status]);
-        assert!(text.starts_with("INSTANCE  ENVIRONMENT  READY  REASON            APPLIED       ATTEMPTED\nprod      production   False  ValidationFailed  0123456789ab  fedcba987654\n"), "{text}");
+        assert!(text.starts_with("INSTANCE  ENVIRONMENT  READY  REASON            APPLIED       ATTEMPTED     LEADER\nprod      production   False  ValidationFailed  0123456789ab  fedcba987654  spindle-7c9f-x2\n"), "{text}");
         assert!(text.contains("prod is not ready: environments/prod.ncl:3:5: bad"));
     }
 }

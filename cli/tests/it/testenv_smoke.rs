@@ -153,12 +153,20 @@ fn the_registry_speaks_the_distribution_api() {
 fn pinned(tool: &str, module: &str) -> String {
     let path = format!("{}/../scripts/tools/{tool}/go.mod", env!("CARGO_MANIFEST_DIR"));
     let go_mod = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    // `require M V` or, in a require block, `M V // indirect` (tool dependencies are indirect).
     go_mod
         .lines()
-        .find_map(|line| line.strip_prefix(&format!("require {module} ")))
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            let first = words.next()?;
+            let (name, version) = if first == "require" {
+                (words.next()?, words.next()?)
+            } else {
+                (first, words.next()?)
+            };
+            (name == module && version.starts_with('v')).then(|| version.to_owned())
+        })
         .unwrap_or_else(|| panic!("{path} requires no {module}"))
-        .trim()
-        .to_owned()
 }
 
 #[tokio::test]
