@@ -54,7 +54,7 @@ impl<'a> Account<'a> {
     fn parse(text: &'a str) -> Result<Self> {
         match text.split_once('/') {
             Some((namespace, name))
-                if is_dns_label(namespace) && !name.is_empty() && !name.contains('/') =>
+                if is_dns_label(namespace) && name.split('.').all(is_dns_label) && name.len() <= 253 =>
             {
                 Ok(Account { namespace, name })
             }
@@ -87,7 +87,8 @@ const CREDENTIALS: &str = "spindle-git";
 /// The ConfigMap that holds the node policy, under [`POLICY_KEY`].
 const NODE_POLICY: &str = "spindle-node-policy";
 const POLICY_KEY: &str = "node-policy.yaml";
-/// The roles that let the reconciler impersonate `--service-account`, and only it.
+/// The roles that let the reconciler impersonate `--service-account`, and only it, are named
+/// `spindle-impersonate-NAMESPACE-NAME`.
 const IMPERSONATE: &str = "spindle-impersonate";
 
 pub fn install(args: &InstallArgs) -> Result<i32> {
@@ -147,22 +148,24 @@ fn manifests(args: &InstallArgs, policy: Option<&str>, account: Option<&Account>
     // its RBAC bounds the applies; no other user, account or group (a leaked token must not
     // become system:masters). Kept out of spindle-reconciler, in roles of their own.
     let impersonation = account.into_iter().flat_map(|account| {
-        let binding = |kind: &str, namespace: Option<&str>| {
-            let mut metadata = json!({"name": IMPERSONATE, "labels": labels});
-            if let Some(namespace) = namespace {
-                metadata["namespace"] = json!(namespace);
+        // Named for the account: two installs with different accounts keep their own grants.
+        let name = format!("{IMPERSONATE}-{}-{}", account.namespace, account.name);
+        let binding = |kind: &str, binding_namespace: Option<&str>| {
+            let mut metadata = json!({"name": name, "labels": labels});
+            if let Some(binding_namespace) = binding_namespace {
+                metadata["namespace"] = json!(binding_namespace);
             }
             json!({
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": format!("{kind}Binding"),
                 "metadata": metadata,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": IMPERSONATE},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
                 "subjects": [{"kind": "ServiceAccount", "name": "spindle", "namespace": namespace}],
             })
         };
         [
             json!({
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": {"name": IMPERSONATE, "labels": labels},
+                "metadata": {"name": name, "labels": labels},
                 "rules": [{
                     "apiGroups": [""], "resources": ["groups"], "verbs": ["impersonate"],
                     "resourceNames": account.groups(),
@@ -172,7 +175,7 @@ fn manifests(args: &InstallArgs, policy: Option<&str>, account: Option<&Account>
             // A ServiceAccount's impersonation is checked in its namespace: a Role there names it.
             json!({
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                "metadata": {"name": IMPERSONATE, "namespace": account.namespace, "labels": labels},
+                "metadata": {"name": name, "namespace": account.namespace, "labels": labels},
                 "rules": [{
                     "apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"],
                     "resourceNames": [account.name],
@@ -349,8 +352,45 @@ mod tests {
         let account = Account::parse("team-a/deployer").unwrap();
         assert_eq!((account.namespace, account.name), ("team-a", "deployer"));
         assert_eq!(account.groups()[1], "system:serviceaccounts:team-a");
-        for bad in ["deployer", "/deployer", "team-a/", "Team/x", "a/b/c", "-a/x"] {
+        for bad in ["deployer", "/deployer", "team-a/", "Team/x", "a/b/c", "-a/x", "a/x:y", "a/X"] {
             assert!(Account::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_impersonation_roles_bind_the_reconciler_and_name_only_its_account() {
+        let args = InstallArgs {
+            print: true,
+            repo: "https://git.example.com/r.git".into(),
+            follow: "main".into(),
+            env: "production".into(),
+            namespace: "spindle-system".into(),
+            image: None,
+            node_policy: None,
+            service_account: Some("team-a/deployer".into()),
+        };
+        let account = Account::parse("team-a/deployer").unwrap();
+        let objects = manifests(&args, None, Some(&account));
+        let ours: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["metadata"]["name"] == "spindle-impersonate-team-a-deployer")
+            .collect();
+        assert_eq!(ours.len(), 4);
+        for object in &ours {
+            if let Some(subjects) = object["subjects"].as_array() {
+                assert_eq!(
+                    subjects,
+                    &[json!({"kind": "ServiceAccount", "name": "spindle", "namespace": "spindle-system"})]
+                );
+            }
+            for rule in object["rules"].as_array().into_iter().flatten() {
+                assert!(rule["resourceNames"].as_array().is_some_and(|n| !n.is_empty()), "{rule}");
+            }
+        }
+        let none = manifests(&InstallArgs { service_account: None, ..args }, None, None);
+        assert!(
+            !serde_json::to_string(&none).unwrap().contains("impersonate"),
+            "the shipped manifests impersonate no one"
+        );
     }
 }

@@ -114,7 +114,11 @@ fn table(statuses: &[Status]) -> String {
                 .as_deref()
                 .map_or("-", short)
                 .to_owned(),
-            status.leader.clone().unwrap_or_else(|| "-".to_owned()),
+            // The Lease's holder: whoever may write the Lease chose it.
+            status.leader.as_deref().map_or_else(
+                || "-".to_owned(),
+                |leader| leader.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect(),
+            ),
         ]);
     }
     let mut out = align(&rows);

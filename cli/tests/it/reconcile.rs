@@ -1193,7 +1193,7 @@ fn install_impersonation(live: &Live, account: &str) {
     assert_ok(&manifests);
     for document in manifests.stdout.split("---\n").filter(|d| !d.trim().is_empty()) {
         let object = Object::new(serde_yaml::from_str(document).unwrap());
-        if object.name() == "spindle-impersonate" {
+        if object.name().starts_with("spindle-impersonate-") {
             live.runtime
                 .block_on(live.cluster.apply(&object, false))
                 .unwrap_or_else(|err| panic!("{}: {err:#}", object.display_name()));
@@ -1205,20 +1205,19 @@ fn install_impersonation(live: &Live, account: &str) {
 /// `groups` or `serviceaccounts` resource; the last in `namespace`), asked with a
 /// SubjectAccessReview.
 fn reconciler_may_impersonate(live: &Live, resource: &str, namespace: &str, name: &str) -> bool {
-    let review = Object::new(json!({
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "metadata": {"name": "-"},
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    // A review's metadata must be empty: built typed, not as a rendered object.
+    let review: SubjectAccessReview = serde_json::from_value(json!({
         "spec": {
             "user": "system:serviceaccount:spindle-system:spindle",
             "groups": ["system:serviceaccounts", "system:serviceaccounts:spindle-system", "system:authenticated"],
             "resourceAttributes": {"verb": "impersonate", "resource": resource, "namespace": namespace, "name": name},
         },
-    }));
-    let api = live.cluster.api(&review).unwrap();
-    let value: kube::api::DynamicObject = serde_json::from_value(review.into_value()).unwrap();
-    let answer = live.runtime.block_on(api.create(&Default::default(), &value)).unwrap();
-    answer.data["status"]["allowed"] == true
+    }))
+    .unwrap();
+    let reviews: kube::Api<SubjectAccessReview> = kube::Api::all(live.cluster.client().clone());
+    let answer = live.runtime.block_on(reviews.create(&Default::default(), &review)).unwrap();
+    answer.status.expect("a review has a status").allowed
 }
 
 #[test]
@@ -1280,8 +1279,8 @@ fn documented_permissions() -> (BTreeSet<(String, String)>, BTreeSet<(String, St
 
 /// What the apiserver says the reconciler's account may do in `namespace`
 /// (SelfSubjectRulesReview), as (resource, verb) pairs; the self-review rules every
-/// authenticated user has are left out, and so is `impersonate`, which tests of
-/// `--service-account` grant beside (and which
+/// authenticated user has are left out, and so are the `impersonate` grants by `resourceNames`
+/// that tests of `--service-account` add beside (which
 /// `the_shipped_reconciler_impersonates_no_one_and_service_account_only_its_account` covers).
 fn reviewed_permissions(namespace: &str) -> BTreeSet<(String, String)> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1308,8 +1307,9 @@ fn reviewed_permissions(namespace: &str) -> BTreeSet<(String, String)> {
             if groups.iter().any(|g| g.ends_with("authorization.k8s.io") || g == "authentication.k8s.io") {
                 continue;
             }
+            let named = rule.resource_names.as_ref().is_some_and(|names| !names.is_empty());
             for resource in rule.resources.unwrap_or_default() {
-                for verb in rule.verbs.iter().filter(|verb| *verb != "impersonate") {
+                for verb in rule.verbs.iter().filter(|verb| !(named && *verb == "impersonate")) {
                     granted.insert((resource.clone(), verb.clone()));
                 }
             }
@@ -1336,7 +1336,7 @@ fn token_kubeconfig(live: &Live, account: &str, path: &std::path::Path) {
     let request = json!({
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenRequest",
-        "spec": {"expirationSeconds": 7200},
+        "spec": {"expirationSeconds": 86400},
     });
     let minted: serde_json::Value = live
         .runtime
@@ -1344,7 +1344,7 @@ fn token_kubeconfig(live: &Live, account: &str, path: &std::path::Path) {
             "token",
             account,
             &Default::default(),
-            serde_json::to_vec(&request).unwrap(),
+            &request,
         ))
         .unwrap_or_else(|err| panic!("a token for ServiceAccount {account}: {err}"));
     let token = minted["status"]["token"]

@@ -129,16 +129,17 @@ fn table(out: &mut String, diff: &Diff) {
 
 /// Text a repository controls (names, versions, selectors, messages), made inert: it opens no
 /// HTML element or comment (which could hide the rest of the comment from a reviewer), no code
-/// span, no table cell, and stays on its line (a line break could start a heading or a fence).
+/// span, link, image, emphasis or table cell, escapes nothing of spindle's own, and stays on its
+/// line (a line break could start a heading or a fence). ASCII punctuation that Markdown reads
+/// is written as numeric character references, which mean the same in Markdown text and inside
+/// HTML blocks such as `<summary>`.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '`' => out.push_str("&#96;"),
-            '|' => out.push_str("\\|"),
+            '&' | '<' | '>' | '`' | '|' | '\\' | '[' | ']' | '*' | '_' | '~' | '#' => {
+                let _ = write!(out, "&#{};", c as u32);
+            }
             c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
@@ -151,7 +152,7 @@ mod tests {
     use super::*;
     use crate::diff::{ObjectChange, RuntimeRollout};
 
-    const HOSTILE: &str = "1\n\n<!-- `x` </details> | ```\r\n# heading";
+    const HOSTILE: &str = "1\n\n<!-- `x` </details> | ```\r\n# heading [a](b) *c* \\";
 
     #[test]
     fn repository_text_hides_nothing_from_a_reviewer() {
@@ -187,16 +188,30 @@ mod tests {
             conflicts: vec![HOSTILE.to_owned()],
         };
         let comment = show(&[diff]);
-        assert!(!comment.contains("<!--"), "{comment}");
-        assert!(!comment.contains("\n# heading"), "{comment}");
-        assert!(!comment.contains('\r'), "{comment}");
+        // What the comment says outside the object diffs' fences (inside them, HTML and Markdown
+        // are inert, and a fence is only closed by one of spindle's).
+        let mut prose = String::new();
+        let mut fenced = false;
+        for line in comment.lines() {
+            if line.starts_with("```") {
+                fenced = !fenced;
+                continue;
+            }
+            if !fenced {
+                prose.push_str(line);
+                prose.push('\n');
+            }
+        }
+        assert!(!fenced, "every fence is closed: {comment}");
+        for markup in ["<!--", "\n#", "`", "[", "\\", "\r"] {
+            assert!(!prose.contains(markup), "{markup:?} in {prose}");
+        }
         // Every block spindle opens is its own, and closed: two objects, two <details>.
-        assert_eq!(comment.matches("<details>").count(), 2, "{comment}");
-        assert_eq!(comment.matches("</details>").count(), 2, "{comment}");
-        assert_eq!(comment.matches("```diff").count(), 2, "{comment}");
-        assert_eq!(comment.matches("\n```\n").count(), 2, "{comment}");
+        assert_eq!(prose.matches("<details>").count(), 2, "{prose}");
+        assert_eq!(prose.matches("</details>").count(), 2, "{prose}");
+        assert_eq!(comment.matches("\n```diff\n").count(), 2, "{comment}");
         for object in ["first", "second"] {
-            assert!(comment.contains(&format!("/{object}</code>")), "{object}: {comment}");
+            assert!(prose.contains(&format!("/{object}</code>")), "{object}: {prose}");
         }
     }
 }
