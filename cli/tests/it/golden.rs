@@ -137,7 +137,7 @@ async fn every_case_renders_what_the_test_apiserver_accepts() {
                 args.push(arg.clone());
             }
         }
-        args.extend(["--revision=golden", "--kube-version", &kube_version, "-o", "json"].map(String::from));
+        args.extend(["--revision=golden", "--kube-version", kube_version.as_str(), "-o", "json"].map(String::from));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = spindle_in(&case_dir, &args);
         assert_eq!(out.code, 0, "{name}: render for {kube_version} failed:\n{}", out.stderr);
