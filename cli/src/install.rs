@@ -54,7 +54,9 @@ impl<'a> Account<'a> {
     fn parse(text: &'a str) -> Result<Self> {
         match text.split_once('/') {
             Some((namespace, name))
-                if is_dns_label(namespace) && name.split('.').all(is_dns_label) && name.len() <= 253 =>
+                if is_dns_label(namespace)
+                    && name.split('.').all(is_dns_label)
+                    && name.len() <= 253 =>
             {
                 Ok(Account { namespace, name })
             }
@@ -76,7 +78,9 @@ impl<'a> Account<'a> {
 fn is_dns_label(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 63
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !text.starts_with('-')
         && !text.ends_with('-')
 }
@@ -106,7 +110,11 @@ pub fn install(args: &InstallArgs) -> Result<i32> {
         }
         None => None,
     };
-    let account = args.service_account.as_deref().map(Account::parse).transpose()?;
+    let account = args
+        .service_account
+        .as_deref()
+        .map(Account::parse)
+        .transpose()?;
     let mut out = String::new();
     for object in manifests(args, policy.as_deref(), account.as_ref()) {
         out.push_str("---\n");
@@ -352,7 +360,16 @@ mod tests {
         let account = Account::parse("team-a/deployer").unwrap();
         assert_eq!((account.namespace, account.name), ("team-a", "deployer"));
         assert_eq!(account.groups()[1], "system:serviceaccounts:team-a");
-        for bad in ["deployer", "/deployer", "team-a/", "Team/x", "a/b/c", "-a/x", "a/x:y", "a/X"] {
+        for bad in [
+            "deployer",
+            "/deployer",
+            "team-a/",
+            "Team/x",
+            "a/b/c",
+            "-a/x",
+            "a/x:y",
+            "a/X",
+        ] {
             assert!(Account::parse(bad).is_err(), "{bad}");
         }
     }
@@ -380,16 +397,32 @@ mod tests {
             if let Some(subjects) = object["subjects"].as_array() {
                 assert_eq!(
                     subjects,
-                    &[json!({"kind": "ServiceAccount", "name": "spindle", "namespace": "spindle-system"})]
+                    &[
+                        json!({"kind": "ServiceAccount", "name": "spindle", "namespace": "spindle-system"})
+                    ]
                 );
             }
             for rule in object["rules"].as_array().into_iter().flatten() {
-                assert!(rule["resourceNames"].as_array().is_some_and(|n| !n.is_empty()), "{rule}");
+                assert!(
+                    rule["resourceNames"]
+                        .as_array()
+                        .is_some_and(|n| !n.is_empty()),
+                    "{rule}"
+                );
             }
         }
-        let none = manifests(&InstallArgs { service_account: None, ..args }, None, None);
+        let none = manifests(
+            &InstallArgs {
+                service_account: None,
+                ..args
+            },
+            None,
+            None,
+        );
         assert!(
-            !serde_json::to_string(&none).unwrap().contains("impersonate"),
+            !serde_json::to_string(&none)
+                .unwrap()
+                .contains("impersonate"),
             "the shipped manifests impersonate no one"
         );
     }

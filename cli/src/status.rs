@@ -117,7 +117,12 @@ fn table(statuses: &[Status]) -> String {
             // The Lease's holder: whoever may write the Lease chose it.
             status.leader.as_deref().map_or_else(
                 || "-".to_owned(),
-                |leader| leader.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect(),
+                |leader| {
+                    leader
+                        .chars()
+                        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                        .collect()
+                },
             ),
         ]);
     }

@@ -115,20 +115,27 @@ async fn every_case_renders_what_the_test_apiserver_accepts() {
     use spindle_render::Object;
 
     let client = crate::support::kube_client().await;
-    let version = client.apiserver_version().await.expect("the apiserver's /version");
+    let version = client
+        .apiserver_version()
+        .await
+        .expect("the apiserver's /version");
     let kube_version = format!("1.{}", version.minor.trim_end_matches('+'));
     let cluster = Cluster::connect(client).await.expect("discovery");
     let mut refused = Vec::new();
     let mut unserved = Vec::new();
     let mut accepted = 0;
     for case_dir in cases() {
-        let case: Case = toml::from_str(&std::fs::read_to_string(case_dir.join("case.toml")).unwrap())
-            .unwrap();
+        let case: Case =
+            toml::from_str(&std::fs::read_to_string(case_dir.join("case.toml")).unwrap()).unwrap();
         if case.exit != 0 {
             continue;
         }
         let name = case_dir.file_name().unwrap().to_string_lossy().into_owned();
-        let mut args = vec!["render".to_owned(), case.repo.clone(), "--offline".to_owned()];
+        let mut args = vec![
+            "render".to_owned(),
+            case.repo.clone(),
+            "--offline".to_owned(),
+        ];
         let mut given = case.args.iter();
         while let Some(arg) = given.next() {
             if arg == "--kube-version" {
@@ -137,10 +144,23 @@ async fn every_case_renders_what_the_test_apiserver_accepts() {
                 args.push(arg.clone());
             }
         }
-        args.extend(["--revision=golden", "--kube-version", kube_version.as_str(), "-o", "json"].map(String::from));
+        args.extend(
+            [
+                "--revision=golden",
+                "--kube-version",
+                kube_version.as_str(),
+                "-o",
+                "json",
+            ]
+            .map(String::from),
+        );
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = spindle_in(&case_dir, &args);
-        assert_eq!(out.code, 0, "{name}: render for {kube_version} failed:\n{}", out.stderr);
+        assert_eq!(
+            out.code, 0,
+            "{name}: render for {kube_version} failed:\n{}",
+            out.stderr
+        );
         let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
         let own = |namespace: &str| format!("golden-{}-{name}-{namespace}", std::process::id());
         let objects: Vec<Object> = list["items"]
@@ -150,7 +170,8 @@ async fn every_case_renders_what_the_test_apiserver_accepts() {
             .cloned()
             .map(|mut value| {
                 if value["kind"] == "Namespace" {
-                    value["metadata"]["name"] = json!(own(value["metadata"]["name"].as_str().unwrap()));
+                    value["metadata"]["name"] =
+                        json!(own(value["metadata"]["name"].as_str().unwrap()));
                 } else if let Some(namespace) = value["metadata"]["namespace"].as_str() {
                     value["metadata"]["namespace"] = json!(own(namespace));
                 }
@@ -160,11 +181,21 @@ async fn every_case_renders_what_the_test_apiserver_accepts() {
         let namespaces: std::collections::BTreeSet<String> = objects
             .iter()
             .filter_map(|o| o.namespace().map(str::to_owned))
-            .chain(objects.iter().filter(|o| o.kind() == "Namespace").map(|o| o.name().to_owned()))
+            .chain(
+                objects
+                    .iter()
+                    .filter(|o| o.kind() == "Namespace")
+                    .map(|o| o.name().to_owned()),
+            )
             .collect();
         for namespace in &namespaces {
-            let object = Object::new(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
-            cluster.apply(&object, false).await.unwrap_or_else(|err| panic!("{namespace}: {err:#}"));
+            let object = Object::new(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            );
+            cluster
+                .apply(&object, false)
+                .await
+                .unwrap_or_else(|err| panic!("{namespace}: {err:#}"));
         }
         for object in &objects {
             let what = format!("{name}: {}", object.display_name());
@@ -178,18 +209,33 @@ async fn every_case_renders_what_the_test_apiserver_accepts() {
             }
         }
         for namespace in &namespaces {
-            let object = Object::new(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
+            let object = Object::new(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            );
             let api = cluster.api(&object).unwrap();
             let _ = api.delete(namespace, &Default::default()).await;
         }
     }
-    assert!(refused.is_empty(), "the apiserver {kube_version} refused:\n{}", refused.join("\n"));
+    assert!(
+        refused.is_empty(),
+        "the apiserver {kube_version} refused:\n{}",
+        refused.join("\n")
+    );
     // Only SpinKube's own resources need an API the test apiserver lacks (its CRDs are
     // spin-operator's, not spindle's); anything else unserved is a render bug.
     let foreign: Vec<_> = unserved
         .iter()
-        .filter(|(_, api_version)| !api_version.split('/').next().unwrap_or("").ends_with(".spinkube.dev"))
+        .filter(|(_, api_version)| {
+            !api_version
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .ends_with(".spinkube.dev")
+        })
         .collect();
-    assert!(foreign.is_empty(), "APIs the apiserver {kube_version} does not serve: {foreign:?}");
+    assert!(
+        foreign.is_empty(),
+        "APIs the apiserver {kube_version} does not serve: {foreign:?}"
+    );
     assert!(accepted > 50, "only {accepted} objects were sent");
 }

@@ -151,7 +151,10 @@ fn the_registry_speaks_the_distribution_api() {
 
 /// The version `require`d by one of the tool modules under `scripts/tools`.
 fn pinned(tool: &str, module: &str) -> String {
-    let path = format!("{}/../scripts/tools/{tool}/go.mod", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../scripts/tools/{tool}/go.mod",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let go_mod = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
     // `require M V` or, in a require block, `M V // indirect` (tool dependencies are indirect).
     go_mod
@@ -219,19 +222,38 @@ fn helm_and_kustomize_are_the_pinned_releases_and_render() {
     .unwrap();
     let rendered = output(
         "helm",
-        &["template", "chart", "--name-template", "smoke", "--namespace", "ns", "--set", "greeting=hi"],
+        &[
+            "template",
+            "chart",
+            "--name-template",
+            "smoke",
+            "--namespace",
+            "ns",
+            "--set",
+            "greeting=hi",
+        ],
         root,
     );
-    assert!(rendered.contains("name: smoke") && rendered.contains("greeting: hi"), "{rendered}");
+    assert!(
+        rendered.contains("name: smoke") && rendered.contains("greeting: hi"),
+        "{rendered}"
+    );
 
-    std::fs::write(root.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: base\n").unwrap();
+    std::fs::write(
+        root.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: base\n",
+    )
+    .unwrap();
     std::fs::write(
         root.join("kustomization.yaml"),
         "resources: [cm.yaml]\nnamePrefix: team-\nnamespace: apps\n",
     )
     .unwrap();
     let built = output("kustomize", &["build", "."], root);
-    assert!(built.contains("name: team-base") && built.contains("namespace: apps"), "{built}");
+    assert!(
+        built.contains("name: team-base") && built.contains("namespace: apps"),
+        "{built}"
+    );
 }
 
 /// One call to the forge's REST API with the admin token: the JSON it answers, after checking the
@@ -240,7 +262,14 @@ fn forge(method: &str, path: &str, body: serde_json::Value, status: u16) -> serd
     let url = format!("{}/api/v1{path}", required_env("SPINDLE_TEST_FORGE"));
     let token = std::fs::read_to_string(required_env("SPINDLE_TEST_FORGE_TOKEN_FILE")).unwrap();
     let out = Command::new("curl")
-        .args(["-sS", "-X", method, &url, "-H", "Content-Type: application/json"])
+        .args([
+            "-sS",
+            "-X",
+            method,
+            &url,
+            "-H",
+            "Content-Type: application/json",
+        ])
         .args(["-H", &format!("Authorization: token {}", token.trim())])
         .args(["-d", &body.to_string(), "-w", "\n%{http_code}"])
         .output()
@@ -275,7 +304,10 @@ fn the_forge_takes_pull_requests_comments_and_statuses() {
                "content": base64::engine::general_purpose::STANDARD.encode("replicas: 2\n")}),
         201,
     );
-    let head = file["commit"]["sha"].as_str().expect("commit sha").to_owned();
+    let head = file["commit"]["sha"]
+        .as_str()
+        .expect("commit sha")
+        .to_owned();
     let pull = forge(
         "POST",
         &format!("/repos/{full}/pulls"),
@@ -297,7 +329,12 @@ fn the_forge_takes_pull_requests_comments_and_statuses() {
         json!({"body": "<!-- spindle:smoke -->\nedited"}),
         200,
     );
-    let comments = forge("GET", &format!("/repos/{full}/issues/{index}/comments"), json!({}), 200);
+    let comments = forge(
+        "GET",
+        &format!("/repos/{full}/issues/{index}/comments"),
+        json!({}),
+        200,
+    );
     let bodies: Vec<&str> = comments
         .as_array()
         .unwrap()
@@ -312,15 +349,37 @@ fn the_forge_takes_pull_requests_comments_and_statuses() {
         json!({"state": "failure", "context": "spindle/diff", "description": "2 objects change"}),
         201,
     );
-    let statuses = forge("GET", &format!("/repos/{full}/commits/{head}/statuses"), json!({}), 200);
+    let statuses = forge(
+        "GET",
+        &format!("/repos/{full}/commits/{head}/statuses"),
+        json!({}),
+        200,
+    );
     assert_eq!(statuses[0]["context"], "spindle/diff");
     assert_eq!(statuses[0]["status"], "failure");
 
     // Without the token the API refuses to write.
-    let url = format!("{}/api/v1/repos/{full}/issues/{index}/comments", required_env("SPINDLE_TEST_FORGE"));
+    let url = format!(
+        "{}/api/v1/repos/{full}/issues/{index}/comments",
+        required_env("SPINDLE_TEST_FORGE")
+    );
     let anonymous = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", &url])
-        .args(["-H", "Content-Type: application/json", "-d", r#"{"body":"x"}"#])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            &url,
+        ])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"body":"x"}"#,
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");

@@ -99,7 +99,11 @@ impl Election {
         });
         let params = kube::api::PatchParams::apply(spindle_render::MANAGER);
         self.namespaces
-            .patch(&self.namespace, &params, &kube::api::Patch::Apply(&namespace))
+            .patch(
+                &self.namespace,
+                &params,
+                &kube::api::Patch::Apply(&namespace),
+            )
             .await
             .map_err(|err| {
                 crate::cluster::readable(err, &format!("Namespace {}", self.namespace), "create")

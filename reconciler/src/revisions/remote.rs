@@ -345,8 +345,10 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let origin = Repository::init(origin_dir.path()).unwrap();
         let signature = git2::Signature::now("t", "t@example.com").unwrap();
-        let mut commit = |message: &str| {
-            let tree = origin.find_tree(origin.index().unwrap().write_tree().unwrap()).unwrap();
+        let commit = |message: &str| {
+            let tree = origin
+                .find_tree(origin.index().unwrap().write_tree().unwrap())
+                .unwrap();
             let parents: Vec<git2::Commit> = origin
                 .head()
                 .ok()
@@ -355,12 +357,23 @@ mod tests {
                 .collect();
             let parents: Vec<&git2::Commit> = parents.iter().collect();
             origin
-                .commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
+                .commit(
+                    Some("HEAD"),
+                    &signature,
+                    &signature,
+                    message,
+                    &tree,
+                    &parents,
+                )
                 .unwrap()
         };
         let (one, rogue) = (commit("one"), commit("rogue"));
-        origin.tag_lightweight("v1.0.0", &origin.find_object(one, None).unwrap(), false).unwrap();
-        origin.tag_lightweight("v999", &origin.find_object(rogue, None).unwrap(), false).unwrap();
+        origin
+            .tag_lightweight("v1.0.0", &origin.find_object(one, None).unwrap(), false)
+            .unwrap();
+        origin
+            .tag_lightweight("v999", &origin.find_object(rogue, None).unwrap(), false)
+            .unwrap();
         let source = Remote {
             url: origin_dir.path().to_string_lossy().into_owned(),
             follow: Follow::Tag("v*".into()),
@@ -371,7 +384,11 @@ mod tests {
         };
         assert_eq!(source.fetch().unwrap().commit, rogue.to_string());
         origin.tag_delete("v999").unwrap();
-        assert_eq!(source.fetch().unwrap().commit, one.to_string(), "v999 is gone upstream");
+        assert_eq!(
+            source.fetch().unwrap().commit,
+            one.to_string(),
+            "v999 is gone upstream"
+        );
     }
 
     #[test]

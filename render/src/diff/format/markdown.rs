@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(prose.matches("</details>").count(), 2, "{prose}");
         assert_eq!(comment.matches("\n```diff\n").count(), 2, "{comment}");
         for object in ["first", "second"] {
-            assert!(prose.contains(&format!("/{object}</code>")), "{object}: {prose}");
+            assert!(
+                prose.contains(&format!("/{object}</code>")),
+                "{object}: {prose}"
+            );
         }
     }
 }
