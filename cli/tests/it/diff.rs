@@ -141,6 +141,7 @@ fn each_kind_of_commit_gives_its_own_diff_in_every_format() {
         let text = repo.diff(&base, &head, "text");
         let markdown = repo.diff(&base, &head, "markdown");
         assert_eq!((text.code, markdown.code), (1, 1), "step {n}");
+        let shown = crate::support::as_shown(&markdown.stdout);
         for object in document["environments"][0]["objects"].as_array().unwrap() {
             let title = format!("{} shop/", object["kind"].as_str().unwrap());
             let name = object["name"].as_str().unwrap();
@@ -158,8 +159,8 @@ fn each_kind_of_commit_gives_its_own_diff_in_every_format() {
         for rollout in document["environments"][0]["runtimes"].as_array().unwrap() {
             let message = rollout["message"].as_str().unwrap();
             assert!(
-                text.stdout.contains(message) && markdown.stdout.contains(message),
-                "step {n}"
+                text.stdout.contains(message) && shown.contains(message),
+                "step {n}: {message}\n{shown}"
             );
         }
     }
@@ -251,8 +252,7 @@ fn each_kind_of_commit_gives_its_own_diff_in_every_format() {
     );
     let markdown = repo.diff(&base, &head, "markdown");
     assert!(
-        markdown
-            .stdout
+        crate::support::as_shown(&markdown.stdout)
             .contains("**Node runtimes**\n\n- shim spin 1.0.0 -> 1.1.0"),
         "{}",
         markdown.stdout
@@ -432,8 +432,8 @@ fn a_head_whose_app_imports_what_its_runtime_lacks_is_refused_and_a_base_is_not(
         "{}",
         out.stdout
     );
-    let refusal = out
-        .stdout
+    let shown = crate::support::as_shown(&out.stdout);
+    let refusal = shown
         .lines()
         .find(|line| {
             line.starts_with("- ") && line.contains("environments/prod.ncl:4:13: app `broker`")

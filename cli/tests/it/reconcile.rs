@@ -164,10 +164,33 @@ impl Live {
             .unwrap();
     }
 
-    /// Sets a Job's condition as the Job controller would when its pod ends.
+    /// Sets a Job's condition as the Job controller would when its pod ends. Kubernetes 1.31+
+    /// accepts a finished status only whole: the interim condition (`SuccessCriteriaMet`,
+    /// `FailureTarget`) beside the final one, no active pods, and a completion time for
+    /// `Complete`.
     fn finish_job(&self, namespace: &str, name: &str, condition: &str) {
         let api = self.api("batch/v1", "Job", namespace);
-        let status = json!({"status": {"conditions": [{"type": condition, "status": "True", "reason": "Test", "message": format!("marked {condition} by the test")}]}});
+        let (interim, counter) = match condition {
+            "Complete" => ("SuccessCriteriaMet", "succeeded"),
+            "Failed" => ("FailureTarget", "failed"),
+            other => panic!("a Job finishes Complete or Failed, not {other}"),
+        };
+        let job = self.runtime.block_on(api.get(name)).unwrap();
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let started = job.data["status"]["startTime"]
+            .as_str()
+            .map_or_else(|| now.clone(), str::to_owned);
+        let marked = |kind: &str| {
+            json!({"type": kind, "status": "True", "reason": "Test",
+                   "message": format!("marked {kind} by the test"), "lastTransitionTime": now})
+        };
+        let mut status = json!({"status": {
+            "conditions": [marked(interim), marked(condition)],
+            "startTime": started, "active": 0, "ready": 0, "terminating": 0, counter: 1,
+        }});
+        if counter == "succeeded" {
+            status["status"]["completionTime"] = json!(now);
+        }
         self.runtime
             .block_on(api.patch_status(
                 name,

@@ -394,3 +394,38 @@ pub fn assert_golden(name: &str, actual: &str) {
         similar::TextDiff::from_lines(&expected, actual).unified_diff()
     );
 }
+
+/// What a reader of a Markdown comment sees of its text: spindle writes what a repository
+/// controls as character references (`&#96;`, `&lt;`, ...), which a forge shows as the characters.
+pub fn as_shown(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut rest = markdown;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = rest.find(';').filter(|&end| end <= 8);
+        let decoded = end.and_then(|end| match &rest[1..end] {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            code => code
+                .strip_prefix('#')?
+                .parse::<u32>()
+                .ok()
+                .and_then(char::from_u32),
+        });
+        match (decoded, end) {
+            (Some(c), Some(end)) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            _ => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
