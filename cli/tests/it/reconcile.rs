@@ -1301,9 +1301,12 @@ fn the_shipped_reconciler_impersonates_no_one_and_service_account_only_its_accou
     );
 }
 
+/// (resource, verb) pairs an account may use.
+type Permissions = BTreeSet<(String, String)>;
+
 /// The permission table of docs/reconciler.md: (resource, verb) pairs granted cluster-wide and
 /// those granted in the reconciler's own namespace only.
-fn documented_permissions() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+fn documented_permissions() -> (Permissions, Permissions) {
     let docs = std::fs::read_to_string("../docs/reconciler.md").unwrap();
     let table = docs
         .split("| resource | verbs | scope | why |")
@@ -1335,10 +1338,7 @@ fn documented_permissions() -> (BTreeSet<(String, String)>, BTreeSet<(String, St
 /// (SelfSubjectRulesReview), as (resource, verb) pairs, leaving out the `impersonate` grants by
 /// `resourceNames` that tests of `--service-account` add beside (which
 /// `the_shipped_reconciler_impersonates_no_one_and_service_account_only_its_account` covers).
-fn reviewed_permissions(
-    kubeconfig: &std::path::Path,
-    namespace: &str,
-) -> BTreeSet<(String, String)> {
+fn reviewed_permissions(kubeconfig: &std::path::Path, namespace: &str) -> Permissions {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use kube::config::{Config, KubeConfigOptions, Kubeconfig};
