@@ -1189,10 +1189,11 @@ fn a_render_that_leaves_the_allowed_namespaces_is_refused_before_anything_is_sen
     }
 }
 
-/// Applies the shipped manifests (`spindle install --print`) but the reconciler's own Deployment
-/// and Service: its namespace, ServiceAccount and RBAC.
-fn install_rbac(live: &Live) {
-    let manifests = spindle(&["install", "--print"]);
+/// Applies the objects of `spindle install --print EXTRA...` that `wanted` picks.
+fn apply_install(live: &Live, extra: &[&str], wanted: impl Fn(&Object) -> bool) {
+    let mut args = vec!["install", "--print"];
+    args.extend_from_slice(extra);
+    let manifests = spindle(&args);
     assert_ok(&manifests);
     for document in manifests
         .stdout
@@ -1200,32 +1201,28 @@ fn install_rbac(live: &Live) {
         .filter(|d| !d.trim().is_empty())
     {
         let object = Object::new(serde_yaml::from_str(document).unwrap());
-        if matches!(object.kind(), "Deployment" | "Service") {
-            continue;
-        }
-        live.runtime
-            .block_on(live.cluster.apply(&object, false))
-            .unwrap_or_else(|err| panic!("{}: {err:#}", object.display_name()));
-    }
-}
-
-/// The roles `spindle install --print --service-account ACCOUNT` adds so that the reconciler may
-/// act as ACCOUNT (the shipped ones let it impersonate no one).
-fn install_impersonation(live: &Live, account: &str) {
-    let manifests = spindle(&["install", "--print", "--service-account", account]);
-    assert_ok(&manifests);
-    for document in manifests
-        .stdout
-        .split("---\n")
-        .filter(|d| !d.trim().is_empty())
-    {
-        let object = Object::new(serde_yaml::from_str(document).unwrap());
-        if object.name().starts_with("spindle-impersonate-") {
+        if wanted(&object) {
             live.runtime
                 .block_on(live.cluster.apply(&object, false))
                 .unwrap_or_else(|err| panic!("{}: {err:#}", object.display_name()));
         }
     }
+}
+
+/// Applies the shipped manifests but the reconciler's own Deployment and Service: its namespace,
+/// ServiceAccount and RBAC.
+fn install_rbac(live: &Live) {
+    apply_install(live, &[], |object| {
+        !matches!(object.kind(), "Deployment" | "Service")
+    });
+}
+
+/// The roles `spindle install --print --service-account ACCOUNT` adds so that the reconciler may
+/// act as ACCOUNT (the shipped ones let it impersonate no one).
+fn install_impersonation(live: &Live, account: &str) {
+    apply_install(live, &["--service-account", account], |object| {
+        object.name().starts_with("spindle-impersonate-")
+    });
 }
 
 /// Whether the apiserver lets the reconciler's ServiceAccount impersonate `name` (a `users`,
