@@ -115,15 +115,10 @@ fn table(statuses: &[Status]) -> String {
                 .map_or("-", short)
                 .to_owned(),
             // The Lease's holder: whoever may write the Lease chose it.
-            status.leader.as_deref().map_or_else(
-                || "-".to_owned(),
-                |leader| {
-                    leader
-                        .chars()
-                        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-                        .collect()
-                },
-            ),
+            status
+                .leader
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), spindle_render::diff::format::inert),
         ]);
     }
     let mut out = align(&rows);

@@ -244,6 +244,22 @@ impl Cluster {
     }
 }
 
+/// Makes Namespace `name` if it is missing (server-side applied as spindle's field manager).
+/// Needs no discovery: the Lease's first round calls it before any pass has connected.
+pub async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let namespace =
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let patch = Patch::Apply(&namespace);
+    let params = PatchParams::apply(MANAGER).force();
+    let what = format!("Namespace {name}");
+    retry(&what, || api.patch(name, &params, &patch))
+        .await
+        .map_err(|err| readable(err, &what, "apply"))?;
+    Ok(())
+}
+
 /// `err` as one line for people: `could not VERB WHAT: REASON: MESSAGE` for the apiserver's
 /// answers (not the debug dump of its Status), with a hint where one helps.
 pub fn readable(err: kube::Error, what: &str, verb: &str) -> anyhow::Error {

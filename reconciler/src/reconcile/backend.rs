@@ -163,13 +163,7 @@ impl Backend for Kube {
     }
 
     async fn ensure_namespace(&self, name: &str) -> Result<()> {
-        let namespace = Object::new(serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": name},
-        }));
-        self.cluster.apply(&namespace, false).await?;
-        Ok(())
+        crate::cluster::ensure_namespace(self.cluster.client(), name).await
     }
 
     async fn observe(&self, desired: &[Object], environment: &str) -> Result<Live> {

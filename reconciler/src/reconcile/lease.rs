@@ -55,9 +55,9 @@ pub fn decide(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decis
 /// One candidate for a Lease.
 pub struct Election {
     api: Api<KubeLease>,
+    client: kube::Client,
     /// Where the Lease lives, made by the first round when missing (no pass, which would make
     /// it, runs before a leader is elected).
-    namespaces: Api<k8s_openapi::api::core::v1::Namespace>,
     namespace: String,
     name: String,
     identity: String,
@@ -85,30 +85,12 @@ impl Election {
     ) -> Self {
         Election {
             api: Api::namespaced(client.clone(), namespace),
-            namespaces: Api::all(client),
+            client,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             identity: identity.to_owned(),
             duration,
         }
-    }
-
-    async fn make_namespace(&self) -> Result<()> {
-        let namespace = serde_json::json!({
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace},
-        });
-        let params = kube::api::PatchParams::apply(spindle_render::MANAGER);
-        self.namespaces
-            .patch(
-                &self.namespace,
-                &params,
-                &kube::api::Patch::Apply(&namespace),
-            )
-            .await
-            .map_err(|err| {
-                crate::cluster::readable(err, &format!("Namespace {}", self.namespace), "create")
-            })?;
-        Ok(())
     }
 
     /// This candidate's identity.
@@ -167,7 +149,7 @@ impl Election {
                 };
                 match self.api.create(&PostParams::default(), &lease).await {
                     Err(kube::Error::Api(status)) if status.code == 404 => {
-                        self.make_namespace().await?;
+                        crate::cluster::ensure_namespace(&self.client, &self.namespace).await?;
                         self.api.create(&PostParams::default(), &lease).await
                     }
                     written => written,

@@ -4,6 +4,7 @@ mod markdown;
 mod text;
 
 use serde_json::json;
+pub use text::inert;
 
 use super::{Action, Diff};
 

@@ -73,7 +73,7 @@ pub fn show(diff: &Diff, color: bool) -> String {
 
 /// Text a repository controls, shown on one line with no terminal control sequences: an escape
 /// character could recolour, move the cursor or erase what a reviewer reads.
-fn inert(text: &str) -> String {
+pub fn inert(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
         .collect()
